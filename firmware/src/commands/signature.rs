@@ -1,0 +1,101 @@
+//! SIGN (INS 68, §7.2): P1 = key id, P2 = algorithm byte. ECDSA answers a
+//! DER signature, RSA the raw signature of modulus length.
+
+use alloc::vec::Vec;
+use picohsm_wire::apdu::Command;
+use picohsm_wire::codes::algo;
+use picohsm_wire::sw::StatusWord;
+
+use crate::apdu::Response;
+use crate::commands::require_auth;
+use crate::crypto::hash::HashAlg;
+use crate::crypto::{ec, CryptoError};
+use crate::keys::{self, PrivateKey};
+use crate::rng::Adapter;
+use crate::Card;
+
+/// The hash of the "card hashes" algorithm bytes (`x1`..`x5`).
+pub fn hash_of(code: u8) -> Option<HashAlg> {
+    match code & 0x0F {
+        1 => Some(HashAlg::Sha1),
+        2 => Some(HashAlg::Sha224),
+        3 => Some(HashAlg::Sha256),
+        4 => Some(HashAlg::Sha384),
+        5 => Some(HashAlg::Sha512),
+        _ => None,
+    }
+}
+
+/// Loads key P1 for use with algorithm `alg`, checking authentication, the
+/// allowed-algorithm list (6985) and the use counter (6A84), and counting
+/// the use.
+pub fn key_for_use(card: &mut Card, id: u8, alg: u8) -> Result<PrivateKey, StatusWord> {
+    require_auth(card)?;
+    let mut meta = keys::meta(card, id)?;
+    if !meta.allows(alg) {
+        return Err(StatusWord::CONDITIONS);
+    }
+    if meta.use_counter == Some(0) {
+        return Err(StatusWord::FILE_FULL);
+    }
+    let (key, _) = keys::load(card, id)?;
+    if let Some(n) = meta.use_counter {
+        meta.use_counter = Some(n - 1);
+        keys::set_meta(card, id, &meta)?;
+    }
+    Ok(key)
+}
+
+fn crypto_sw(e: CryptoError) -> StatusWord {
+    match e {
+        CryptoError::InvalidInput => StatusWord::WRONG_DATA,
+        _ => StatusWord::EXEC_ERROR,
+    }
+}
+
+/// Runs SIGN.
+pub fn run(card: &mut Card, cmd: &Command<'_>) -> Response {
+    let alg = cmd.p2;
+    let key = key_for_use(card, cmd.p1, alg)?;
+    let data = cmd.data;
+    match (&key, alg) {
+        (PrivateKey::Ec { curve, d }, algo::ECDSA) => {
+            if data.is_empty() {
+                return Err(StatusWord::WRONG_LENGTH);
+            }
+            let raw = ec::sign_prehash(*curve, d, data).map_err(crypto_sw)?;
+            Ok(ec::raw_to_der(&raw))
+        }
+        (PrivateKey::Ec { curve, d }, algo::ECDSA_SHA1..=algo::ECDSA_SHA512) => {
+            let h = hash_of(alg).ok_or(StatusWord::FUNC_NOT_SUPPORTED)?;
+            let raw = ec::sign_prehash(*curve, d, &h.digest(data)).map_err(crypto_sw)?;
+            Ok(ec::raw_to_der(&raw))
+        }
+        (PrivateKey::Rsa(k), algo::RSA_RAW) => Ok(k
+            .raw_private(data, &mut Adapter(&mut *card.rng))
+            .map_err(crypto_sw)?
+            .to_vec()),
+        (PrivateKey::Rsa(k), algo::RSA_PKCS1) => k.sign_pkcs1v15_raw(data).map_err(crypto_sw),
+        (PrivateKey::Rsa(k), algo::RSA_PKCS1_SHA1..=algo::RSA_PKCS1_SHA512) => {
+            let h = hash_of(alg).ok_or(StatusWord::FUNC_NOT_SUPPORTED)?;
+            k.sign_pkcs1v15(h, &h.digest(data)).map_err(crypto_sw)
+        }
+        (PrivateKey::Rsa(k), algo::RSA_PSS) => {
+            let (h, digest): (HashAlg, Vec<u8>) = match HashAlg::from_digest_info(data) {
+                Some((h, d)) => (h, d.to_vec()),
+                None => (
+                    HashAlg::from_len(data.len()).ok_or(StatusWord::WRONG_DATA)?,
+                    data.to_vec(),
+                ),
+            };
+            k.sign_pss(h, &digest, &mut Adapter(&mut *card.rng))
+                .map_err(crypto_sw)
+        }
+        (PrivateKey::Rsa(k), algo::RSA_PSS_SHA1..=algo::RSA_PSS_SHA512) => {
+            let h = hash_of(alg).ok_or(StatusWord::FUNC_NOT_SUPPORTED)?;
+            k.sign_pss(h, &h.digest(data), &mut Adapter(&mut *card.rng))
+                .map_err(crypto_sw)
+        }
+        _ => Err(StatusWord::FUNC_NOT_SUPPORTED),
+    }
+}

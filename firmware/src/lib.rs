@@ -1,0 +1,173 @@
+//! The Pico HSM card side: the SmartCard-HSM command set in Rust.
+//!
+//! The core is `no_std` + `alloc`: it sees the world only through [`Storage`]
+//! (the flash image and the OTP area) and a random source ([`CardRng`]). With
+//! the `std` feature the crate also builds `picohsm-vcard`, which runs the
+//! card as a vsmartcard `vpcd` client behind pcscd (protocol reference §10).
+//!
+//! Layout: [`apdu`] turns bytes into commands (lengths, chaining, GET
+//! RESPONSE) once for all instructions; `commands/` has one file per
+//! instruction; [`store`] is the file system; [`pin`], [`keys`], [`dkek`]
+//! hold the secrets at rest; [`session`] is what a SELECT clears.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod apdu;
+pub mod commands;
+pub mod crypto;
+pub mod device;
+pub mod dkek;
+#[cfg(feature = "std")]
+pub mod host;
+pub mod keys;
+pub mod pin;
+pub mod pkcs15;
+pub mod request;
+pub mod rng;
+pub mod seal;
+pub mod session;
+pub mod store;
+#[cfg(test)]
+pub(crate) mod testutil;
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use picohsm_wire::codes::{self, fid};
+use zeroize::Zeroizing;
+
+pub use rng::CardRng;
+
+/// Persistent memory of the card: the flash image, or the OTP area.
+///
+/// The card keeps its whole file system in RAM and hands the complete,
+/// serialised image to [`Storage::store`] after every change; an
+/// implementation must make that replacement atomic (the previous image stays
+/// loadable if the write is interrupted).
+pub trait Storage: Send {
+    /// The last image stored, or `None` for a blank device.
+    fn load(&mut self) -> Option<Vec<u8>>;
+    /// Replace the image atomically.
+    fn store(&mut self, image: &[u8]) -> Result<(), StorageError>;
+}
+
+/// Why a [`Storage`] write failed; the card answers `6581` (memory failure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageError;
+
+/// Why a card could not be brought up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardError(pub &'static str);
+
+impl core::fmt::Display for CardError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Options of a card instance.
+#[derive(Debug, Clone, Default)]
+pub struct CardConfig {
+    /// A CV certificate chain to install in EF 2F02 (device certificate
+    /// first); its first certificate must be for this device's key.
+    pub device_chain: Option<Vec<u8>>,
+}
+
+/// One Pico HSM: file system, secrets, session, and the APDU layer.
+pub struct Card {
+    pub(crate) fs: store::FileStore,
+    pub(crate) otp: Zeroizing<[u8; 32]>,
+    pub(crate) rng: Box<dyn CardRng>,
+    pub(crate) session: session::Session,
+    pub(crate) applet_selected: bool,
+    /// Success status other than 9000 set by the command just run (9001).
+    pub(crate) ok_sw: Option<picohsm_wire::sw::StatusWord>,
+    io: apdu::Io,
+}
+
+impl Card {
+    /// Brings up a card from its flash and OTP images, creating the device
+    /// secret, the device key and the default chain on first start.
+    pub fn new(
+        flash: Box<dyn Storage>,
+        mut otp: Box<dyn Storage>,
+        rng: Box<dyn CardRng>,
+        config: CardConfig,
+    ) -> Result<Card, CardError> {
+        let mut rng = rng;
+        let secret = match otp.load() {
+            Some(v) if v.len() == 32 => {
+                let mut s = [0u8; 32];
+                s.copy_from_slice(&v);
+                s
+            }
+            Some(_) => return Err(CardError("the OTP image is damaged")),
+            None => {
+                let mut s = [0u8; 32];
+                rng.fill(&mut s);
+                otp.store(&s)
+                    .map_err(|_| CardError("cannot write the OTP image"))?;
+                s
+            }
+        };
+        let mut card = Card {
+            fs: store::FileStore::open(flash),
+            otp: Zeroizing::new(secret),
+            rng,
+            session: session::Session::default(),
+            applet_selected: false,
+            ok_sw: None,
+            io: apdu::Io::default(),
+        };
+        device::ensure_identity(&mut card, config.device_chain.as_deref())?;
+        Ok(card)
+    }
+
+    /// The ATR (§2.1).
+    pub fn atr(&self) -> &'static [u8] {
+        codes::ATR
+    }
+
+    /// Power-on or reset: all volatile state is lost, the applet is deselected.
+    pub fn power_on(&mut self) {
+        self.session.clear();
+        self.applet_selected = false;
+        self.io = apdu::Io::default();
+    }
+
+    /// Power-off: as a reset.
+    pub fn power_off(&mut self) {
+        self.power_on();
+    }
+
+    /// Processes one command APDU and returns the response (data ‖ SW1 SW2).
+    pub fn transmit(&mut self, command: &[u8]) -> Vec<u8> {
+        apdu::transmit(self, command)
+    }
+
+    /// The device name: CHR of the first certificate in EF 2F02 (§3.3).
+    pub fn device_name(&self) -> Vec<u8> {
+        self.fs
+            .get(fid::EF_DEVAUT)
+            .and_then(picohsm_wire::cvc::first_chr)
+            .unwrap_or(device::DEFAULT_NAME)
+            .to_vec()
+    }
+
+    /// Whether PKA is configured (EF 10C0 byte 0 > 0, §6.1).
+    pub fn pka_enabled(&self) -> bool {
+        self.fs
+            .get(commands::initialize::EF_PKA)
+            .is_some_and(|p| p.first().is_some_and(|n| *n > 0))
+    }
+
+    /// Device options (EF 100E, §4.2).
+    pub fn options(&self) -> u16 {
+        self.fs
+            .get(commands::initialize::EF_OPTIONS)
+            .filter(|o| o.len() == 2)
+            .map_or(0, |o| u16::from_be_bytes([o[0], o[1]]))
+    }
+}

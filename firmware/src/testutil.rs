@@ -1,0 +1,67 @@
+//! In-memory storage and a deterministic RNG for unit tests.
+
+extern crate std;
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use std::sync::Mutex;
+
+use crate::{Storage, StorageError};
+
+#[derive(Default)]
+struct Inner {
+    image: Option<Vec<u8>>,
+    fail: bool,
+}
+
+/// Storage in RAM, shared between clones (so a test can "restart" a card).
+#[derive(Clone, Default)]
+pub struct MemStorage(Arc<Mutex<Inner>>);
+
+impl MemStorage {
+    /// Flips a byte of the stored image.
+    pub fn corrupt(&self) {
+        if let Some(img) = self.0.lock().unwrap().image.as_mut() {
+            let n = img.len() / 2;
+            img[n] ^= 0xFF;
+        }
+    }
+    /// Makes later writes fail.
+    pub fn fail_writes(&self, fail: bool) {
+        self.0.lock().unwrap().fail = fail;
+    }
+}
+
+impl Storage for MemStorage {
+    fn load(&mut self) -> Option<Vec<u8>> {
+        self.0.lock().unwrap().image.clone()
+    }
+    fn store(&mut self, image: &[u8]) -> Result<(), StorageError> {
+        let mut g = self.0.lock().unwrap();
+        if g.fail {
+            return Err(StorageError);
+        }
+        g.image = Some(image.to_vec());
+        Ok(())
+    }
+}
+
+/// A deterministic generator (xorshift) — tests only, never a card.
+pub struct TestRng(u64);
+
+impl Default for TestRng {
+    fn default() -> Self {
+        TestRng(0x9E37_79B9_7F4A_7C15)
+    }
+}
+
+impl crate::CardRng for TestRng {
+    fn fill(&mut self, buf: &mut [u8]) {
+        for b in buf {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            *b = self.0 as u8;
+        }
+    }
+}
