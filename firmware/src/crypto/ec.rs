@@ -16,8 +16,8 @@
 use alloc::vec::Vec;
 
 use ecdsa::{
-    signature::hazmat::{PrehashSigner, PrehashVerifier},
-    DigestAlgorithm, EcdsaCurve, Signature, SignatureSize, SigningKey, VerifyingKey,
+    signature::hazmat::PrehashVerifier, DigestAlgorithm, EcdsaCurve, Signature, SignatureSize,
+    VerifyingKey,
 };
 use elliptic_curve::{
     array::ArraySize,
@@ -117,8 +117,14 @@ where
     }
 
     fn sign(private: &[u8], z: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let key = SigningKey::<C>::from(secret_key::<C>(private)?);
-        let sig: Signature<C> = key.sign_prehash(z).map_err(|_| CryptoError::Failed)?;
+        // Straight from the scalar: building a SigningKey would also compute
+        // the public key, a second scalar multiplication per signature.
+        let secret = secret_key::<C>(private)?;
+        let (sig, _) = ecdsa::hazmat::sign_prehashed_rfc6979::<C, C::Digest>(
+            &secret.to_nonzero_scalar(),
+            z,
+            &[],
+        );
         Ok(sig.to_vec())
     }
 
