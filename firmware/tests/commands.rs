@@ -718,3 +718,33 @@ fn malformed_apdus_never_panic() {
     t.login();
     assert_eq!(t.cmd(0x80, 0x68, 1, 0x70, &[3u8; 32], 65536).1, 0x9000);
 }
+
+#[test]
+fn enumerate_lists_descriptors_with_id_zero() {
+    let mut t = T::new();
+    t.init(&[]);
+    t.login();
+    // OpenSC stores its first data object as CF00 with descriptor C900.
+    assert_eq!(
+        t.cmd(0, 0xD7, 0xC9, 0, &[0x54, 2, 0, 0, 0x53, 1, 0x30], 0)
+            .1,
+        0x9000
+    );
+    assert_eq!(
+        t.cmd(0, 0xD7, 0xC8, 0, &[0x54, 2, 0, 0, 0x53, 1, 0x30], 0)
+            .1,
+        0x9000
+    );
+    let (list, _) = t.raw(&[0x80, 0x58, 0, 0, 0, 0, 0]);
+    let fids: Vec<&[u8]> = list.chunks(2).collect();
+    assert_eq!(
+        &fids[..2],
+        &[&[0xC4u8, 0][..], &[0xCC, 0][..]],
+        "device key first"
+    );
+    assert!(
+        fids.contains(&&[0xC9u8, 0][..]) && fids.contains(&&[0xC8u8, 0][..]),
+        "{list:02X?}"
+    );
+    assert_eq!(fids.iter().filter(|f| **f == [0xCC, 0]).count(), 1);
+}

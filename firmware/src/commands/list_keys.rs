@@ -26,7 +26,7 @@ pub fn run(card: &mut Card, cmd: &Command<'_>) -> Response {
         fid::DCOD_PREFIX,
     ] {
         for f in card.fs.fids() {
-            if (f >> 8) as u8 == prefix && f & 0xFF != 0 {
+            if (f >> 8) as u8 == prefix && f != 0xC400 && f != fid::DEVICE_KEY {
                 out.extend_from_slice(&f.to_be_bytes());
             }
         }

@@ -1,0 +1,142 @@
+//! `picohsm-vcard`: a Pico HSM as a virtual smart card behind pcscd.
+//!
+//! Connects to the vsmartcard `vpcd` driver loaded by pcscd (TCP, port 35963
+//! for the first reader) and serves the card until SIGTERM or SIGINT, when it
+//! exits with status 0. The card's flash image is `--flash FILE`, its OTP area
+//! (the device secret) `FILE.otp`; both are replaced atomically on every
+//! write.
+
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::Parser;
+use picohsm_firmware::host::{ApduLog, Client, FileStorage};
+use picohsm_firmware::{Card, CardConfig, Storage};
+
+/// Runs a Pico HSM (SmartCard-HSM command set) as a virtual smart card for
+/// pcscd's vsmartcard vpcd driver.
+#[derive(Parser, Debug)]
+#[command(
+    name = "picohsm-vcard",
+    version,
+    after_help = "Connection events are logged to stderr; set RUST_LOG (error, warn, info, debug) \
+                  to choose how much. Stop with SIGTERM or SIGINT (exit status 0)."
+)]
+struct Args {
+    /// The card's flash image (created on first start). The OTP area that
+    /// holds the device secret is kept next to it in FILE.otp; together they
+    /// are the card: keep them private and back them up together.
+    #[arg(long, value_name = "FILE")]
+    flash: PathBuf,
+
+    /// TCP port of the vpcd reader slot (35963 = first slot of the default
+    /// vpcd configuration, 35964 = second).
+    #[arg(long, default_value_t = 35963)]
+    port: u16,
+
+    /// Host where pcscd with the vpcd driver runs.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+
+    /// Append every command APDU ("> 00 A4 ...") and response ("< 90 00") to
+    /// FILE. WARNING: this log contains PINs, SO PINs and any other secret
+    /// sent to the card, in clear. Use it for tests and debugging only.
+    #[arg(long, value_name = "FILE")]
+    apdu_log: Option<PathBuf>,
+
+    /// A CV certificate chain (device certificate first, binary) to install
+    /// as the device chain in EF 2F02.
+    #[arg(long, value_name = "FILE")]
+    chain: Option<PathBuf>,
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = OsString::from(path.as_os_str());
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn run(args: Args) -> Result<(), String> {
+    if let Some(dir) = args.flash.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create the directory {}: {e}", dir.display()))?;
+    }
+
+    // One process per image: two cards writing the same file would lose data.
+    let lock_path = with_suffix(&args.flash, ".lock");
+    let lock = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+    lock.try_lock().map_err(|_| {
+        format!(
+            "{} is in use by another picohsm-vcard (lock {} is held); stop that one first",
+            args.flash.display(),
+            lock_path.display()
+        )
+    })?;
+
+    let flash = FileStorage::new(&args.flash);
+    let otp = FileStorage::new(with_suffix(&args.flash, ".otp"));
+    for s in [&flash, &otp] {
+        s.check()
+            .map_err(|e| format!("cannot read {}: {e}", s.path().display()))?;
+    }
+
+    let device_chain = match &args.chain {
+        Some(p) => Some(
+            std::fs::read(p).map_err(|e| format!("cannot read the chain {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+
+    let apdu_log = match &args.apdu_log {
+        Some(p) => Some(
+            ApduLog::open(p)
+                .map_err(|e| format!("cannot open the APDU log {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| format!("cannot install the signal handler: {e}"))?;
+    }
+
+    let flash: Box<dyn Storage> = Box::new(flash);
+    let otp: Box<dyn Storage> = Box::new(otp);
+    let rng = Box::new(rand_core::UnwrapErr(getrandom::SysRng));
+    let card = Card::new(flash, otp, rng, CardConfig { device_chain })
+        .map_err(|e| format!("cannot start the card on {}: {e}", args.flash.display()))?;
+    log::info!("card ready, flash image {}", args.flash.display());
+    if apdu_log.is_some() {
+        log::warn!("APDU log enabled: it records PINs in clear");
+    }
+
+    let mut client = Client::new(card, args.host, args.port, stop);
+    if let Some(l) = apdu_log {
+        client = client.with_apdu_log(l);
+    }
+    client.run();
+    drop(lock);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("picohsm-vcard: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! [`Storage`] on a file, replaced atomically.
+//!
+//! `store` writes the whole image to `PATH.tmp`, fsyncs it, renames it over
+//! `PATH` and fsyncs the directory. A crash at any point leaves either the old
+//! or the new image at `PATH`, never a mix; a stale `PATH.tmp` left behind by
+//! an interrupted write is ignored by `load` and overwritten by the next
+//! `store`.
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::{Storage, StorageError};
+
+/// A flash or OTP image kept in one file.
+#[derive(Debug, Clone)]
+pub struct FileStorage {
+    path: PathBuf,
+}
+
+impl FileStorage {
+    /// Storage backed by `path`. Nothing is touched until the first
+    /// [`Storage::load`] or [`Storage::store`]; a missing file is a blank
+    /// device.
+    pub fn new(path: impl Into<PathBuf>) -> FileStorage {
+        FileStorage { path: path.into() }
+    }
+
+    /// The image file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The temporary file a `store` writes before renaming: `PATH.tmp`.
+    pub fn tmp_path(&self) -> PathBuf {
+        let mut name = OsString::from(self.path.as_os_str());
+        name.push(".tmp");
+        PathBuf::from(name)
+    }
+
+    /// Checks that the image can be read (or does not exist yet), so that a
+    /// caller can fail with a clear message before a card is built on it.
+    pub fn check(&self) -> io::Result<()> {
+        match fs::read(&self.path) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn write_atomically(&self, image: &[u8]) -> io::Result<()> {
+        let tmp = self.tmp_path();
+        {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(image)?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, &self.path)?;
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        File::open(dir)?.sync_all()
+    }
+}
+
+impl Storage for FileStorage {
+    /// Reads the image, or `None` if the file does not exist.
+    ///
+    /// # Panics
+    ///
+    /// If the file exists but cannot be read: treating it as a blank device
+    /// would let the card create a new identity over the old one.
+    fn load(&mut self) -> Option<Vec<u8>> {
+        match fs::read(&self.path) {
+            Ok(image) => Some(image),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => panic!(
+                "cannot read the image {}: {e}; refusing to treat it as a blank device",
+                self.path.display()
+            ),
+        }
+    }
+
+    fn store(&mut self, image: &[u8]) -> Result<(), StorageError> {
+        self.write_atomically(image).map_err(|e| {
+            log::error!("cannot write the image {}: {e}", self.path.display());
+            StorageError
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> TempDir {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "picohsm-fs-test-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = fs::remove_dir_all(&p);
+            fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn missing_file_is_blank() {
+        let d = TempDir::new();
+        let mut s = FileStorage::new(d.0.join("card.flash"));
+        assert_eq!(s.load(), None);
+        s.check().unwrap();
+    }
+
+    #[test]
+    fn round_trip_and_replace() {
+        let d = TempDir::new();
+        let path = d.0.join("card.flash");
+        let mut s = FileStorage::new(&path);
+        s.store(b"first image").unwrap();
+        assert_eq!(s.load().as_deref(), Some(&b"first image"[..]));
+        s.store(b"2nd").unwrap();
+        assert_eq!(s.load().as_deref(), Some(&b"2nd"[..]));
+        // A new instance on the same file sees the same image.
+        assert_eq!(FileStorage::new(&path).load().as_deref(), Some(&b"2nd"[..]));
+        assert!(!s.tmp_path().exists(), "the temporary file is renamed away");
+        let mode = fs::metadata(&path).unwrap().permissions();
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o077, 0);
+        s.store(b"").unwrap();
+        assert_eq!(s.load().as_deref(), Some(&b""[..]));
+    }
+
+    #[test]
+    fn leftover_tmp_is_ignored() {
+        let d = TempDir::new();
+        let path = d.0.join("card.flash");
+        let mut s = FileStorage::new(&path);
+        assert_eq!(s.tmp_path(), d.0.join("card.flash.tmp"));
+
+        // Interrupted before the first rename: still a blank device.
+        fs::write(s.tmp_path(), b"half-writ").unwrap();
+        assert_eq!(s.load(), None);
+
+        s.store(b"good image").unwrap();
+        // Interrupted after writing the temporary file, before the rename.
+        fs::write(s.tmp_path(), b"torn").unwrap();
+        assert_eq!(s.load().as_deref(), Some(&b"good image"[..]));
+        assert_eq!(
+            FileStorage::new(&path).load().as_deref(),
+            Some(&b"good image"[..])
+        );
+
+        // The next store overwrites the stale temporary file.
+        s.store(b"newer image").unwrap();
+        assert_eq!(s.load().as_deref(), Some(&b"newer image"[..]));
+        assert!(!s.tmp_path().exists());
+    }
+
+    #[test]
+    fn relative_path_in_cwd_has_a_directory() {
+        // `parent()` of a bare file name is "", which must mean ".".
+        let s = FileStorage::new("x.flash");
+        assert_eq!(s.tmp_path(), PathBuf::from("x.flash.tmp"));
+    }
+
+    #[test]
+    fn store_into_missing_directory_fails() {
+        let d = TempDir::new();
+        let mut s = FileStorage::new(d.0.join("no/such/dir/card.flash"));
+        assert_eq!(s.store(b"x"), Err(StorageError));
+    }
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The project's test command: prepares pcscd + vpcd (scripts/setup-env.sh),
+# builds everything, then runs every test, the end-to-end ones included
+# (they start picohsm-vcard cards in up to 8 vpcd readers, in parallel).
+# Extra arguments are passed to `cargo test` (e.g. a test name filter).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "scripts/setup-env.sh"
+scripts/setup-env.sh
+
+step "cargo build --workspace --all-targets --features picohsm-firmware/std"
+cargo build --workspace --all-targets --features picohsm-firmware/std
+
+step "cargo build -p picohsm-firmware --features std --bins"
+cargo build -p picohsm-firmware --features std --bins
+
+step "cargo build -p picohsm-firmware (no_std + alloc core)"
+cargo build -p picohsm-firmware
+
+# A bare-metal build proves the core really is no_std. thumbv8m.main (RP2350,
+# Cortex-M33) works. thumbv6m (RP2040, Cortex-M0+) does not build today:
+# crypto-bigint 0.7 with `alloc` uses alloc::sync::Arc, which targets without
+# atomic compare-and-swap lack; set PICOHSM_CHECK_THUMBV6M=1 to try it anyway.
+NOSTD_TARGETS=(thumbv8m.main-none-eabihf)
+if [ "${PICOHSM_CHECK_THUMBV6M:-0}" = 1 ]; then
+    NOSTD_TARGETS+=(thumbv6m-none-eabi)
+fi
+for target in "${NOSTD_TARGETS[@]}"; do
+    if rustup target list --installed 2>/dev/null | grep -qx "$target" || rustup target add "$target"; then
+        step "cargo build -p picohsm-firmware --lib --target $target"
+        cargo build -p picohsm-firmware --lib --target "$target"
+    else
+        step "SKIPPED: cargo build --target $target (rustup cannot install the target)"
+    fi
+done
+
+step "cargo test --workspace --features picohsm-firmware/std $*"
+cargo test --workspace --features picohsm-firmware/std "$@"
+
+step "all tests passed"

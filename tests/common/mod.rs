@@ -1,0 +1,697 @@
+//! End-to-end test harness: Pico HSM virtual cards (`picohsm-vcard`) behind
+//! the real pcscd + vsmartcard vpcd, and wrappers for OpenSC's tools.
+//!
+//! Needs the environment of `scripts/setup-env.sh`: pcscd running with 8 vpcd
+//! readers on TCP 35963..=35970 (see [`READERS`]). Up to 8 cards can run at
+//! once, across test threads and test processes: a port is taken with an
+//! exclusive `flock` on a lock file in the system temp directory.
+//!
+//! OpenSC's PKCS#11 module shows only 4 readers unless told otherwise; the
+//! harness writes an OpenSC configuration with more virtual slots and points
+//! `OPENSC_CONF` at it, both for the tools it runs and (from the first
+//! [`VCard`] started) for the test process itself, so that `opensc-pkcs11.so`
+//! loaded in-process sees every reader too.
+#![allow(dead_code)]
+
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// vpcd TCP port ↔ PC/SC reader name, as configured by `scripts/setup-env.sh`
+/// (port = vpcd CHANNELID + slot; found by experiment on Debian 12 with
+/// pcsc-lite 1.9.9 and vsmartcard-vpcd 3.3).
+pub const READERS: [(u16, &str); 8] = [
+    (35963, "Virtual PCD 00 00"),
+    (35964, "Virtual PCD 00 01"),
+    (35965, "Virtual PCD 8C7D 00 00"),
+    (35966, "Virtual PCD 8C7D 00 01"),
+    (35967, "Virtual PCD 8C7F 00 00"),
+    (35968, "Virtual PCD 8C7F 00 01"),
+    (35969, "Virtual PCD 8C81 00 00"),
+    (35970, "Virtual PCD 8C81 00 01"),
+];
+
+/// How long a card may take to show up in (or leave) its reader.
+const PRESENCE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long to wait for free ports when all 8 are in use.
+const PORT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The reader name for a vpcd port.
+pub fn reader_for_port(port: u16) -> &'static str {
+    READERS
+        .iter()
+        .find(|(p, _)| *p == port)
+        .map(|(_, r)| *r)
+        .unwrap_or_else(|| panic!("port {port} is not one of the vpcd readers"))
+}
+
+// ---------------------------------------------------------------------------
+// Running commands
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+fn output_text(out: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `cmd` to completion (stdin closed) and returns its output, whatever
+/// its exit status.
+pub fn run_cmd_allow_fail(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", describe(cmd)))
+}
+
+/// Runs `cmd`; panics with its stdout and stderr unless it exits with 0.
+pub fn run_cmd(cmd: &mut Command) -> Output {
+    let out = run_cmd_allow_fail(cmd);
+    if !out.status.success() {
+        panic!("command failed: {}\n{}", describe(cmd), output_text(&out));
+    }
+    out
+}
+
+/// Runs `program args…`; panics with its stdout and stderr on failure.
+pub fn run<I, S>(program: &str, args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run_cmd(Command::new(program).args(args))
+}
+
+/// Runs `program args…` and returns its output whatever the exit status.
+pub fn run_allow_fail<I, S>(program: &str, args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run_cmd_allow_fail(Command::new(program).args(args))
+}
+
+/// Stdout as a `String` (lossy).
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+// ---------------------------------------------------------------------------
+// OpenSC
+
+/// The OpenSC configuration used by the tests: enough PKCS#11 virtual slots
+/// for 8 readers (the default, 16 slots at 4 per reader, covers 4).
+pub fn opensc_conf() -> &'static Path {
+    static CONF: OnceLock<PathBuf> = OnceLock::new();
+    CONF.get_or_init(|| {
+        let text = "# picohsm-pkcs11 test harness (tests/common/mod.rs)\n\
+                    app default {\n\tframework pkcs15 {\n\t}\n}\n\
+                    app opensc-pkcs11 {\n\tpkcs11 {\n\t\tmax_virtual_slots = 64;\n\t\tslots_per_card = 4;\n\t}\n}\n";
+        let path = std::env::temp_dir().join("picohsm-pkcs11-test-opensc.conf");
+        if fs::read_to_string(&path).ok().as_deref() != Some(text) {
+            // Written aside and renamed: other test processes may be reading it.
+            let tmp = path.with_extension(format!("conf.{}", std::process::id()));
+            fs::write(&tmp, text).expect("write the OpenSC test configuration");
+            fs::rename(&tmp, &path).expect("install the OpenSC test configuration");
+        }
+        path
+    })
+}
+
+/// Points this test process's `OPENSC_CONF` at [`opensc_conf`] (once).
+pub fn use_opensc_conf_in_process() {
+    static SET: OnceLock<()> = OnceLock::new();
+    SET.get_or_init(|| std::env::set_var("OPENSC_CONF", opensc_conf()));
+}
+
+/// Path of OpenSC's PKCS#11 module.
+pub fn opensc_pkcs11_path() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let mut candidates: Vec<PathBuf> = vec![
+            "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so".into(),
+            "/usr/lib/x86_64-linux-gnu/pkcs11/opensc-pkcs11.so".into(),
+        ];
+        for base in ["/usr/lib", "/usr/lib64", "/usr/local/lib", "/lib"] {
+            candidates.push(Path::new(base).join("opensc-pkcs11.so"));
+            candidates.push(Path::new(base).join("pkcs11/opensc-pkcs11.so"));
+            if let Ok(entries) = fs::read_dir(base) {
+                let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+                dirs.sort();
+                for d in dirs {
+                    candidates.push(d.join("opensc-pkcs11.so"));
+                    candidates.push(d.join("pkcs11/opensc-pkcs11.so"));
+                }
+            }
+        }
+        candidates
+            .into_iter()
+            .find(|p| p.is_file())
+            .expect("opensc-pkcs11.so not found; run scripts/setup-env.sh (package opensc-pkcs11)")
+    })
+    .clone()
+}
+
+/// `pkcs11-tool --module opensc-pkcs11.so --slot-description READER` with
+/// `OPENSC_CONF` set, ready for more arguments.
+pub fn pkcs11_tool_command(vcard: &VCard) -> Command {
+    let mut c = Command::new("pkcs11-tool");
+    c.env("OPENSC_CONF", opensc_conf())
+        .arg("--module")
+        .arg(opensc_pkcs11_path())
+        .arg("--slot-description")
+        .arg(vcard.reader_name());
+    c
+}
+
+/// `sc-hsm-tool --reader READER` (the exact reader name; an index also works
+/// but depends on pcscd's reader order).
+pub fn sc_hsm_tool_command(vcard: &VCard) -> Command {
+    let mut c = Command::new("sc-hsm-tool");
+    c.env("OPENSC_CONF", opensc_conf())
+        .arg("--reader")
+        .arg(vcard.reader_name());
+    c
+}
+
+/// `opensc-tool --reader READER`.
+pub fn opensc_tool_command(vcard: &VCard) -> Command {
+    let mut c = Command::new("opensc-tool");
+    c.env("OPENSC_CONF", opensc_conf())
+        .arg("--reader")
+        .arg(vcard.reader_name());
+    c
+}
+
+/// Runs pkcs11-tool on the vcard's slot; panics on failure.
+pub fn pkcs11_tool<I, S>(vcard: &VCard, args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run_cmd(pkcs11_tool_command(vcard).args(args))
+}
+
+/// Runs sc-hsm-tool on the vcard's reader; panics on failure.
+pub fn sc_hsm_tool<I, S>(vcard: &VCard, args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run_cmd(sc_hsm_tool_command(vcard).args(args))
+}
+
+/// Runs opensc-tool on the vcard's reader; panics on failure.
+pub fn opensc_tool<I, S>(vcard: &VCard, args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run_cmd(opensc_tool_command(vcard).args(args))
+}
+
+/// `(reader name, card present)` for every reader pcscd knows, from
+/// `opensc-tool -l`.
+pub fn reader_states() -> Vec<(String, bool)> {
+    let out = run_allow_fail("opensc-tool", ["-l"]);
+    let mut v = Vec::new();
+    for line in stdout(&out).lines() {
+        // "2    Yes             Virtual PCD 8C7D 00 00"
+        let mut it = line.split_whitespace();
+        let (Some(nr), Some(card)) = (it.next(), it.next()) else {
+            continue;
+        };
+        if nr.parse::<u32>().is_err() || !(card == "Yes" || card == "No") {
+            continue;
+        }
+        let rest = line.trim_start();
+        let rest = rest[nr.len()..].trim_start();
+        let name = rest[card.len()..].trim();
+        v.push((name.to_string(), card == "Yes"));
+    }
+    v
+}
+
+fn card_present(reader: &str) -> Option<bool> {
+    reader_states()
+        .into_iter()
+        .find(|(n, _)| n == reader)
+        .map(|(_, p)| p)
+}
+
+fn check_readers() {
+    static CHECKED: OnceLock<()> = OnceLock::new();
+    CHECKED.get_or_init(|| {
+        let states = reader_states();
+        let missing: Vec<&str> = READERS
+            .iter()
+            .map(|(_, r)| *r)
+            .filter(|r| !states.iter().any(|(n, _)| n == r))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "pcscd does not show the vpcd readers {missing:?} (it shows {states:?}); \
+             run scripts/setup-env.sh"
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------
+// The picohsm-vcard binary
+
+fn target_profile_dir() -> PathBuf {
+    // The test executable is target/<profile>/deps/<name>-<hash>.
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf);
+    match dir {
+        Some(d) if d.join("deps").is_dir() => d,
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debug"),
+    }
+}
+
+/// Path of `picohsm-vcard`, built once per test process (a no-op when it is
+/// up to date). `PICOHSM_VCARD_BIN` overrides it.
+pub fn vcard_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("PICOHSM_VCARD_BIN") {
+            return PathBuf::from(p);
+        }
+        let dir = target_profile_dir();
+        let bin = dir.join("picohsm-vcard");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+            "build",
+            "-p",
+            "picohsm-firmware",
+            "--features",
+            "std",
+            "--bin",
+            "picohsm-vcard",
+        ]);
+        if dir.file_name() == Some(OsStr::new("release")) {
+            cmd.arg("--release");
+        }
+        let out = run_cmd_allow_fail(&mut cmd);
+        if !out.status.success() {
+            assert!(
+                bin.is_file(),
+                "cannot build picohsm-vcard:\n{}",
+                output_text(&out)
+            );
+            eprintln!(
+                "warning: cannot rebuild picohsm-vcard, using the existing {}",
+                bin.display()
+            );
+        }
+        assert!(bin.is_file(), "{} missing after the build", bin.display());
+        bin
+    })
+    .clone()
+}
+
+// ---------------------------------------------------------------------------
+// Port allocation
+
+fn lock_dir() -> PathBuf {
+    let d = std::env::temp_dir().join("picohsm-vcard-ports");
+    fs::create_dir_all(&d).expect("create the port lock directory");
+    d
+}
+
+/// An exclusive hold on one vpcd port (flock; released when dropped, or when
+/// the process dies).
+struct PortLock {
+    port: u16,
+    _file: File,
+}
+
+fn try_lock_port(port: u16) -> Option<PortLock> {
+    let path = lock_dir().join(format!("{port}.lock"));
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    match file.try_lock() {
+        Ok(()) => Some(PortLock { port, _file: file }),
+        Err(_) => None,
+    }
+}
+
+/// Takes `n` ports at once (all or none, so that tests needing several cards
+/// cannot deadlock each other), skipping readers that already hold a card
+/// not started by this harness.
+fn acquire_ports(n: usize) -> Vec<PortLock> {
+    assert!((1..=READERS.len()).contains(&n), "between 1 and 8 cards");
+    // Serialise allocation inside this process; flock does the rest.
+    static ALLOC: Mutex<()> = Mutex::new(());
+    let deadline = Instant::now() + PORT_TIMEOUT;
+    loop {
+        {
+            let _g = ALLOC.lock().unwrap_or_else(|e| e.into_inner());
+            let states = reader_states();
+            let mut got = Vec::new();
+            for (port, reader) in READERS {
+                if got.len() == n {
+                    break;
+                }
+                let busy = states.iter().any(|(r, present)| r == reader && *present);
+                if busy {
+                    continue;
+                }
+                if let Some(l) = try_lock_port(port) {
+                    got.push(l);
+                }
+            }
+            if got.len() == n {
+                return got;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {n} free vpcd ports within {PORT_TIMEOUT:?}"
+        );
+        sleep(Duration::from_millis(250));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// VCard
+
+/// How to start a [`VCard`].
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Flash image; default: `card.flash` in the card's temp dir.
+    pub flash: Option<PathBuf>,
+    /// `--chain FILE`.
+    pub chain: Option<PathBuf>,
+    /// Further arguments for `picohsm-vcard`.
+    pub extra_args: Vec<OsString>,
+}
+
+/// A running `picohsm-vcard` in one vpcd reader. Dropping it kills the
+/// process and frees the reader.
+pub struct VCard {
+    lock: PortLock,
+    reader: &'static str,
+    dir: tempfile::TempDir,
+    flash: PathBuf,
+    opts: Options,
+    child: Option<Child>,
+}
+
+impl VCard {
+    /// A blank card (fresh flash image in a temp dir) in a free reader.
+    pub fn start() -> VCard {
+        VCard::start_with(Options::default())
+    }
+
+    /// A card on an existing (or to-be-created) flash image.
+    pub fn start_with_flash(path: impl AsRef<Path>) -> VCard {
+        VCard::start_with(Options {
+            flash: Some(path.as_ref().to_path_buf()),
+            ..Options::default()
+        })
+    }
+
+    /// A card with the given options.
+    pub fn start_with(opts: Options) -> VCard {
+        VCard::start_many_with(vec![opts]).pop().unwrap()
+    }
+
+    /// `n` blank cards in `n` different readers.
+    pub fn start_many(n: usize) -> Vec<VCard> {
+        VCard::start_many_with(vec![Options::default(); n])
+    }
+
+    /// One card per `Options`, each in its own reader.
+    pub fn start_many_with(opts: Vec<Options>) -> Vec<VCard> {
+        check_readers();
+        use_opensc_conf_in_process();
+        let bin = vcard_binary();
+        let locks = acquire_ports(opts.len());
+        let mut cards: Vec<VCard> = locks
+            .into_iter()
+            .zip(opts)
+            .map(|(lock, opts)| {
+                let dir = tempfile::Builder::new()
+                    .prefix(&format!("picohsm-vcard-{}-", lock.port))
+                    .tempdir()
+                    .expect("temp dir");
+                let flash = opts
+                    .flash
+                    .clone()
+                    .unwrap_or_else(|| dir.path().join("card.flash"));
+                VCard {
+                    reader: reader_for_port(lock.port),
+                    lock,
+                    dir,
+                    flash,
+                    opts,
+                    child: None,
+                }
+            })
+            .collect();
+        for c in &mut cards {
+            c.spawn(&bin);
+        }
+        for c in &mut cards {
+            c.wait_presence(true);
+        }
+        cards
+    }
+
+    fn spawn(&mut self, bin: &Path) {
+        assert!(self.child.is_none(), "already running");
+        let stderr = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.stderr_path())
+            .expect("vcard stderr log");
+        let mut cmd = Command::new(bin);
+        cmd.arg("--flash")
+            .arg(&self.flash)
+            .arg("--port")
+            .arg(self.port().to_string())
+            .arg("--apdu-log")
+            .arg(self.apdu_log_path());
+        if let Some(chain) = &self.opts.chain {
+            cmd.arg("--chain").arg(chain);
+        }
+        cmd.args(&self.opts.extra_args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        self.child = Some(
+            cmd.spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display())),
+        );
+    }
+
+    /// Waits until pcscd reports the card present (or absent) in its reader.
+    fn wait_presence(&mut self, present: bool) {
+        let deadline = Instant::now() + PRESENCE_TIMEOUT;
+        loop {
+            if card_present(self.reader) == Some(present) {
+                return;
+            }
+            if present {
+                if let Some(status) = self
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+                {
+                    panic!(
+                        "picohsm-vcard on port {} exited with {status} before its card showed up\n{}",
+                        self.port(),
+                        self.stderr_log()
+                    );
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "card {} in reader {:?} (port {}) within {PRESENCE_TIMEOUT:?}; readers: {:?}\n\
+                     picohsm-vcard stderr:\n{}",
+                    if present {
+                        "did not appear"
+                    } else {
+                        "did not leave"
+                    },
+                    self.reader,
+                    self.port(),
+                    reader_states(),
+                    self.stderr_log()
+                );
+            }
+            sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The PC/SC reader name (what `--slot-description`/`--reader` take).
+    pub fn reader_name(&self) -> &str {
+        self.reader
+    }
+
+    /// The vpcd TCP port.
+    pub fn port(&self) -> u16 {
+        self.lock.port
+    }
+
+    /// The flash image (`FILE`); the OTP image is [`VCard::otp_path`].
+    pub fn flash_path(&self) -> &Path {
+        &self.flash
+    }
+
+    /// The OTP image, `FILE.otp`.
+    pub fn otp_path(&self) -> PathBuf {
+        let mut s = self.flash.clone().into_os_string();
+        s.push(".otp");
+        PathBuf::from(s)
+    }
+
+    /// The card's private temp dir (APDU log, stderr, default flash image).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The `--apdu-log` file.
+    pub fn apdu_log_path(&self) -> PathBuf {
+        self.dir.path().join("apdu.log")
+    }
+
+    /// The APDU log so far, one entry per line (`> 00 A4 …`, `< 90 00`).
+    pub fn apdu_log(&self) -> Vec<String> {
+        fs::read_to_string(self.apdu_log_path())
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Empties the APDU log (the card appends, so this is safe while it runs).
+    pub fn clear_apdu_log(&self) {
+        if let Ok(f) = OpenOptions::new().write(true).open(self.apdu_log_path()) {
+            f.set_len(0).expect("truncate the APDU log");
+        }
+    }
+
+    fn stderr_path(&self) -> PathBuf {
+        self.dir.path().join("vcard.stderr")
+    }
+
+    /// What `picohsm-vcard` wrote to stderr (all runs).
+    pub fn stderr_log(&self) -> String {
+        fs::read_to_string(self.stderr_path()).unwrap_or_default()
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    fn terminate(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                panic!(
+                    "picohsm-vcard on port {} ignored SIGTERM for 10 s (killed: {status:?})\n{}",
+                    self.port(),
+                    self.stderr_log()
+                );
+            }
+            sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the card with SIGTERM, checks it exited with 0 and waits until
+    /// pcscd sees the reader empty. The reader stays reserved: see
+    /// [`VCard::start_again`].
+    pub fn stop(&mut self) {
+        if let Some(status) = self.terminate() {
+            assert!(
+                status.success(),
+                "picohsm-vcard on port {} exited with {status}\n{}",
+                self.port(),
+                self.stderr_log()
+            );
+        }
+        self.wait_presence(false);
+    }
+
+    /// Starts a stopped card again on the same files and reader.
+    pub fn start_again(&mut self) {
+        self.spawn(&vcard_binary());
+        self.wait_presence(true);
+    }
+
+    /// [`VCard::stop`] then [`VCard::start_again`]: a power cycle with the
+    /// flash kept; all volatile card state (PIN status, selected applet) is lost.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// Kills the process with SIGKILL (no clean shutdown) and waits until the
+    /// reader is empty.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.wait_presence(false);
+    }
+}
+
+impl Drop for VCard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Free the reader only once pcscd has seen the card go, so that the
+        // next user of this port does not mistake it for its own card.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while card_present(self.reader) == Some(true) && Instant::now() < deadline {
+            sleep(Duration::from_millis(100));
+        }
+        if std::env::var_os("PICOHSM_KEEP_VCARD_DIRS").is_some() {
+            let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+            eprintln!("keeping {}", dir.keep().display());
+        }
+    }
+}
