@@ -748,3 +748,259 @@ fn enumerate_lists_descriptors_with_id_zero() {
     );
     assert_eq!(fids.iter().filter(|f| **f == [0xCC, 0]).count(), 1);
 }
+
+/// Status words of the error paths, one command at a time (§1.4).
+#[test]
+fn error_paths_of_every_command() {
+    let mut t = T::new();
+    t.select();
+    // Before initialisation: no PIN, no key domains.
+    assert_eq!(t.raw(&[0, 0x20, 0, 0x81]).1, 0x6A88, "VERIFY: no PIN");
+    assert_eq!(t.cmd(0, 0x20, 0, 0x81, b"123456", 0).1, 0x6A88);
+    t.init(&[0x92, 1, 2, 0x97, 1, 1]);
+    let cases: &[(&[u8], u16, &str)] = &[
+        (&[0, 0x20, 1, 0x81], 0x6A86, "VERIFY P1 not 00"),
+        (&[0, 0x20, 0, 0x85], 0x6A88, "VERIFY bio template"),
+        (&[0, 0x20, 0, 0xE1], 0x6B00, "VERIFY bad P2"),
+        (
+            &[0, 0x20, 0, 0x88, 3, 1, 2, 3],
+            0x6700,
+            "VERIFY SO-PIN length",
+        ),
+        (
+            &[0, 0x24, 0, 0x82, 2, 1, 2],
+            0x6A86,
+            "CHANGE: bad reference",
+        ),
+        (
+            &[0, 0x24, 0, 0x81, 3, 0x31, 0x32, 0x33],
+            0x6700,
+            "CHANGE: shorter than the old PIN",
+        ),
+        (
+            &[0, 0x2C, 2, 0x81, 6, 0x31, 0x31, 0x31, 0x31, 0x31, 0x31],
+            0x6982,
+            "RRC P1 02 without SO session",
+        ),
+        (
+            &[0, 0x2C, 0, 0x81, 4, 1, 2, 3, 4],
+            0x6700,
+            "RRC: SO-PIN too short",
+        ),
+        (&[0, 0x2C, 7, 0x81], 0x6A86, "RRC bad P1"),
+        (&[0, 0x84, 1, 0, 8], 0x6A86, "GET CHALLENGE P1"),
+        (
+            &[0, 0xB1, 0, 0, 4, 0x54, 2, 0, 0, 0],
+            0x6986,
+            "READ: no current EF",
+        ),
+        (
+            &[0, 0xB1, 0x2F, 0x02, 3, 0x54, 5, 0],
+            0x6A80,
+            "READ: bad offset DO",
+        ),
+        (&[0, 0xB0, 0x81, 0, 0], 0x6A81, "READ: SFI"),
+        (
+            &[0, 0xB1, 0x77, 0x77, 4, 0x54, 2, 0, 0, 0],
+            0x6A82,
+            "READ: no such file",
+        ),
+        (
+            &[0, 0xD7, 0xCF, 1, 2, 0x53, 0],
+            0x6982,
+            "UPDATE without login",
+        ),
+        (&[0, 0xE4, 2, 0, 1, 0xCF], 0x6982, "DELETE without login"),
+        (&[0, 0xA4, 0x05, 0, 2, 0x2F, 0x02], 0x6A86, "SELECT bad P1"),
+        (
+            &[0, 0xA4, 0x08, 0, 3, 0x2F, 0x02, 1],
+            0x6700,
+            "SELECT odd path",
+        ),
+        (&[0x80, 0x58, 1, 0, 0], 0x6A86, "ENUMERATE P1"),
+        (
+            &[0x80, 0x46, 1, 0, 2, 0x42, 0],
+            0x6982,
+            "GENERATE without login",
+        ),
+        (&[0x80, 0x68, 1, 0x70, 1, 0], 0x6982, "SIGN without login"),
+        (
+            &[0x80, 0x62, 1, 0x99, 1, 0],
+            0x6A81,
+            "DECIPHER unknown algorithm",
+        ),
+        (&[0x80, 0x52, 5, 0, 0], 0x6A86, "KEY DOMAIN bad P1"),
+        (&[0x80, 0x52, 0, 9, 0], 0x6A86, "KEY DOMAIN no such domain"),
+        (&[0x80, 0x52, 0, 1, 0], 0x6A88, "KEY DOMAIN unconfigured"),
+        (
+            &[0x80, 0x52, 0, 0, 3, 1, 2, 3],
+            0x6700,
+            "KEY DOMAIN short share",
+        ),
+        (
+            &[0x80, 0x52, 1, 1, 1, 2],
+            0x6985,
+            "KEY DOMAIN setup without PIN session",
+        ),
+        (&[0x80, 0x72, 1, 0x93], 0x6B00, "WRAP wrong P2"),
+        (&[0x80, 0x72, 1, 0x92], 0x6982, "WRAP without login"),
+        (&[0x80, 0x74, 1, 0x92], 0x6B00, "UNWRAP wrong P2"),
+        (&[0x80, 0x74, 1, 0x93], 0x6982, "UNWRAP without login"),
+        (&[0x80, 0x99, 0, 0], 0x6D00, "unknown instruction"),
+        (&[0x40, 0x84, 0, 0, 8], 0x6E00, "unknown class"),
+        (&[0x01, 0x84, 0, 0, 8], 0x6881, "logical channel"),
+        (&[0x0C, 0x84, 0, 0, 8], 0x6882, "secure messaging"),
+    ];
+    for (apdu, sw, what) in cases {
+        assert_eq!(t.raw(apdu).1, *sw, "{what}: {apdu:02X?}");
+    }
+    t.login();
+    let logged: &[(&[u8], u16, &str)] = &[
+        (&[0x80, 0x46, 0, 0, 2, 0x42, 0], 0x6A86, "GENERATE key 0"),
+        (
+            &[0x80, 0x46, 1, 0, 3, 0x42, 1, 0x41],
+            0x6A80,
+            "GENERATE without public key template",
+        ),
+        (
+            &[0x80, 0x46, 1, 0, 6, 0x7F, 0x49, 3, 0x06, 1, 0],
+            0x6A81,
+            "GENERATE unknown algorithm",
+        ),
+        (&[0x80, 0x46, 1, 0, 2, 0x42], 0x6700, "GENERATE bad Lc"),
+        (&[0x80, 0x68, 0x33, 0x70, 1, 0], 0x6A82, "SIGN no such key"),
+        (&[0x80, 0x72, 0x33, 0x92], 0x6A82, "WRAP no such key"),
+        (&[0x80, 0x74, 0, 0x93], 0x6A86, "UNWRAP key 0"),
+        (
+            &[0x80, 0x74, 1, 0x93],
+            0x6A82,
+            "UNWRAP with nothing in 2F10",
+        ),
+        (
+            &[0, 0xD7, 0x10, 0x81, 2, 0x53, 0],
+            0x6982,
+            "UPDATE an internal file",
+        ),
+        (
+            &[0, 0xD7, 0x77, 0x01, 2, 0x53, 0],
+            0x6A82,
+            "UPDATE an unknown FID",
+        ),
+        (
+            &[0, 0xE4, 2, 0, 2, 0x10, 0x81],
+            0x6982,
+            "DELETE an internal file",
+        ),
+        (&[0, 0xE4, 2, 0, 3, 1, 2, 3], 0x6700, "DELETE bad length"),
+        (
+            &[0x80, 0x52, 1, 1, 1, 0],
+            0x6700,
+            "KEY DOMAIN setup with 0 shares",
+        ),
+        (
+            &[0x80, 0x52, 1, 0, 1, 2],
+            0x6A89,
+            "KEY DOMAIN setup of a configured domain",
+        ),
+    ];
+    for (apdu, sw, what) in logged {
+        assert_eq!(t.raw(apdu).1, *sw, "{what}: {apdu:02X?}");
+    }
+    // A configured extra domain works: set up, import, status.
+    let (st, sw) = t.cmd(0x80, 0x52, 1, 1, &[1], 256);
+    assert_eq!((st[..2].to_vec(), sw), (vec![1, 1], 0x9000));
+    let (st, _) = t.cmd(0x80, 0x52, 0, 1, &[9u8; 32], 256);
+    assert_eq!(&st[..2], &[1, 0]);
+}
+
+#[test]
+fn key_metadata_restricts_algorithms_and_counts_uses() {
+    let mut t = T::new();
+    t.init(&[0x92, 1, 1]);
+    t.cmd(0x80, 0x52, 0, 0, &[1u8; 32], 256);
+    t.login();
+    // Only ECDSA with SHA-256 (0x73), two uses.
+    let mut tpl = p256_template();
+    tpl.extend_from_slice(&[0x90, 2, 0, 2, 0x91, 1, 0x73]);
+    assert_eq!(t.cmd(0, 0x46, 1, 0, &tpl, 65536).1, 0x9000);
+    assert_eq!(
+        t.cmd(0x80, 0x68, 1, 0x70, &[1u8; 32], 65536).1,
+        0x6985,
+        "algorithm not allowed"
+    );
+    assert_eq!(
+        t.cmd(0x80, 0x72, 1, 0x92, &[], 65536).1,
+        0x6985,
+        "wrap not allowed"
+    );
+    assert_eq!(t.cmd(0x80, 0x68, 1, 0x73, b"a", 65536).1, 0x9000);
+    assert_eq!(t.cmd(0x80, 0x68, 1, 0x73, b"b", 65536).1, 0x9000);
+    assert_eq!(
+        t.cmd(0x80, 0x68, 1, 0x73, b"c", 65536).1,
+        0x6A84,
+        "use counter exhausted"
+    );
+}
+
+#[test]
+fn transport_pin_and_options_in_the_fcp() {
+    let mut t = T::new();
+    t.select();
+    let mut d = vec![0x80, 2, 0, 3, 0x81, 6];
+    d.extend_from_slice(PIN);
+    d.extend_from_slice(&[0x82, 8]);
+    d.extend_from_slice(&SO_PIN);
+    assert_eq!(t.cmd(0x80, 0x50, 0, 0, &d, 0).1, 0x9000);
+    let fcp = t.select();
+    assert!(fcp.windows(4).any(|w| w == [0x85, 5, 0, 3]));
+    assert_eq!(t.cmd(0, 0x20, 0, 0x81, PIN, 0).1, 0x6984);
+}
+
+#[test]
+fn device_chain_written_after_login_or_given_at_start() {
+    let mut t = T::new();
+    t.init(&[]);
+    t.login();
+    let (chain, _) = t.cmd(0, 0xB1, 0x2F, 2, &[0x54, 2, 0, 0], 65536);
+    let certs = cvc::parse_chain(&chain).unwrap();
+    let device_point = certs[0].key_field(0x86).unwrap().to_vec();
+    // Another chain for the same device key, under another name.
+    let other = picohsm_firmware::device::test_chain(b"ZZPHSMOTHER00001", &device_point).unwrap();
+    let mut w = vec![0x54, 2, 0, 0, 0x53, 0x82];
+    w.extend_from_slice(&(other.len() as u16).to_be_bytes());
+    w.extend_from_slice(&other);
+    assert_eq!(t.cmd(0, 0xD7, 0x2F, 0x02, &w, 0).1, 0x9000);
+    assert_eq!(t.card.device_name(), b"ZZPHSMOTHER00001");
+    // New keys' requests carry the new name as outer CAR.
+    let req = t.keygen_p256(1);
+    assert_eq!(
+        AuthRequest::parse(&req).unwrap().outer_car,
+        b"ZZPHSMOTHER00001"
+    );
+    // Given at start: accepted for this key, refused for another.
+    let (flash, otp) = (t.flash.clone(), t.otp.clone());
+    drop(t);
+    let third = picohsm_firmware::device::test_chain(b"ZZPHSMTHIRD00001", &device_point).unwrap();
+    let card = picohsm_firmware::Card::new(
+        Box::new(flash.clone()),
+        Box::new(otp.clone()),
+        Box::new(Xs(3)),
+        picohsm_firmware::CardConfig {
+            device_chain: Some(third),
+        },
+    )
+    .unwrap();
+    assert_eq!(card.device_name(), b"ZZPHSMTHIRD00001");
+    drop(card);
+    let (_, q) = ec::generate(Curve::P256, &mut rand_core::UnwrapErr(getrandom::SysRng));
+    let foreign = picohsm_firmware::device::test_chain(b"ZZPHSMFOREIGN001", &q).unwrap();
+    let err = picohsm_firmware::Card::new(
+        Box::new(flash),
+        Box::new(otp),
+        Box::new(Xs(3)),
+        picohsm_firmware::CardConfig {
+            device_chain: Some(foreign),
+        },
+    );
+    assert!(err.is_err(), "a chain for another key is refused");
+}
