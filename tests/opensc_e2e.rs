@@ -530,7 +530,8 @@ fn pkcs11_tool_test_login_passes() {
 fn state_survives_a_restart_of_the_card() {
     let mut card = VCard::start();
     let dir = card.dir().to_path_buf();
-    initialize(&card, &[]);
+    // sc-hsm-tool writes the label into EF.TokenInfo (2F03) after INITIALIZE.
+    initialize(&card, &["--label", "kept label"]);
     p11_login(
         &card,
         &[
@@ -570,6 +571,8 @@ fn state_survives_a_restart_of_the_card() {
 
     let info = text(&sc_hsm_tool(&card, Vec::<&str>::new()));
     assert!(info.contains("User PIN tries left  : 2"), "{info}");
+    let slots = p11(&card, &["--list-token-slots"]);
+    assert!(slots.contains("token label        : kept label"), "{slots}");
     let back = dir.join("back.bin");
     p11_login(
         &card,

@@ -13,7 +13,6 @@ use alloc::vec::Vec;
 use picohsm_wire::codes::fid;
 use picohsm_wire::curve::Curve;
 use picohsm_wire::cvc::{self, oid, Cvc};
-use picohsm_wire::sw::StatusWord;
 use picohsm_wire::tlv;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -134,9 +133,4 @@ pub fn ensure_identity(card: &mut Card, chain: Option<&[u8]>) -> Result<(), Card
         .commit()
         .map_err(|_| CardError("cannot write the flash image"))?;
     Ok(())
-}
-
-/// Maps a failed write to the card's status word.
-pub fn flash(_: StatusWord) -> CardError {
-    CardError("flash")
 }

@@ -11,7 +11,7 @@
 
 use alloc::vec::Vec;
 
-use crate::tlv::{self, Tlv, TlvError};
+use crate::tlv::{self, TlvError};
 
 /// Tag of a CV certificate.
 pub const TAG_CVC: u16 = 0x7F21;
@@ -267,9 +267,6 @@ pub fn build_auth_request(cvc: &[u8], outer_car: &[u8], outer_signature: &[u8]) 
 pub fn first_chr(chain: &[u8]) -> Option<&[u8]> {
     Cvc::parse(chain).ok().map(|(c, _)| c.chr)
 }
-
-#[doc(hidden)]
-pub fn _tlv_type_check(_: Tlv<'_>) {}
 
 #[cfg(test)]
 mod tests {
