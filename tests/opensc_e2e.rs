@@ -45,6 +45,23 @@ fn p11_login(card: &VCard, args: &[&str]) -> String {
     p11(card, &a)
 }
 
+/// Converts a DER SubjectPublicKeyInfo into PEM with openssl.
+fn der_to_pem(der: &Path, pem: &Path) {
+    run(
+        "openssl",
+        [
+            "pkey",
+            "-pubin",
+            "-inform",
+            "DER",
+            "-in",
+            &s(der),
+            "-out",
+            &s(pem),
+        ],
+    );
+}
+
 /// Exports the public key of `id` as PEM (via DER from pkcs11-tool).
 fn public_pem(card: &VCard, id: &str, dir: &Path) -> PathBuf {
     let der = dir.join(format!("pub{id}.der"));
@@ -61,19 +78,7 @@ fn public_pem(card: &VCard, id: &str, dir: &Path) -> PathBuf {
             &s(&der),
         ],
     );
-    run(
-        "openssl",
-        [
-            "pkey",
-            "-pubin",
-            "-inform",
-            "DER",
-            "-in",
-            &s(&der),
-            "-out",
-            &s(&pem),
-        ],
-    );
+    der_to_pem(&der, &pem);
     pem
 }
 
@@ -106,19 +111,7 @@ fn ec_public_pem_from_listing(card: &VCard, id: &str, dir: &Path) -> PathBuf {
     let der = dir.join(format!("pub{id}.der"));
     let pem = dir.join(format!("pub{id}.pem"));
     fs::write(&der, picohsm_wire::tlv::encode(0x30, &spki)).unwrap();
-    run(
-        "openssl",
-        [
-            "pkey",
-            "-pubin",
-            "-inform",
-            "DER",
-            "-in",
-            &s(&der),
-            "-out",
-            &s(&pem),
-        ],
-    );
+    der_to_pem(&der, &pem);
     pem
 }
 
