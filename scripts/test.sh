@@ -38,6 +38,13 @@ for target in "${NOSTD_TARGETS[@]}"; do
 done
 
 step "cargo test --workspace --features picohsm-firmware/std $*"
-cargo test --workspace --features picohsm-firmware/std "$@"
-
-step "all tests passed"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --features picohsm-firmware/std "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run (cargo ends on the doc-tests' own count).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
