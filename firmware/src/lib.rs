@@ -23,6 +23,7 @@ pub mod dkek;
 pub mod host;
 pub mod keys;
 pub mod pin;
+pub mod pka;
 pub mod pkcs15;
 pub mod request;
 pub mod rng;

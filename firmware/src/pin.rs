@@ -31,6 +31,10 @@ pub const EF_MKEK_USER: u16 = 0x100A;
 /// MKEK under the SO-PIN.
 pub const EF_MKEK_SO: u16 = 0x100B;
 
+/// MKEK under the device seal: only on a PKA device without a user PIN,
+/// where the PKA quorum must unlock the keys (see README, "Keys at rest").
+pub const EF_MKEK_DEVICE: u16 = 0x100C;
+
 /// SO-PIN tries; fixed, as on the Pico (§4.1).
 pub const SO_PIN_TRIES: u8 = 15;
 
@@ -116,7 +120,37 @@ pub fn set(
     fs.put(record_fid(reference), rec.encode())?;
     let wk = wrap_key(otp, reference, pin);
     let fid = mkek_fid(reference);
+    if reference == pin_ref::USER {
+        // A user PIN now protects the keys: the device-sealed copy goes.
+        fs.remove(EF_MKEK_DEVICE);
+    }
     fs.put(fid, seal::seal(&wk, &fid.to_be_bytes(), mkek, rng))
+}
+
+fn device_key(otp: &[u8; 32]) -> Key32 {
+    seal::derive(otp, b"mkek for PKA without a PIN", b"100C")
+}
+
+/// Seals the MKEK under the device secret (PKA device without a user PIN).
+pub fn seal_for_device(
+    fs: &mut FileStore,
+    otp: &[u8; 32],
+    mkek: &[u8; 32],
+    rng: &mut dyn CardRng,
+) -> Result<(), StatusWord> {
+    let k = device_key(otp);
+    fs.put(
+        EF_MKEK_DEVICE,
+        seal::seal(&k, &EF_MKEK_DEVICE.to_be_bytes(), mkek, rng),
+    )
+}
+
+/// The device-sealed MKEK, if this device has one.
+pub fn unseal_for_device(fs: &FileStore, otp: &[u8; 32]) -> Option<Key32> {
+    let rec = fs.get(EF_MKEK_DEVICE)?;
+    let m = seal::open(&device_key(otp), &EF_MKEK_DEVICE.to_be_bytes(), rec)?;
+    let arr: [u8; 32] = m.as_slice().try_into().ok()?;
+    Some(Zeroizing::new(arr))
 }
 
 /// Outcome of checking a PIN.

@@ -25,6 +25,8 @@ pub struct Session {
     pub challenge: Option<Vec<u8>>,
     /// Per registered PKA key: authenticated in this session.
     pub pka_status: [bool; MAX_PKA_KEYS],
+    /// The PKA quorum (m of n keys) was reached in this session.
+    pub pka_quorum: bool,
     /// The PKA slot chosen by MSE SET AT.
     pub pka_selected: Option<usize>,
     /// The issuer certificate chosen by MSE SET DST (a `7F21` TLV).

@@ -128,6 +128,9 @@ pub fn run(card: &mut Card, cmd: &Command<'_>) -> Response {
     }
     if let Some((n, m)) = p.pka {
         card.fs.put(EF_PKA, alloc::vec![n, n, m, 0])?;
+        if p.user_pin.is_none() {
+            pin::seal_for_device(&mut card.fs, &card.otp, &mkek, &mut *card.rng)?;
+        }
     }
     card.session.clear();
     card.session.selected_ef = None;

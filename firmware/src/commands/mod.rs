@@ -14,12 +14,16 @@ pub mod challenge;
 pub mod change_pin;
 pub mod decrypt_asym;
 pub mod delete_file;
+pub mod external_auth;
 pub mod initialize;
 pub mod key_domain;
 pub mod key_unwrap;
 pub mod key_wrap;
 pub mod keypair_gen;
 pub mod list_keys;
+pub mod mse;
+pub mod pso;
+pub mod puk_auth;
 pub mod read_binary;
 pub mod reset_retry;
 pub mod select;
@@ -52,6 +56,10 @@ pub fn dispatch(card: &mut Card, cmd: &Command<'_>) -> Response {
         ins::KEY_DOMAIN => key_domain::run(card, cmd),
         ins::WRAP_KEY => key_wrap::run(card, cmd),
         ins::UNWRAP_KEY => key_unwrap::run(card, cmd),
+        ins::MSE => mse::run(card, cmd),
+        ins::PSO => pso::run(card, cmd),
+        ins::EXTERNAL_AUTH => external_auth::run(card, cmd),
+        ins::PUK_AUTH => puk_auth::run(card, cmd),
         _ => Err(StatusWord::INS_NOT_SUPPORTED),
     }
 }

@@ -42,7 +42,9 @@ fn user(card: &mut Card, pin_bytes: &[u8]) -> Response {
         Check::Ok(mkek) => {
             card.session.user_pin = true;
             card.session.mkek = Some(mkek);
-            if !card.pka_enabled() {
+            if !card.pka_enabled()
+                || (card.session.pka_quorum && card.options() & opt::COMBINED_AUTH != 0)
+            {
                 card.session.user_auth = true;
             }
             dkek::finish_pending(card)?;
@@ -87,4 +89,17 @@ fn so(card: &mut Card, pin_bytes: &[u8]) -> Response {
             Err(sw)
         }
     }
+}
+
+/// After the PKA quorum: the user state, unless the device also demands the
+/// PIN (option COMBINED_AUTH) and it was not verified yet. A PKA device
+/// without a user PIN gets its MKEK from the device seal here.
+pub fn grant_after_pka(card: &mut Card) -> Result<(), StatusWord> {
+    if card.options() & opt::COMBINED_AUTH == 0 || card.session.user_pin {
+        card.session.user_auth = true;
+    }
+    if card.session.mkek.is_none() && pin::record(&card.fs, pin_ref::USER).is_none() {
+        card.session.mkek = pin::unseal_for_device(&card.fs, &card.otp);
+    }
+    Ok(())
 }

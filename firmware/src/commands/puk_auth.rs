@@ -1,0 +1,99 @@
+//! MANAGE PUBLIC KEY AUTHENTICATION (INS 54, §6.3): status, register into
+//! the first empty slot, replace a slot, enumerate a slot.
+//!
+//! Registering or replacing needs the user PIN or the SO-PIN verified in
+//! this card session (6982), and a request whose inner self-signature
+//! verifies (6984) with a key this card can check (6A81). A CHR already
+//! registered in another slot is refused (6A89): MSE SET AT selects by CHR.
+
+use alloc::vec::Vec;
+use picohsm_wire::apdu::Command;
+use picohsm_wire::codes::opt;
+use picohsm_wire::cvc::AuthRequest;
+use picohsm_wire::sw::StatusWord;
+
+use crate::apdu::Response;
+use crate::pka::{self, Params};
+use crate::Card;
+
+fn registered_chr(card: &Card, i: usize) -> Option<Vec<u8>> {
+    pka::slot(card, i).and_then(|r| AuthRequest::parse(r).ok().map(|r| r.cert.chr.to_vec()))
+}
+
+fn register(card: &mut Card, p: Params, slot: Option<usize>, data: &[u8]) -> Response {
+    if !(card.session.user_pin || card.session.so_pin) {
+        return Err(StatusWord::SECURITY_STATUS);
+    }
+    let chr = pka::check_request(data)?;
+    let target = match slot {
+        Some(i) => i,
+        None => (0..p.n as usize)
+            .find(|i| pka::slot(card, *i).is_none())
+            .ok_or(StatusWord::FILE_FULL)?,
+    };
+    if (0..p.n as usize)
+        .any(|i| i != target && registered_chr(card, i).as_deref() == Some(&chr[..]))
+    {
+        return Err(StatusWord::FILE_EXISTS);
+    }
+    verify_outer(card, data)?;
+    pka::store_slot(card, p, target, data)?;
+    card.session.pka_status[target] = false;
+    Ok(pka::status(card, p))
+}
+
+/// When MSE SET DST selected the request's outer CAR (as sc-hsm-tool does),
+/// the outer signature must verify with that device certificate (6985).
+fn verify_outer(card: &Card, data: &[u8]) -> Result<(), StatusWord> {
+    let req = AuthRequest::parse(data).map_err(|_| StatusWord::WRONG_DATA)?;
+    let Some(issuer) = card.session.issuer.as_ref() else {
+        return Ok(());
+    };
+    let (dev, _) = picohsm_wire::cvc::Cvc::parse(issuer).map_err(|_| StatusWord::WRONG_DATA)?;
+    if dev.chr != req.outer_car {
+        return Ok(());
+    }
+    let curve = pka::resolve_curve(card, &dev);
+    if pka::verify(&dev, curve, &req.outer_signed, req.outer_signature) {
+        Ok(())
+    } else {
+        Err(StatusWord::CONDITIONS)
+    }
+}
+
+/// Runs MANAGE PUBLIC KEY AUTHENTICATION.
+pub fn run(card: &mut Card, cmd: &Command<'_>) -> Response {
+    let Some(p) = pka::params(card) else {
+        return Err(if cmd.data.is_empty() {
+            StatusWord::WRONG_P1P2
+        } else {
+            StatusWord::FILE_NOT_FOUND
+        });
+    };
+    match (cmd.p1, cmd.data.is_empty()) {
+        (0x00, true) if cmd.p2 == 0 => Ok(pka::status(card, p)),
+        (0x00, false) if cmd.p2 == 0 => register(card, p, None, cmd.data),
+        (0x01, false) => {
+            if card.options() & opt::REPLACE_PKA == 0 {
+                return Err(StatusWord::CONDITIONS);
+            }
+            let i = cmd.p2 as usize;
+            if i >= p.n as usize {
+                return Err(StatusWord::WRONG_P1P2);
+            }
+            register(card, p, Some(i), cmd.data)
+        }
+        (0x02, true) => {
+            let i = cmd.p2 as usize;
+            if i >= p.n as usize {
+                return Err(StatusWord::WRONG_P1P2);
+            }
+            let chr = registered_chr(card, i).ok_or(StatusWord::REF_NOT_FOUND)?;
+            if card.session.pka_status[i] {
+                card.ok_sw = Some(StatusWord::OK_AUTHENTICATED);
+            }
+            Ok(chr)
+        }
+        _ => Err(StatusWord::WRONG_P1P2),
+    }
+}
