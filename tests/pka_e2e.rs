@@ -1,0 +1,417 @@
+//! Public Key Authentication through the real stack: two `picohsm-vcard`
+//! instances behind pcscd + vpcd, set up with OpenSC's sc-hsm-tool and
+//! pkcs11-tool, and a small PC/SC driver (the `pcsc` crate) for what no
+//! OpenSC tool can do: registering with a PIN session, and the login itself.
+
+mod common;
+
+use std::ffi::CString;
+use std::fs;
+
+use common::*;
+use picohsm_firmware::crypto::{ec, hash::HashAlg};
+use picohsm_wire::apdu;
+use picohsm_wire::curve::Curve;
+use picohsm_wire::cvc::{self, AuthRequest, Cvc};
+use picohsm_wire::tlv;
+
+const SO_PIN: &str = "1234567890123456";
+const PIN: &str = "648219";
+const SELECT: &[u8] = &[
+    0x00, 0xA4, 0x04, 0x00, 0x0B, 0xE8, 0x2B, 0x06, 0x01, 0x04, 0x01, 0x81, 0xC3, 0x1F, 0x02, 0x01,
+    0x00,
+];
+
+/// One PC/SC connection to a card, shared (OpenSC's tools can use the
+/// reader between our exchanges, but we never re-select while logged in).
+struct Conn {
+    card: pcsc::Card,
+    /// (INS, SW) of every exchange, to compare with the upstream trace.
+    log: Vec<(u8, u16)>,
+}
+
+impl Conn {
+    fn open(vcard: &VCard) -> Conn {
+        let ctx = pcsc::Context::establish(pcsc::Scope::User).expect("pcscd");
+        let reader = CString::new(vcard.reader_name()).unwrap();
+        let card = ctx
+            .connect(&reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+            .expect("connect");
+        Conn {
+            card,
+            log: Vec::new(),
+        }
+    }
+
+    /// Sends an APDU; follows 61xx with GET RESPONSE; returns (data, SW).
+    fn tx(&mut self, apdu: &[u8]) -> (Vec<u8>, u16) {
+        let mut buf = vec![0u8; 70000];
+        let r = self
+            .card
+            .transmit(apdu, &mut buf)
+            .expect("transmit")
+            .to_vec();
+        let mut sw = u16::from_be_bytes([r[r.len() - 2], r[r.len() - 1]]);
+        let mut data = r[..r.len() - 2].to_vec();
+        while sw >> 8 == 0x61 {
+            let r = self
+                .card
+                .transmit(&[0, 0xC0, 0, 0, 0], &mut buf)
+                .expect("get response")
+                .to_vec();
+            sw = u16::from_be_bytes([r[r.len() - 2], r[r.len() - 1]]);
+            data.extend_from_slice(&r[..r.len() - 2]);
+        }
+        self.log.push((apdu[1], sw));
+        (data, sw)
+    }
+
+    fn ok(&mut self, apdu: &[u8]) -> Vec<u8> {
+        let (d, sw) = self.tx(apdu);
+        assert_eq!(sw, 0x9000, "APDU {apdu:02X?}");
+        d
+    }
+
+    fn select(&mut self) {
+        self.ok(SELECT);
+    }
+
+    fn verify_pin(&mut self) -> u16 {
+        self.tx(&apdu::build(0, 0x20, 0, 0x81, PIN.as_bytes(), 0)).1
+    }
+
+    fn status(&mut self) -> Vec<u8> {
+        self.ok(&[0x80, 0x54, 0, 0, 0])
+    }
+
+    /// READ BINARY of a whole EF by FID, as pypicohsm does (B1 with P1P2 = FID).
+    fn read_ef(&mut self, fid: u16) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let mut off = vec![0x54, 2];
+            off.extend_from_slice(&(out.len() as u16).to_be_bytes());
+            let (d, sw) = self.tx(&apdu::build_extended(
+                0,
+                0xB1,
+                (fid >> 8) as u8,
+                fid as u8,
+                &off,
+                65536,
+            ));
+            assert_eq!(sw, 0x9000);
+            if d.is_empty() {
+                return out;
+            }
+            out.extend_from_slice(&d);
+        }
+    }
+
+    fn device_name(&mut self) -> Vec<u8> {
+        let chain = self.read_ef(0x2F02);
+        cvc::first_chr(&chain).unwrap().to_vec()
+    }
+
+    fn challenge(&mut self) -> Vec<u8> {
+        self.ok(&[0, 0x84, 0, 0, 8])
+    }
+
+    /// The authenticator's SIGN (ECDSA with SHA-256 on the card) of name ‖ challenge, as r‖s.
+    fn sign_login(&mut self, key_ref: u8, name: &[u8], challenge: &[u8]) -> Vec<u8> {
+        let mut t = name.to_vec();
+        t.extend_from_slice(challenge);
+        let der = self.ok(&apdu::build_extended(0x80, 0x68, key_ref, 0x73, &t, 65536));
+        ec::der_to_raw(&der, 32).unwrap()
+    }
+
+    fn mse_at(&mut self, chr: &[u8]) -> u16 {
+        self.tx(&apdu::build(
+            0,
+            0x22,
+            0x81,
+            0xA4,
+            &tlv::encode(0x83, chr),
+            0,
+        ))
+        .1
+    }
+
+    fn external_authenticate(&mut self, sig: &[u8]) -> u16 {
+        self.tx(&apdu::build(0, 0x82, 0, 0, sig, 0)).1
+    }
+
+    /// sc-hsm-tool's registration sequence (§6.5), after a VERIFY of the PIN
+    /// in the same session (which sc-hsm-tool 0.23 does not send).
+    fn register(&mut self, pka_file: &[u8]) -> (Vec<u8>, u16) {
+        let (request, device, dica) = parse_pka_file(pka_file);
+        let dst = |c: &mut Conn, name: &[u8]| {
+            c.tx(&apdu::build(
+                0,
+                0x22,
+                0x81,
+                0xB6,
+                &tlv::encode(0x83, name),
+                0,
+            ))
+            .1
+        };
+        let (dev, _) = Cvc::parse(&device).unwrap();
+        let (ica, _) = Cvc::parse(&dica).unwrap();
+        assert_eq!(
+            dst(self, ica.chr),
+            0x9000,
+            "the DICA is known from the primary's own chain"
+        );
+        if dst(self, dev.chr) == 0x6A88 {
+            assert_eq!(dst(self, ica.chr), 0x9000);
+            let content = tlv::parse_one(&device).unwrap().0.value;
+            assert_eq!(
+                self.tx(&apdu::build_extended(0, 0x2A, 0, 0xBE, content, 0))
+                    .1,
+                0x9000
+            );
+            assert_eq!(dst(self, dev.chr), 0x9000);
+        }
+        self.tx(&apdu::build_extended(0x80, 0x54, 0, 0, &request, 4))
+    }
+}
+
+/// Splits a PKA file as sc-hsm-tool --export-for-pub-key-auth writes it:
+/// `30 { 67 request, 7F21 device certificate, 7F21 DICA, ... }`; returns the
+/// content of 67 (what the register command carries) and the two certificates.
+fn parse_pka_file(file: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let (outer, _) = tlv::parse_one(file).unwrap();
+    assert_eq!(outer.tag, 0x30);
+    let items = tlv::parse_all(outer.value).unwrap();
+    assert_eq!(items[0].tag, 0x67);
+    (
+        items[0].value.to_vec(),
+        items[1].raw.to_vec(),
+        items[2].raw.to_vec(),
+    )
+}
+
+fn chr_of(request: &[u8]) -> Vec<u8> {
+    AuthRequest::parse(request).unwrap().cert.chr.to_vec()
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// sc-hsm-tool's --initialize with PKA `n` keys, `m` required, as the Pico
+/// HSM documentation gives it.
+fn init_pka(card: &VCard, n: u8, m: u8) {
+    sc_hsm_tool(
+        card,
+        [
+            "--initialize",
+            "--so-pin",
+            SO_PIN,
+            "--pin",
+            PIN,
+            "-K",
+            &n.to_string(),
+            "-n",
+            &m.to_string(),
+            "-s",
+            "1",
+        ],
+    );
+}
+
+fn pka_status(card: &VCard) -> String {
+    text(&sc_hsm_tool(card, ["--public-key-auth-status"]))
+}
+
+/// An EC key made by pkcs11-tool on the authenticator, exported for PKA by
+/// sc-hsm-tool; returns the PKA file and the key's reference on the card.
+fn opensc_key(b: &VCard, curve: &str, id: &str) -> (Vec<u8>, u8) {
+    pkcs11_tool(
+        b,
+        [
+            "--login",
+            "--pin",
+            PIN,
+            "--keypairgen",
+            "--key-type",
+            curve,
+            "--id",
+            id,
+            "--label",
+            "Authentication",
+        ],
+    );
+    let key_ref = {
+        let mut c = Conn::open(b);
+        c.select();
+        last_key_ref(&mut c)
+    };
+    let file = b.dir().join(format!("pka-{id}.bin"));
+    sc_hsm_tool(
+        b,
+        [
+            "--export-for-pub-key-auth",
+            file.to_str().unwrap(),
+            "-i",
+            &key_ref.to_string(),
+        ],
+    );
+    (fs::read(file).unwrap(), key_ref)
+}
+
+/// The card's key reference of the key pkcs11-tool just made: the highest CCxx.
+fn last_key_ref(conn: &mut Conn) -> u8 {
+    let list = conn.ok(&[0x80, 0x58, 0, 0, 0, 0, 0]);
+    list.chunks(2)
+        .filter(|c| c[0] == 0xCC)
+        .map(|c| c[1])
+        .max()
+        .unwrap()
+}
+
+/// The exchange of the upstream trace t_pka_login.txt, command for command:
+/// (instruction, status word) on the primary (A) and the authenticator (B).
+const UPSTREAM_LOGIN: &[(char, u8, u16)] = &[
+    ('A', 0xA4, 0x9000), // SELECT
+    ('A', 0x54, 0x9000), // PKA status
+    ('A', 0x20, 0x63C3), // VERIFY status query
+    ('A', 0xB1, 0x9000), // READ BINARY 2F02
+    ('A', 0xB1, 0x9000), // READ BINARY 2F02 at the end
+    ('A', 0x84, 0x9000), // GET CHALLENGE
+    ('B', 0xA4, 0x9000), // SELECT
+    ('B', 0x20, 0x9000), // VERIFY
+    ('B', 0x68, 0x9000), // SIGN ECDSA-SHA256
+    ('A', 0x22, 0x9000), // MSE SET AT
+    ('A', 0x82, 0x9000), // EXTERNAL AUTHENTICATE
+    ('A', 0x54, 0x9000), // PKA status: 1 authenticated
+    ('A', 0x22, 0x6985), // MSE SET AT again: already authenticated
+    ('A', 0x20, 0x63C3), // VERIFY status: still not a PIN verification
+    ('A', 0x58, 0x9000), // ENUMERATE OBJECTS
+    ('A', 0x46, 0x6400), // GENERATE without the PIN: MKEK locked
+    ('A', 0x20, 0x9000), // VERIFY PIN
+    ('A', 0x46, 0x9000), // GENERATE
+    ('A', 0x68, 0x9000), // SIGN with the new key
+];
+
+/// The whole flow of the issue for one curve: initialise, export an
+/// OpenSC-made key, register, log in as in the upstream trace, sign.
+fn register_and_log_in(a: &VCard, b: &VCard, curve: &str, id: &str) {
+    init_pka(a, 1, 1);
+    let status = pka_status(a);
+    for line in [
+        "Number of public keys:     1",
+        "Missing public keys:       1",
+        "Required pubkeys for auth: 1",
+        "Authenticated public keys: 0",
+    ] {
+        assert!(status.contains(line), "{status}");
+    }
+    let (pka_file, key_ref) = opensc_key(b, curve, id);
+    let (request, _, _) = parse_pka_file(&pka_file);
+    assert_eq!(
+        AuthRequest::parse(&request).unwrap().cert.car,
+        Some(&b"UTCA00001"[..]),
+        "OpenSC's placeholder CAR"
+    );
+    let chr = chr_of(&request);
+
+    // sc-hsm-tool itself cannot register: it sends no PIN (6982).
+    let out = run_cmd_allow_fail(sc_hsm_tool_command(a).args([
+        "--register-public-key",
+        b.dir().join(format!("pka-{id}.bin")).to_str().unwrap(),
+    ]));
+    assert!(
+        text(&out).contains("Security status not satisfied"),
+        "{}",
+        text(&out)
+    );
+
+    let mut ac = Conn::open(a);
+    ac.select();
+    assert_eq!(ac.verify_pin(), 0x9000);
+    assert_eq!(ac.register(&pka_file), (vec![1, 0, 1, 0], 0x9000));
+    assert!(pka_status(a).contains("Missing public keys:       0"));
+
+    // The login, as t_pka_login.txt records it.
+    let mut ac = Conn::open(a);
+    let mut bc = Conn::open(b);
+    let mut seq: Vec<(char, u8, u16)> = Vec::new();
+    let mut rec = |who: char, c: &mut Conn| {
+        for (i, s) in c.log.drain(..) {
+            seq.push((who, i, s));
+        }
+    };
+    ac.select();
+    assert_eq!(ac.status(), vec![1, 0, 1, 0]);
+    assert_eq!(ac.tx(&[0, 0x20, 0, 0x81]).1, 0x63C3);
+    let name = ac.device_name();
+    let challenge = ac.challenge();
+    rec('A', &mut ac);
+    bc.select();
+    assert_eq!(bc.verify_pin(), 0x9000);
+    let sig = bc.sign_login(key_ref, &name, &challenge);
+    rec('B', &mut bc);
+    assert_eq!(ac.mse_at(&chr), 0x9000);
+    assert_eq!(ac.external_authenticate(&sig), 0x9000);
+    assert_eq!(ac.status(), vec![1, 0, 1, 1]);
+    assert_eq!(ac.mse_at(&chr), 0x6985);
+    assert_eq!(ac.tx(&[0, 0x20, 0, 0x81]).1, 0x63C3);
+    ac.ok(&[0x80, 0x58, 0, 0, 0, 0, 0]);
+    let tpl = keygen_template();
+    assert_eq!(
+        ac.tx(&apdu::build_extended(0, 0x46, 5, 0, &tpl, 65536)).1,
+        0x6400
+    );
+    assert_eq!(ac.verify_pin(), 0x9000);
+    let req = ac.ok(&apdu::build_extended(0, 0x46, 5, 0, &tpl, 65536));
+    let digest = HashAlg::Sha256.digest(b"signed after a PKA login");
+    let der = ac.ok(&apdu::build_extended(0x80, 0x68, 5, 0x70, &digest, 65536));
+    rec('A', &mut ac);
+    let q = AuthRequest::parse(&req)
+        .unwrap()
+        .cert
+        .key_field(0x86)
+        .unwrap()
+        .to_vec();
+    assert!(ec::verify_prehash(
+        Curve::P256,
+        &q,
+        &digest,
+        &ec::der_to_raw(&der, 32).unwrap()
+    ));
+    assert_eq!(seq, UPSTREAM_LOGIN, "the exchange of t_pka_login.txt");
+}
+
+/// OpenSC's key-generation template for secp256r1 (§7.1).
+fn keygen_template() -> Vec<u8> {
+    let c = Curve::P256;
+    let mut pk = Vec::new();
+    tlv::push(&mut pk, 0x06, cvc::oid::ECDSA_SHA256);
+    for (t, v) in [
+        (0x81, c.prime()),
+        (0x82, c.a()),
+        (0x83, c.b()),
+        (0x84, c.generator()),
+        (0x85, c.order()),
+        (0x87, c.cofactor()),
+    ] {
+        tlv::push(&mut pk, t, v);
+    }
+    let mut t = Vec::new();
+    tlv::push(&mut t, 0x5F29, &[0]);
+    tlv::push(&mut t, 0x42, b"UTCA00001");
+    tlv::push(&mut t, 0x7F49, &pk);
+    t
+}
+
+#[test]
+fn pka_login_with_opensc_keys_on_secp256r1_and_brainpool() {
+    let cards = VCard::start_many(2);
+    sc_hsm_tool(&cards[1], ["--initialize", "--so-pin", SO_PIN, "--pin", PIN]);
+    register_and_log_in(&cards[0], &cards[1], "EC:prime256v1", "21");
+    register_and_log_in(&cards[0], &cards[1], "EC:brainpoolP256r1", "22");
+}
