@@ -411,7 +411,174 @@ fn keygen_template() -> Vec<u8> {
 #[test]
 fn pka_login_with_opensc_keys_on_secp256r1_and_brainpool() {
     let cards = VCard::start_many(2);
-    sc_hsm_tool(&cards[1], ["--initialize", "--so-pin", SO_PIN, "--pin", PIN]);
+    sc_hsm_tool(
+        &cards[1],
+        ["--initialize", "--so-pin", SO_PIN, "--pin", PIN],
+    );
     register_and_log_in(&cards[0], &cards[1], "EC:prime256v1", "21");
     register_and_log_in(&cards[0], &cards[1], "EC:brainpoolP256r1", "22");
+}
+
+/// A key made by our firmware from a template without CAR (so CAR = CHR),
+/// exported by sc-hsm-tool; returns the PKA file and the key reference.
+fn firmware_key(b: &VCard, key_ref: u8, curve: Curve) -> (Vec<u8>, u8) {
+    let mut c = Conn::open(b);
+    c.select();
+    assert_eq!(c.verify_pin(), 0x9000);
+    let mut pk = Vec::new();
+    tlv::push(&mut pk, 0x06, cvc::oid::ECDSA_SHA256);
+    tlv::push(&mut pk, 0x81, curve.prime());
+    let req = c.ok(&apdu::build_extended(
+        0,
+        0x46,
+        key_ref,
+        0,
+        &tlv::encode(0x7F49, &pk),
+        65536,
+    ));
+    let r = AuthRequest::parse(&req).unwrap();
+    assert!(r.cert.is_self_described(), "CAR = CHR");
+    drop(c);
+    let file = b.dir().join(format!("fw-{key_ref}.bin"));
+    sc_hsm_tool(
+        b,
+        [
+            "--export-for-pub-key-auth",
+            file.to_str().unwrap(),
+            "-i",
+            &key_ref.to_string(),
+        ],
+    );
+    (fs::read(file).unwrap(), key_ref)
+}
+
+#[test]
+fn two_of_three_and_firmware_made_keys() {
+    let cards = VCard::start_many(2);
+    let (a, b) = (&cards[0], &cards[1]);
+    sc_hsm_tool(b, ["--initialize", "--so-pin", SO_PIN, "--pin", PIN]);
+    init_pka(a, 3, 2);
+    let keys: Vec<(Vec<u8>, u8)> = [
+        (1, Curve::P256),
+        (2, Curve::BrainpoolP256r1),
+        (3, Curve::P256),
+    ]
+    .into_iter()
+    .map(|(r, c)| firmware_key(b, r, c))
+    .collect();
+    let mut ac = Conn::open(a);
+    ac.select();
+    assert_eq!(ac.verify_pin(), 0x9000);
+    for (i, (file, _)) in keys.iter().enumerate() {
+        let (st, sw) = ac.register(file);
+        assert_eq!((st[1], sw), (2 - i as u8, 0x9000));
+    }
+    assert!(pka_status(a).contains("Missing public keys:       0"));
+    let chrs: Vec<Vec<u8>> = keys
+        .iter()
+        .map(|(f, _)| chr_of(&parse_pka_file(f).0))
+        .collect();
+
+    let mut ac = Conn::open(a);
+    let mut bc = Conn::open(b);
+    ac.select();
+    assert_eq!(ac.verify_pin(), 0x9000);
+    let name = ac.device_name();
+    let challenge = ac.challenge();
+    bc.select();
+    assert_eq!(bc.verify_pin(), 0x9000);
+    let s1 = bc.sign_login(1, &name, &challenge);
+    let s2 = bc.sign_login(2, &name, &challenge);
+    assert_eq!(ac.mse_at(&chrs[0]), 0x9000);
+    assert_eq!(ac.external_authenticate(&s1), 0x9000);
+    // One of two: progress is readable, the user state is not granted.
+    assert_eq!(ac.status(), vec![3, 0, 2, 1]);
+    let tpl = keygen_template();
+    assert_eq!(
+        ac.tx(&apdu::build_extended(0, 0x46, 9, 0, &tpl, 65536)).1,
+        0x6982
+    );
+    assert_eq!(ac.mse_at(&chrs[1]), 0x9000);
+    assert_eq!(ac.external_authenticate(&s2), 0x9000);
+    assert_eq!(ac.status(), vec![3, 0, 2, 2]);
+    // The third authenticator was not needed.
+    assert_eq!(
+        ac.tx(&apdu::build_extended(0, 0x46, 9, 0, &tpl, 65536)).1,
+        0x9000
+    );
+}
+
+#[test]
+fn refusals_through_the_stack() {
+    let cards = VCard::start_many(2);
+    let (a, b) = (&cards[0], &cards[1]);
+    sc_hsm_tool(b, ["--initialize", "--so-pin", SO_PIN, "--pin", PIN]);
+    init_pka(a, 8, 1);
+    let mut files = Vec::new();
+    for r in 1..=9u8 {
+        files.push(firmware_key(b, r, Curve::P256));
+    }
+    // Registration with no PIN session.
+    let mut ac = Conn::open(a);
+    ac.select();
+    assert_eq!(ac.register(&files[0].0).1, 0x6982);
+    assert_eq!(ac.verify_pin(), 0x9000);
+    for (f, _) in &files[..8] {
+        assert_eq!(ac.register(f).1, 0x9000);
+    }
+    assert_eq!(ac.register(&files[8].0).1, 0x6A84, "a ninth key");
+    let chr1 = chr_of(&parse_pka_file(&files[0].0).0);
+
+    let mut ac = Conn::open(a);
+    let mut bc = Conn::open(b);
+    ac.select();
+    bc.select();
+    assert_eq!(bc.verify_pin(), 0x9000);
+    let name = ac.device_name();
+    // EXTERNAL AUTHENTICATE with no challenge.
+    assert_eq!(ac.mse_at(&chr1), 0x9000);
+    assert_eq!(ac.external_authenticate(&[0x11; 64]), 0x6985);
+    // A signature replayed after a new challenge.
+    let c1 = ac.challenge();
+    let old = bc.sign_login(1, &name, &c1);
+    let c2 = ac.challenge();
+    assert_eq!(ac.external_authenticate(&old), 0x6985);
+    // A signature by a key that is not registered (key 9).
+    let unregistered = bc.sign_login(9, &name, &c2);
+    assert_eq!(ac.external_authenticate(&unregistered), 0x6985);
+    // A signature over another device's name (the authenticator's own).
+    let b_name = bc.device_name();
+    let other = bc.sign_login(1, &b_name, &c2);
+    assert_eq!(ac.external_authenticate(&other), 0x6985);
+    // PIN alone on a PKA device: no key use.
+    assert_eq!(ac.verify_pin(), 0x9000);
+    let digest = [7u8; 32];
+    let tpl = keygen_template();
+    assert_eq!(
+        ac.tx(&apdu::build_extended(0, 0x46, 12, 0, &tpl, 65536)).1,
+        0x6982
+    );
+    // The right signature still works, and with the PIN keys are usable.
+    let good = bc.sign_login(1, &name, &c2);
+    assert_eq!(ac.external_authenticate(&good), 0x9000);
+    assert_eq!(
+        ac.tx(&apdu::build_extended(0, 0x46, 12, 0, &tpl, 65536)).1,
+        0x9000
+    );
+    assert_eq!(
+        ac.tx(&apdu::build_extended(0x80, 0x68, 12, 0x70, &digest, 65536))
+            .1,
+        0x9000
+    );
+    // Key use after PKA without the PIN, on a PKA+PIN device: 6400.
+    ac.select();
+    let c3 = ac.challenge();
+    let s = bc.sign_login(1, &name, &c3);
+    assert_eq!(ac.mse_at(&chr1), 0x9000);
+    assert_eq!(ac.external_authenticate(&s), 0x9000);
+    assert_eq!(
+        ac.tx(&apdu::build_extended(0x80, 0x68, 12, 0x70, &digest, 65536))
+            .1,
+        0x6400
+    );
 }
