@@ -1,8 +1,15 @@
 //! `libpicohsm_pkcs11.so`: the PKCS#11 module for Pico HSM and
 //! SmartCard-HSM tokens, with Public Key Authentication login.
 //!
-//! This crate is the module's home; its PKCS#11 entry points are the work of
-//! the project's next issues. What exists today is the card it will talk to
-//! (`picohsm-firmware`, run as `picohsm-vcard`) and the wire format both
-//! share (`picohsm-wire`).
-#![forbid(unsafe_code)]
+//! Layers, top to bottom: [`ffi`](self) exports every `C_*` function and
+//! does nothing but check arguments and convert types; [`core`] holds the
+//! slots, tokens, sessions and objects; [`card`] speaks the SmartCard-HSM
+//! command set; [`transport`] carries APDUs (PC/SC). The wire format comes
+//! from `picohsm-wire`, shared with the card (`picohsm-firmware`).
+#![deny(unsafe_code)]
+
+pub mod card;
+pub mod core;
+pub mod error;
+// mod ffi; (being written)
+pub mod transport;

@@ -1,0 +1,191 @@
+//! The module's Rust-side API: one function per PKCS#11 call, in Rust
+//! types. The exported C layer (`crate::ffi`) checks arguments, converts
+//! them to these types, calls here, and converts back; it holds no logic.
+//!
+//! Conventions:
+//! - Every function returns [`Result`]; an `Err` carries the CK_RV.
+//! - Variable-length outputs are returned whole (`Vec<u8>`); the C layer
+//!   implements the size-query protocol (NULL buffer, CKR_BUFFER_TOO_SMALL)
+//!   by keeping the result between the two calls, so a card operation never
+//!   runs twice.
+//! - Operations (sign, verify, decrypt, digest, find) keep their state in
+//!   the session; a one-shot call (`sign`) ends it, as does any error other
+//!   than the C layer's own CKR_BUFFER_TOO_SMALL.
+
+use cryptoki_sys::*;
+
+use crate::error::{fail, Result};
+
+pub use super::general::{
+    finalize, get_info, get_slot_info, get_slot_list, get_token_info, initialize, is_initialized,
+};
+pub use super::session::{
+    close_all_sessions, close_session, generate_random, get_session_info, login, logout,
+    open_session, seed_random,
+};
+
+/// Arguments of C_Initialize, decoded.
+#[derive(Debug, Clone, Default)]
+pub struct InitArgs {
+    /// CKF_OS_LOCKING_OK was set.
+    pub os_locking_ok: bool,
+    /// The application gave mutex callbacks (all four).
+    pub mutex_callbacks: bool,
+    /// `pReserved` as a string, if it was non-NULL (p11-kit's
+    /// `x-init-reserved`): module settings.
+    pub reserved: Option<String>,
+}
+
+/// One attribute of a template: type and value bytes (CK_ULONG and
+/// CK_BBOOL values in native layout, as the C caller gave them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    /// CKA_*.
+    pub kind: CK_ATTRIBUTE_TYPE,
+    /// Raw value.
+    pub value: Vec<u8>,
+}
+
+/// What C_GetAttributeValue finds for one attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttrValue {
+    /// The value.
+    Value(Vec<u8>),
+    /// The attribute exists but may not be revealed (CKR_ATTRIBUTE_SENSITIVE).
+    Sensitive,
+    /// The object has no such attribute (CKR_ATTRIBUTE_TYPE_INVALID).
+    Invalid,
+}
+
+/// A mechanism with its decoded parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mechanism {
+    /// CKM_*.
+    pub kind: CK_MECHANISM_TYPE,
+    /// Its parameter.
+    pub param: MechParam,
+}
+
+/// Mechanism parameters this module understands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MechParam {
+    /// No parameter (or one this mechanism ignores).
+    None,
+    /// CK_RSA_PKCS_PSS_PARAMS.
+    Pss {
+        /// hashAlg (CKM_SHA256, ...).
+        hash: CK_MECHANISM_TYPE,
+        /// mgf (CKG_MGF1_SHA256, ...).
+        mgf: CK_RSA_PKCS_MGF_TYPE,
+        /// sLen.
+        salt_len: usize,
+    },
+    /// CK_RSA_PKCS_OAEP_PARAMS.
+    Oaep {
+        /// hashAlg.
+        hash: CK_MECHANISM_TYPE,
+        /// mgf.
+        mgf: CK_RSA_PKCS_MGF_TYPE,
+        /// The label (pSourceData when source is CKZ_DATA_SPECIFIED).
+        label: Vec<u8>,
+    },
+    /// CK_ECDH1_DERIVE_PARAMS.
+    Ecdh {
+        /// kdf (CKD_NULL, ...).
+        kdf: CK_EC_KDF_TYPE,
+        /// pSharedData.
+        shared_data: Vec<u8>,
+        /// pPublicData: the peer's point (raw or DER OCTET STRING).
+        public_data: Vec<u8>,
+    },
+    /// A parameter of another shape: the raw bytes.
+    Raw(Vec<u8>),
+}
+
+/// CK_INFO, CK_SLOT_INFO, CK_TOKEN_INFO and CK_SESSION_INFO are returned
+/// as the cryptoki-sys structs themselves (padded strings filled in).
+pub type Info = CK_INFO;
+/// See [`Info`].
+pub type SlotInfo = CK_SLOT_INFO;
+/// See [`Info`].
+pub type TokenInfo = CK_TOKEN_INFO;
+/// See [`Info`].
+pub type SessionInfo = CK_SESSION_INFO;
+
+const NS: &str = "not supported yet";
+
+macro_rules! not_yet {
+    ($($(#[$m:meta])* pub fn $name:ident($($a:ident: $t:ty),*) -> $r:ty;)*) => {
+        $($(#[$m])* pub fn $name($($a: $t),*) -> $r { $(let _ = $a;)* fail(CKR_FUNCTION_NOT_SUPPORTED, NS) })*
+    };
+}
+
+not_yet! {
+    /// C_WaitForSlotEvent; `blocking` = flags without CKF_DONT_BLOCK.
+    /// Err(CKR_NO_EVENT) when non-blocking and nothing happened.
+    pub fn wait_for_slot_event(blocking: bool) -> Result<CK_SLOT_ID>;
+    /// C_GetMechanismList.
+    pub fn get_mechanism_list(slot: CK_SLOT_ID) -> Result<Vec<CK_MECHANISM_TYPE>>;
+    /// C_GetMechanismInfo.
+    pub fn get_mechanism_info(slot: CK_SLOT_ID, mech: CK_MECHANISM_TYPE) -> Result<CK_MECHANISM_INFO>;
+    /// C_InitToken; `label` is the 32-byte blank-padded label.
+    pub fn init_token(slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8; 32]) -> Result<()>;
+    /// C_InitPIN.
+    pub fn init_pin(session: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()>;
+    /// C_SetPIN.
+    pub fn set_pin(session: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()>;
+    /// C_CreateObject.
+    pub fn create_object(session: CK_SESSION_HANDLE, template: &[Attr]) -> Result<CK_OBJECT_HANDLE>;
+    /// C_DestroyObject.
+    pub fn destroy_object(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()>;
+    /// C_GetObjectSize.
+    pub fn get_object_size(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<usize>;
+    /// C_GetAttributeValue, one attribute at a time (the C layer applies
+    /// the per-attribute rules of PKCS#11 §5.7 and combines the results).
+    /// Err only for errors of the whole call (bad handles, device errors).
+    pub fn get_attribute(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, kind: CK_ATTRIBUTE_TYPE) -> Result<AttrValue>;
+    /// C_SetAttributeValue.
+    pub fn set_attributes(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, template: &[Attr]) -> Result<()>;
+    /// C_FindObjectsInit.
+    pub fn find_objects_init(session: CK_SESSION_HANDLE, template: &[Attr]) -> Result<()>;
+    /// C_FindObjects: up to `max` more handles.
+    pub fn find_objects(session: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>>;
+    /// C_FindObjectsFinal.
+    pub fn find_objects_final(session: CK_SESSION_HANDLE) -> Result<()>;
+    /// C_DecryptInit.
+    pub fn decrypt_init(session: CK_SESSION_HANDLE, mech: Mechanism, key: CK_OBJECT_HANDLE) -> Result<()>;
+    /// C_Decrypt (one shot).
+    pub fn decrypt(session: CK_SESSION_HANDLE, data: &[u8]) -> Result<Vec<u8>>;
+    /// C_DecryptUpdate: input is buffered; returns what can be output now (nothing for RSA).
+    pub fn decrypt_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<Vec<u8>>;
+    /// C_DecryptFinal.
+    pub fn decrypt_final(session: CK_SESSION_HANDLE) -> Result<Vec<u8>>;
+    /// C_DigestInit.
+    pub fn digest_init(session: CK_SESSION_HANDLE, mech: Mechanism) -> Result<()>;
+    /// C_Digest.
+    pub fn digest(session: CK_SESSION_HANDLE, data: &[u8]) -> Result<Vec<u8>>;
+    /// C_DigestUpdate.
+    pub fn digest_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()>;
+    /// C_DigestFinal.
+    pub fn digest_final(session: CK_SESSION_HANDLE) -> Result<Vec<u8>>;
+    /// C_SignInit.
+    pub fn sign_init(session: CK_SESSION_HANDLE, mech: Mechanism, key: CK_OBJECT_HANDLE) -> Result<()>;
+    /// C_Sign.
+    pub fn sign(session: CK_SESSION_HANDLE, data: &[u8]) -> Result<Vec<u8>>;
+    /// C_SignUpdate.
+    pub fn sign_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()>;
+    /// C_SignFinal.
+    pub fn sign_final(session: CK_SESSION_HANDLE) -> Result<Vec<u8>>;
+    /// C_VerifyInit.
+    pub fn verify_init(session: CK_SESSION_HANDLE, mech: Mechanism, key: CK_OBJECT_HANDLE) -> Result<()>;
+    /// C_Verify: Ok(()) valid; Err(CKR_SIGNATURE_INVALID / CKR_SIGNATURE_LEN_RANGE).
+    pub fn verify(session: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Result<()>;
+    /// C_VerifyUpdate.
+    pub fn verify_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()>;
+    /// C_VerifyFinal.
+    pub fn verify_final(session: CK_SESSION_HANDLE, signature: &[u8]) -> Result<()>;
+    /// C_GenerateKeyPair: (public, private).
+    pub fn generate_key_pair(session: CK_SESSION_HANDLE, mech: Mechanism, public: &[Attr], private: &[Attr]) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)>;
+    /// C_DeriveKey.
+    pub fn derive_key(session: CK_SESSION_HANDLE, mech: Mechanism, base: CK_OBJECT_HANDLE, template: &[Attr]) -> Result<CK_OBJECT_HANDLE>;
+}

@@ -1,0 +1,127 @@
+//! General purpose, slot and token functions (PKCS#11 §5.4, §5.5).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+
+use crate::core::api::{Info, InitArgs, SlotInfo, TokenInfo};
+use crate::core::state::{self, on_token, with_module, Module, MODULE};
+use crate::core::token::pad;
+use crate::error::{fail, Error, Result};
+use crate::transport::pcsc::Pcsc;
+
+/// C_Initialize.
+pub fn initialize(args: InitArgs) -> Result<()> {
+    if args.mutex_callbacks && !args.os_locking_ok {
+        return fail(CKR_CANT_LOCK, "only OS locking is offered");
+    }
+    let mut g = MODULE.lock();
+    if let Some(m) = g.as_ref() {
+        if m.pid == std::process::id() {
+            return fail(CKR_CRYPTOKI_ALREADY_INITIALIZED, "already initialised");
+        }
+    }
+    let mut m = Module {
+        pcsc: Arc::new(Pcsc::establish()?),
+        pid: std::process::id(),
+        slots: BTreeMap::new(),
+        sessions: BTreeMap::new(),
+        next_session: 1,
+    };
+    m.refresh_slots()?;
+    *g = Some(m);
+    log::info!("initialised");
+    Ok(())
+}
+
+/// C_Finalize: closes every session and connection.
+pub fn finalize() -> Result<()> {
+    let mut g = MODULE.lock();
+    match g.take() {
+        Some(_) => Ok(()),
+        None => fail(CKR_CRYPTOKI_NOT_INITIALIZED, "not initialised"),
+    }
+}
+
+/// Whether C_Initialize was called (in this process).
+pub fn is_initialized() -> Result<bool> {
+    Ok(MODULE
+        .lock()
+        .as_ref()
+        .is_some_and(|m| m.pid == std::process::id()))
+}
+
+/// C_GetInfo.
+pub fn get_info() -> Result<Info> {
+    with_module(|_| Ok(()))?;
+    let mut info = CK_INFO {
+        cryptokiVersion: CK_VERSION { major: 3, minor: 0 },
+        manufacturerID: [b' '; 32],
+        flags: 0,
+        libraryDescription: [b' '; 32],
+        libraryVersion: CK_VERSION {
+            major: env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap_or(0),
+            minor: env!("CARGO_PKG_VERSION_MINOR").parse().unwrap_or(0),
+        },
+    };
+    pad(&mut info.manufacturerID, "picohsm-pkcs11");
+    pad(
+        &mut info.libraryDescription,
+        "Pico HSM / SmartCard-HSM + PKA",
+    );
+    Ok(info)
+}
+
+/// C_GetSlotList: every reader, or those holding a SmartCard-HSM.
+pub fn get_slot_list(token_present: bool) -> Result<Vec<CK_SLOT_ID>> {
+    let ids: Vec<CK_SLOT_ID> = with_module(|m| {
+        m.refresh_slots()?;
+        Ok(m.slots.keys().copied().collect())
+    })?;
+    if !token_present {
+        return Ok(ids);
+    }
+    Ok(ids
+        .into_iter()
+        .filter(|id| state::connected(*id).is_ok())
+        .collect())
+}
+
+/// C_GetSlotInfo.
+pub fn get_slot_info(slot: CK_SLOT_ID) -> Result<SlotInfo> {
+    let (_, reader, _) = state::slot_token(slot)?;
+    let present = state::connected(slot).is_ok();
+    let mut info = CK_SLOT_INFO {
+        slotDescription: [b' '; 64],
+        manufacturerID: [b' '; 32],
+        flags: CKF_REMOVABLE_DEVICE | CKF_HW_SLOT | if present { CKF_TOKEN_PRESENT } else { 0 },
+        hardwareVersion: CK_VERSION { major: 0, minor: 0 },
+        firmwareVersion: CK_VERSION { major: 0, minor: 0 },
+    };
+    pad(&mut info.slotDescription, &reader);
+    pad(&mut info.manufacturerID, "PC/SC");
+    Ok(info)
+}
+
+/// C_GetTokenInfo.
+pub fn get_token_info(slot: CK_SLOT_ID) -> Result<TokenInfo> {
+    let (sessions, rw) = with_module(|m| {
+        let mine: Vec<_> = m.sessions.values().filter(|s| s.slot == slot).collect();
+        Ok((mine.len(), mine.iter().filter(|s| s.rw).count()))
+    })?;
+    let mut info = on_token(slot, |t| t.info())?;
+    info.ulSessionCount = sessions as CK_ULONG;
+    info.ulRwSessionCount = rw as CK_ULONG;
+    Ok(info)
+}
+
+/// CKR_SLOT_ID_INVALID unless the slot exists.
+pub fn check_slot(slot: CK_SLOT_ID) -> Result<()> {
+    with_module(|m| {
+        m.slots
+            .get(&slot)
+            .map(|_| ())
+            .ok_or(Error::new(CKR_SLOT_ID_INVALID, "unknown slot"))
+    })
+}

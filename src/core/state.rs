@@ -1,0 +1,165 @@
+//! The module instance: PC/SC context, slots, sessions.
+//!
+//! Lock order: [`MODULE`] first, then a token's own mutex; card I/O happens
+//! with only the token's mutex held (the module lock is released first), so
+//! two tokens work in parallel and a slow card never blocks the tables.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cryptoki_sys::*;
+use parking_lot::Mutex;
+
+use crate::core::token::Token;
+use crate::error::{fail, Error, Result};
+use crate::transport::pcsc::Pcsc;
+
+/// The module, between C_Initialize and C_Finalize.
+pub static MODULE: Mutex<Option<Module>> = Mutex::new(None);
+
+/// A shared token.
+pub type TokenRef = Arc<Mutex<Option<Token>>>;
+
+/// One PC/SC reader; never removed while the module is loaded.
+pub struct Slot {
+    /// Its stable id (from the reader name).
+    pub id: CK_SLOT_ID,
+    /// PC/SC reader name.
+    pub reader: String,
+    /// The token, once a SmartCard-HSM answered in it.
+    pub token: TokenRef,
+}
+
+/// One session.
+pub struct Session {
+    /// Its slot.
+    pub slot: CK_SLOT_ID,
+    /// CKF_RW_SESSION was asked for.
+    pub rw: bool,
+}
+
+/// Module state.
+pub struct Module {
+    /// PC/SC.
+    pub pcsc: Arc<Pcsc>,
+    /// The process that initialised (fork detection).
+    pub pid: u32,
+    /// Slots by id.
+    pub slots: BTreeMap<CK_SLOT_ID, Slot>,
+    /// Sessions by handle.
+    pub sessions: BTreeMap<CK_SESSION_HANDLE, Session>,
+    /// Next session handle (never reused).
+    pub next_session: CK_SESSION_HANDLE,
+}
+
+/// A stable slot id for a reader name: FNV-1a, 31 bits.
+pub fn slot_id(reader: &str) -> CK_SLOT_ID {
+    let mut h: u32 = 0x811C_9DC5;
+    for b in reader.bytes() {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    (h & 0x7FFF_FFFF) as CK_SLOT_ID
+}
+
+impl Module {
+    /// Adds slots for readers that appeared.
+    pub fn refresh_slots(&mut self) -> Result<()> {
+        for reader in self.pcsc.readers()? {
+            let id = slot_id(&reader);
+            self.slots.entry(id).or_insert_with(|| Slot {
+                id,
+                reader,
+                token: Arc::new(Mutex::new(None)),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` on the module; CKR_CRYPTOKI_NOT_INITIALIZED before C_Initialize
+/// and in a forked child that did not initialise.
+pub fn with_module<R>(f: impl FnOnce(&mut Module) -> Result<R>) -> Result<R> {
+    let mut g = MODULE.lock();
+    match g.as_mut() {
+        Some(m) if m.pid == std::process::id() => f(m),
+        Some(_) => {
+            // A forked child: the parent's PC/SC handles are not ours.
+            *g = None;
+            fail(CKR_CRYPTOKI_NOT_INITIALIZED, "forked: call C_Initialize")
+        }
+        None => fail(CKR_CRYPTOKI_NOT_INITIALIZED, "not initialised"),
+    }
+}
+
+/// The token of a slot, connecting to the card if needed; CKR_SLOT_ID_INVALID
+/// for an unknown slot, CKR_TOKEN_NOT_PRESENT / NOT_RECOGNIZED otherwise.
+pub fn slot_token(slot: CK_SLOT_ID) -> Result<(TokenRef, String, Arc<Pcsc>)> {
+    with_module(|m| {
+        let s = m
+            .slots
+            .get(&slot)
+            .ok_or(Error::new(CKR_SLOT_ID_INVALID, "unknown slot"))?;
+        Ok((s.token.clone(), s.reader.clone(), m.pcsc.clone()))
+    })
+}
+
+/// Locks the token of `slot`, connecting first if there is none yet.
+pub fn connected(slot: CK_SLOT_ID) -> Result<TokenRef> {
+    let (token, reader, pcsc) = slot_token(slot)?;
+    {
+        let mut t = token.lock();
+        if t.is_none() {
+            let new = Token::connect(&pcsc, &reader);
+            *t = Some(new.map_err(|e| {
+                if e.rv == CKR_DEVICE_REMOVED {
+                    Error::new(CKR_TOKEN_NOT_PRESENT, "no card")
+                } else {
+                    e
+                }
+            })?);
+        }
+    }
+    Ok(token)
+}
+
+/// Forgets a token whose card went away or was reset, and every session
+/// on its slot (they get CKR_SESSION_HANDLE_INVALID from now on).
+pub fn drop_token(slot: CK_SLOT_ID) {
+    if let Ok((token, _, _)) = slot_token(slot) {
+        *token.lock() = None;
+    }
+    let _ = with_module(|m| {
+        m.sessions.retain(|_, s| s.slot != slot);
+        Ok(())
+    });
+}
+
+/// Runs `f` on the connected token of `slot`; a removed or reset card drops
+/// the token and its sessions and reports CKR_DEVICE_REMOVED.
+pub fn on_token<R>(slot: CK_SLOT_ID, f: impl FnOnce(&mut Token) -> Result<R>) -> Result<R> {
+    let token = connected(slot)?;
+    let r = {
+        let mut g = token.lock();
+        let t = g
+            .as_mut()
+            .ok_or(Error::new(CKR_TOKEN_NOT_PRESENT, "no card"))?;
+        f(t)
+    };
+    if let Err(e) = &r {
+        if e.rv == CKR_DEVICE_REMOVED || e.rv == CKR_TOKEN_NOT_PRESENT {
+            drop_token(slot);
+        }
+    }
+    r
+}
+
+/// The slot of a session (CKR_SESSION_HANDLE_INVALID if unknown).
+pub fn session_slot(session: CK_SESSION_HANDLE) -> Result<(CK_SLOT_ID, bool)> {
+    with_module(|m| {
+        m.sessions
+            .get(&session)
+            .map(|s| (s.slot, s.rw))
+            .ok_or(Error::new(CKR_SESSION_HANDLE_INVALID, "unknown session"))
+    })
+}

@@ -1,0 +1,192 @@
+//! A token: the connection to one SmartCard-HSM and what the module knows
+//! of it. The card keeps the login; the module keeps one connection per
+//! token and never re-selects the applet while logged in (a SELECT is a
+//! logout, §2.3).
+
+use cryptoki_sys::*;
+use picohsm_wire::codes::pin_ref;
+
+use crate::card::{self, AppletInfo, PinState};
+use crate::error::Result;
+use crate::transport::pcsc::{Pcsc, PcscTransport};
+use crate::transport::Transport;
+
+/// Who is logged in on the card, as far as the module knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Login {
+    /// Nobody.
+    None,
+    /// CKU_USER.
+    User,
+    /// CKU_SO.
+    So,
+}
+
+/// One SmartCard-HSM in a reader.
+pub struct Token {
+    /// The connection.
+    pub transport: PcscTransport,
+    /// From SELECT.
+    pub applet: AppletInfo,
+    /// Device name (CHR of the first certificate in EF 2F02).
+    pub device_name: String,
+    /// Label from EF.TokenInfo, if any.
+    pub label: Option<String>,
+    /// Manufacturer from EF.TokenInfo, if any.
+    pub manufacturer: Option<String>,
+    /// The login state.
+    pub login: Login,
+}
+
+fn printable(b: &[u8]) -> String {
+    b.iter()
+        .map(|c| {
+            if c.is_ascii_graphic() || *c == b' ' {
+                *c as char
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+impl Token {
+    /// Connects to the card in `reader` and checks it is a SmartCard-HSM
+    /// (CKR_TOKEN_NOT_RECOGNIZED otherwise).
+    pub fn connect(pcsc: &Pcsc, reader: &str) -> Result<Token> {
+        let mut transport = pcsc.connect(reader)?;
+        let (applet, devaut, tokeninfo) = transport.transact(|l| {
+            let applet = card::select_applet(l)?;
+            let devaut = card::read_ef(l, 0x2F02)?;
+            let tokeninfo = card::read_ef(l, 0x2F03)?;
+            Ok((applet, devaut, tokeninfo))
+        })?;
+        let device_name = devaut
+            .as_deref()
+            .and_then(picohsm_wire::cvc::first_chr)
+            .map(printable)
+            .unwrap_or_default();
+        let (mut label, mut manufacturer) = (None, None);
+        if let Some(ti) = tokeninfo {
+            if let Ok((seq, _)) = picohsm_wire::tlv::parse_one(&ti) {
+                for t in picohsm_wire::tlv::iter(seq.value).flatten() {
+                    match t.tag {
+                        0x80 => label = Some(printable(t.value)),
+                        0x0C => manufacturer = Some(printable(t.value)),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(Token {
+            transport,
+            applet,
+            device_name,
+            label,
+            manufacturer,
+            login: Login::None,
+        })
+    }
+
+    /// The token serial as OpenSC shows it: the device name without its
+    /// 5-character sequence number.
+    pub fn serial(&self) -> String {
+        let n = self.device_name.len();
+        self.device_name[..n.saturating_sub(5)].to_string()
+    }
+
+    /// CK_TOKEN_INFO from the card's current state.
+    pub fn info(&mut self) -> Result<CK_TOKEN_INFO> {
+        let (user, so, free) = self.transport.transact(|l| {
+            let user = card::pin_state(l, pin_ref::USER)?;
+            let so = card::pin_state(l, pin_ref::SO)?;
+            let free = card::ok(l, &[0x80, 0x50, 0x00, 0x00], "INITIALIZE query").ok();
+            Ok((user, so, free))
+        })?;
+        let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED;
+        if so != PinState::Absent {
+            flags |= CKF_TOKEN_INITIALIZED;
+        }
+        match user {
+            PinState::Absent => {}
+            PinState::Blocked => flags |= CKF_USER_PIN_INITIALIZED | CKF_USER_PIN_LOCKED,
+            PinState::TriesLeft(1) => {
+                flags |= CKF_USER_PIN_INITIALIZED | CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY
+            }
+            PinState::TriesLeft(n) if n < 3 => {
+                flags |= CKF_USER_PIN_INITIALIZED | CKF_USER_PIN_COUNT_LOW
+            }
+            PinState::Transport => flags |= CKF_USER_PIN_INITIALIZED | CKF_USER_PIN_TO_BE_CHANGED,
+            _ => flags |= CKF_USER_PIN_INITIALIZED,
+        }
+        match so {
+            PinState::Blocked => flags |= CKF_SO_PIN_LOCKED,
+            PinState::TriesLeft(1) => flags |= CKF_SO_PIN_COUNT_LOW | CKF_SO_PIN_FINAL_TRY,
+            PinState::TriesLeft(n) if n < 3 => flags |= CKF_SO_PIN_COUNT_LOW,
+            _ => {}
+        }
+        let free_mem = free
+            .filter(|f| f.len() >= 4)
+            .map_or(CK_UNAVAILABLE_INFORMATION, |f| {
+                u32::from_be_bytes([f[0], f[1], f[2], f[3]]) as CK_ULONG
+            });
+        let mut info = CK_TOKEN_INFO {
+            label: [b' '; 32],
+            manufacturerID: [b' '; 32],
+            model: [b' '; 16],
+            serialNumber: [b' '; 16],
+            flags,
+            ulMaxSessionCount: CK_EFFECTIVELY_INFINITE,
+            ulSessionCount: CK_UNAVAILABLE_INFORMATION,
+            ulMaxRwSessionCount: CK_EFFECTIVELY_INFINITE,
+            ulRwSessionCount: CK_UNAVAILABLE_INFORMATION,
+            ulMaxPinLen: 16,
+            ulMinPinLen: 6,
+            ulTotalPublicMemory: CK_UNAVAILABLE_INFORMATION,
+            ulFreePublicMemory: free_mem,
+            ulTotalPrivateMemory: CK_UNAVAILABLE_INFORMATION,
+            ulFreePrivateMemory: free_mem,
+            hardwareVersion: CK_VERSION { major: 0, minor: 0 },
+            firmwareVersion: CK_VERSION {
+                major: self.applet.version.0,
+                minor: self.applet.version.1,
+            },
+            utcTime: [b' '; 16],
+        };
+        let label = self
+            .label
+            .clone()
+            .unwrap_or_else(|| format!("SmartCard-HSM {}", self.serial()));
+        pad(&mut info.label, &label);
+        pad(
+            &mut info.manufacturerID,
+            self.manufacturer.as_deref().unwrap_or("www.CardContact.de"),
+        );
+        pad(&mut info.model, "SmartCard-HSM");
+        pad(&mut info.serialNumber, &self.serial());
+        Ok(info)
+    }
+
+    /// Logs out on the card: a SELECT of the applet clears its user state.
+    pub fn logout(&mut self) -> Result<()> {
+        self.login = Login::None;
+        self.transport
+            .transact(|l| card::select_applet(l).map(|_| ()))
+    }
+}
+
+/// Copies `s` into a blank-padded PKCS#11 string field (truncating at a
+/// character boundary).
+pub fn pad(field: &mut [u8], s: &str) {
+    field.fill(b' ');
+    let mut n = 0;
+    for ch in s.chars() {
+        let mut b = [0u8; 4];
+        let enc = ch.encode_utf8(&mut b).as_bytes();
+        if n + enc.len() > field.len() {
+            break;
+        }
+        field[n..n + enc.len()].copy_from_slice(enc);
+        n += enc.len();
+    }
+}

@@ -1,0 +1,20 @@
+//! How APDUs reach a card. The card driver is written against [`Link`]
+//! and [`Transport`], so it runs over PC/SC in the module and over a
+//! recorded exchange in its unit tests.
+
+pub mod pcsc;
+
+use crate::error::Result;
+
+/// One exchange: a command APDU in, the response (data ‖ SW1 SW2) out.
+pub trait Link {
+    /// Sends `apdu` and returns the response.
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>>;
+}
+
+/// A connection to one card.
+pub trait Transport: Send {
+    /// Runs `f` with the card to itself: on PC/SC, inside one transaction,
+    /// so no other process's APDU comes between those of one operation.
+    fn transact<R>(&mut self, f: impl FnOnce(&mut dyn Link) -> Result<R>) -> Result<R>;
+}

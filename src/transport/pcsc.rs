@@ -1,0 +1,115 @@
+//! PC/SC transport: the `pcsc` crate over pcsc-lite.
+//!
+//! Errors: a card that was reset (by another process, or a power cycle) or
+//! removed is `CKR_DEVICE_REMOVED` — its login is gone; pcscd missing is
+//! `CKR_DEVICE_ERROR`; anything else from PC/SC too.
+
+use std::ffi::{CStr, CString};
+
+use cryptoki_sys::{CKR_DEVICE_ERROR, CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT};
+use pcsc::{Card, Context, Disposition, Protocols, Scope, ShareMode};
+
+use super::{Link, Transport};
+use crate::error::{Error, Result};
+
+/// Maps a PC/SC error to the module's error.
+pub fn map_err(e: pcsc::Error) -> Error {
+    match e {
+        pcsc::Error::ResetCard | pcsc::Error::RemovedCard => {
+            Error::new(CKR_DEVICE_REMOVED, "card reset or removed")
+        }
+        pcsc::Error::NoSmartcard | pcsc::Error::UnpoweredCard | pcsc::Error::UnresponsiveCard => {
+            Error::new(CKR_TOKEN_NOT_PRESENT, "no card in the reader")
+        }
+        _ => Error::new(CKR_DEVICE_ERROR, "PC/SC failure"),
+    }
+}
+
+/// A PC/SC context (one per module instance).
+pub struct Pcsc {
+    ctx: Context,
+}
+
+impl Pcsc {
+    /// Connects to pcscd.
+    pub fn establish() -> Result<Pcsc> {
+        Context::establish(Scope::User)
+            .map(|ctx| Pcsc { ctx })
+            .map_err(|_| Error::new(CKR_DEVICE_ERROR, "pcscd is not reachable"))
+    }
+
+    /// The names of the readers pcscd knows (empty if none).
+    pub fn readers(&self) -> Result<Vec<String>> {
+        match self.ctx.list_readers_owned() {
+            Ok(r) => Ok(r
+                .into_iter()
+                .map(|c| c.to_string_lossy().into_owned())
+                .collect()),
+            Err(pcsc::Error::NoReadersAvailable) => Ok(Vec::new()),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    /// Connects (shared) to the card in `reader`.
+    pub fn connect(&self, reader: &str) -> Result<PcscTransport> {
+        let name = CString::new(reader).map_err(|_| Error::new(CKR_DEVICE_ERROR, "reader name"))?;
+        let card = self
+            .ctx
+            .connect(&name, ShareMode::Shared, Protocols::ANY)
+            .map_err(map_err)?;
+        Ok(PcscTransport { card })
+    }
+
+    /// The context, for status-change waits.
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+}
+
+/// A connection to one card.
+pub struct PcscTransport {
+    card: Card,
+}
+
+struct PcscLink<'a> {
+    card: &'a Card,
+    buf: Vec<u8>,
+}
+
+impl Link for PcscLink<'_> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>> {
+        let r = self.card.transmit(apdu, &mut self.buf).map_err(map_err)?;
+        Ok(r.to_vec())
+    }
+}
+
+impl PcscTransport {
+    /// The ATR of the card.
+    pub fn atr(&self) -> Result<Vec<u8>> {
+        let st = self.card.status2_owned().map_err(map_err)?;
+        Ok(st.atr().to_vec())
+    }
+
+    /// The reader's name as PC/SC reports it.
+    pub fn reader_names(&self) -> Result<Vec<String>> {
+        let st = self.card.status2_owned().map_err(map_err)?;
+        Ok(st
+            .reader_names()
+            .iter()
+            .map(|c: &CString| CStr::to_string_lossy(c).into_owned())
+            .collect())
+    }
+}
+
+impl Transport for PcscTransport {
+    fn transact<R>(&mut self, f: impl FnOnce(&mut dyn Link) -> Result<R>) -> Result<R> {
+        let tx = self.card.transaction().map_err(map_err)?;
+        let mut link = PcscLink {
+            card: &tx,
+            buf: vec![0u8; 65538],
+        };
+        let r = f(&mut link);
+        let _ = tx.end(Disposition::LeaveCard);
+        r
+    }
+}
