@@ -11,5 +11,5 @@
 pub mod card;
 pub mod core;
 pub mod error;
-// mod ffi; (being written)
+mod ffi;
 pub mod transport;

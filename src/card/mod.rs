@@ -2,8 +2,8 @@
 //! built and parsed with `picohsm-wire`, and the one place where status
 //! words become CK_RVs ([`sw_to_rv`]).
 
-// pub mod pkcs15; (being written)
-// pub mod x509; (being written)
+pub mod pkcs15;
+pub mod x509;
 
 use cryptoki_sys::*;
 use picohsm_wire::apdu::{build, build_extended};

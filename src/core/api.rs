@@ -16,12 +16,18 @@ use cryptoki_sys::*;
 
 use crate::error::{fail, Result};
 
+pub use super::find::{
+    find_objects, find_objects_final, find_objects_init, get_attribute, get_object_size,
+};
 pub use super::general::{
     finalize, get_info, get_slot_info, get_slot_list, get_token_info, initialize, is_initialized,
 };
 pub use super::session::{
     close_all_sessions, close_session, generate_random, get_session_info, login, logout,
     open_session, seed_random,
+};
+pub use super::sign::{
+    get_mechanism_info, get_mechanism_list, sign, sign_final, sign_init, sign_update,
 };
 
 /// Arguments of C_Initialize, decoded.
@@ -124,10 +130,6 @@ not_yet! {
     /// C_WaitForSlotEvent; `blocking` = flags without CKF_DONT_BLOCK.
     /// Err(CKR_NO_EVENT) when non-blocking and nothing happened.
     pub fn wait_for_slot_event(blocking: bool) -> Result<CK_SLOT_ID>;
-    /// C_GetMechanismList.
-    pub fn get_mechanism_list(slot: CK_SLOT_ID) -> Result<Vec<CK_MECHANISM_TYPE>>;
-    /// C_GetMechanismInfo.
-    pub fn get_mechanism_info(slot: CK_SLOT_ID, mech: CK_MECHANISM_TYPE) -> Result<CK_MECHANISM_INFO>;
     /// C_InitToken; `label` is the 32-byte blank-padded label.
     pub fn init_token(slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8; 32]) -> Result<()>;
     /// C_InitPIN.
@@ -138,20 +140,8 @@ not_yet! {
     pub fn create_object(session: CK_SESSION_HANDLE, template: &[Attr]) -> Result<CK_OBJECT_HANDLE>;
     /// C_DestroyObject.
     pub fn destroy_object(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()>;
-    /// C_GetObjectSize.
-    pub fn get_object_size(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<usize>;
-    /// C_GetAttributeValue, one attribute at a time (the C layer applies
-    /// the per-attribute rules of PKCS#11 §5.7 and combines the results).
-    /// Err only for errors of the whole call (bad handles, device errors).
-    pub fn get_attribute(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, kind: CK_ATTRIBUTE_TYPE) -> Result<AttrValue>;
     /// C_SetAttributeValue.
     pub fn set_attributes(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, template: &[Attr]) -> Result<()>;
-    /// C_FindObjectsInit.
-    pub fn find_objects_init(session: CK_SESSION_HANDLE, template: &[Attr]) -> Result<()>;
-    /// C_FindObjects: up to `max` more handles.
-    pub fn find_objects(session: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>>;
-    /// C_FindObjectsFinal.
-    pub fn find_objects_final(session: CK_SESSION_HANDLE) -> Result<()>;
     /// C_DecryptInit.
     pub fn decrypt_init(session: CK_SESSION_HANDLE, mech: Mechanism, key: CK_OBJECT_HANDLE) -> Result<()>;
     /// C_Decrypt (one shot).
@@ -168,14 +158,6 @@ not_yet! {
     pub fn digest_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()>;
     /// C_DigestFinal.
     pub fn digest_final(session: CK_SESSION_HANDLE) -> Result<Vec<u8>>;
-    /// C_SignInit.
-    pub fn sign_init(session: CK_SESSION_HANDLE, mech: Mechanism, key: CK_OBJECT_HANDLE) -> Result<()>;
-    /// C_Sign.
-    pub fn sign(session: CK_SESSION_HANDLE, data: &[u8]) -> Result<Vec<u8>>;
-    /// C_SignUpdate.
-    pub fn sign_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()>;
-    /// C_SignFinal.
-    pub fn sign_final(session: CK_SESSION_HANDLE) -> Result<Vec<u8>>;
     /// C_VerifyInit.
     pub fn verify_init(session: CK_SESSION_HANDLE, mech: Mechanism, key: CK_OBJECT_HANDLE) -> Result<()>;
     /// C_Verify: Ok(()) valid; Err(CKR_SIGNATURE_INVALID / CKR_SIGNATURE_LEN_RANGE).

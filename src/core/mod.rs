@@ -3,7 +3,10 @@
 //! [`api`] is the surface the C layer calls; the rest is how it works.
 
 pub mod api;
+pub mod find;
 pub mod general;
+pub mod object;
 pub mod session;
+pub mod sign;
 pub mod state;
 pub mod token;

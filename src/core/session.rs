@@ -56,16 +56,28 @@ pub fn close_session(session: CK_SESSION_HANDLE) -> Result<()> {
         m.sessions.remove(&session);
         Ok(())
     })?;
+    crate::core::find::forget_session(session);
+    crate::core::sign::forget_session(session);
     logout_if_last(slot)
 }
 
 /// C_CloseAllSessions.
 pub fn close_all_sessions(slot: CK_SLOT_ID) -> Result<()> {
     crate::core::general::check_slot(slot)?;
-    with_module(|m| {
+    let closed = with_module(|m| {
+        let mine: Vec<CK_SESSION_HANDLE> = m
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.slot == slot)
+            .map(|(h, _)| *h)
+            .collect();
         m.sessions.retain(|_, s| s.slot != slot);
-        Ok(())
+        Ok(mine)
     })?;
+    for h in closed {
+        crate::core::find::forget_session(h);
+        crate::core::sign::forget_session(h);
+    }
     logout_if_last(slot)
 }
 

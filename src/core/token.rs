@@ -6,7 +6,11 @@
 use cryptoki_sys::*;
 use picohsm_wire::codes::pin_ref;
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::card::{self, AppletInfo, PinState};
+use crate::core::object::{self, Class, Object};
 use crate::error::Result;
 use crate::transport::pcsc::{Pcsc, PcscTransport};
 use crate::transport::Transport;
@@ -36,7 +40,15 @@ pub struct Token {
     pub manufacturer: Option<String>,
     /// The login state.
     pub login: Login,
+    /// Objects read from the card (once), with their handles.
+    pub objects: Option<Vec<(CK_OBJECT_HANDLE, Object)>>,
+    /// Handles given out, by (class, file): stable while the module is loaded.
+    pub handles: HashMap<(Class, u16), CK_OBJECT_HANDLE>,
 }
+
+/// Object handles are unique across tokens: a handle of one token used on
+/// another is CKR_OBJECT_HANDLE_INVALID, never another object.
+static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
 
 fn printable(b: &[u8]) -> String {
     b.iter()
@@ -85,6 +97,8 @@ impl Token {
             label,
             manufacturer,
             login: Login::None,
+            objects: None,
+            handles: HashMap::new(),
         })
     }
 
@@ -188,5 +202,36 @@ pub fn pad(field: &mut [u8], s: &str) {
         }
         field[n..n + enc.len()].copy_from_slice(enc);
         n += enc.len();
+    }
+}
+
+impl Token {
+    /// The objects, reading them from the card the first time.
+    pub fn objects(&mut self) -> Result<&mut Vec<(CK_OBJECT_HANDLE, Object)>> {
+        if self.objects.is_none() {
+            let loaded = self.transport.transact(object::load)?;
+            let mut list = Vec::with_capacity(loaded.len());
+            for o in loaded {
+                let h = *self.handles.entry((o.class, o.fid)).or_insert_with(|| {
+                    NEXT_HANDLE.fetch_add(1, Ordering::Relaxed) as CK_OBJECT_HANDLE
+                });
+                list.push((h, o));
+            }
+            self.objects = Some(list);
+        }
+        Ok(self.objects.get_or_insert_with(Vec::new))
+    }
+
+    /// The object with handle `h`, if it is visible in the current login state.
+    pub fn object(&mut self, h: CK_OBJECT_HANDLE) -> Result<&mut Object> {
+        let logged = self.login == Login::User;
+        self.objects()?
+            .iter_mut()
+            .find(|(oh, o)| *oh == h && (logged || !o.private))
+            .map(|(_, o)| o)
+            .ok_or(crate::error::Error::new(
+                CKR_OBJECT_HANDLE_INVALID,
+                "unknown object",
+            ))
     }
 }

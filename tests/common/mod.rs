@@ -325,6 +325,47 @@ pub fn vcard_binary() -> PathBuf {
     .clone()
 }
 
+/// Path of this project's module, `libpicohsm_pkcs11.so`, built first
+/// (`cargo build --lib`) so tests always load the current code.
+pub fn module_path() -> PathBuf {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let dir = target_profile_dir();
+        let lib = dir.join("libpicohsm_pkcs11.so");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+            "build",
+            "-p",
+            "picohsm-pkcs11",
+            "--lib",
+        ]);
+        if dir.file_name() == Some(OsStr::new("release")) {
+            cmd.arg("--release");
+        }
+        let out = run_cmd_allow_fail(&mut cmd);
+        assert!(
+            out.status.success() || lib.is_file(),
+            "cannot build the module:\n{}",
+            output_text(&out)
+        );
+        assert!(lib.is_file(), "{} missing after the build", lib.display());
+        lib
+    })
+    .clone()
+}
+
+/// `pkcs11-tool --module libpicohsm_pkcs11.so --slot-description READER`.
+pub fn our_pkcs11_tool_command(vcard: &VCard) -> Command {
+    let mut c = Command::new("pkcs11-tool");
+    c.env("OPENSC_CONF", opensc_conf())
+        .arg("--module")
+        .arg(module_path())
+        .arg("--slot-description")
+        .arg(vcard.reader_name());
+    c
+}
+
 // ---------------------------------------------------------------------------
 // Port allocation
 

@@ -1,0 +1,124 @@
+//! Object search and attributes (PKCS#11 §5.7).
+
+use std::collections::VecDeque;
+
+use cryptoki_sys::*;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+
+use crate::core::api::{Attr, AttrValue};
+use crate::core::object::{load_private_value, Class};
+use crate::core::state::{on_token, session_slot};
+use crate::core::token::Login;
+use crate::error::{fail, Result};
+use crate::transport::Transport;
+
+/// Pending search results per session.
+static SEARCHES: Mutex<Option<HashMap<CK_SESSION_HANDLE, VecDeque<CK_OBJECT_HANDLE>>>> =
+    Mutex::new(None);
+
+/// C_FindObjectsInit.
+pub fn find_objects_init(session: CK_SESSION_HANDLE, template: &[Attr]) -> Result<()> {
+    let (slot, _) = session_slot(session)?;
+    if SEARCHES
+        .lock()
+        .as_ref()
+        .is_some_and(|m| m.contains_key(&session))
+    {
+        return fail(CKR_OPERATION_ACTIVE, "a search is active");
+    }
+    let want: Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)> =
+        template.iter().map(|a| (a.kind, a.value.clone())).collect();
+    let found: VecDeque<CK_OBJECT_HANDLE> = on_token(slot, |t| {
+        let logged = t.login == Login::User;
+        Ok(t.objects()?
+            .iter()
+            .filter(|(_, o)| (logged || !o.private) && o.matches(&want))
+            .map(|(h, _)| *h)
+            .collect())
+    })?;
+    SEARCHES
+        .lock()
+        .get_or_insert_with(HashMap::new)
+        .insert(session, found);
+    Ok(())
+}
+
+/// C_FindObjects.
+pub fn find_objects(session: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>> {
+    session_slot(session)?;
+    let mut g = SEARCHES.lock();
+    let q = g
+        .as_mut()
+        .and_then(|m| m.get_mut(&session))
+        .ok_or(crate::error::Error::new(
+            CKR_OPERATION_NOT_INITIALIZED,
+            "no search",
+        ))?;
+    let n = max.min(q.len());
+    Ok(q.drain(..n).collect())
+}
+
+/// C_FindObjectsFinal.
+pub fn find_objects_final(session: CK_SESSION_HANDLE) -> Result<()> {
+    session_slot(session)?;
+    match SEARCHES.lock().as_mut().and_then(|m| m.remove(&session)) {
+        Some(_) => Ok(()),
+        None => fail(CKR_OPERATION_NOT_INITIALIZED, "no search"),
+    }
+}
+
+/// Forgets a closed session's search.
+pub fn forget_session(session: CK_SESSION_HANDLE) {
+    if let Some(m) = SEARCHES.lock().as_mut() {
+        m.remove(&session);
+    }
+}
+
+/// C_GetAttributeValue for one attribute.
+pub fn get_attribute(
+    session: CK_SESSION_HANDLE,
+    object: CK_OBJECT_HANDLE,
+    kind: CK_ATTRIBUTE_TYPE,
+) -> Result<AttrValue> {
+    let (slot, _) = session_slot(session)?;
+    on_token(slot, |t| {
+        let private_data = {
+            let o = t.object(object)?;
+            o.class == Class::Data && o.private && !o.attrs.contains_key(&CKA_VALUE)
+        };
+        if private_data && kind == CKA_VALUE {
+            let mut o = t.object(object)?.clone();
+            t.transport.transact(|l| load_private_value(l, &mut o))?;
+            *t.object(object)? = o;
+        }
+        let o = t.object(object)?;
+        if o.class == Class::PrivateKey
+            && matches!(
+                kind,
+                CKA_VALUE
+                    | CKA_PRIVATE_EXPONENT
+                    | CKA_PRIME_1
+                    | CKA_PRIME_2
+                    | CKA_EXPONENT_1
+                    | CKA_EXPONENT_2
+                    | CKA_COEFFICIENT
+            )
+        {
+            return Ok(AttrValue::Sensitive);
+        }
+        Ok(match o.attrs.get(&kind) {
+            Some(v) => AttrValue::Value(v.clone()),
+            None => AttrValue::Invalid,
+        })
+    })
+}
+
+/// C_GetObjectSize: the bytes of its value or, for keys, of its attributes.
+pub fn get_object_size(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<usize> {
+    let (slot, _) = session_slot(session)?;
+    on_token(slot, |t| {
+        let o = t.object(object)?;
+        Ok(o.attrs.values().map(|v| v.len()).sum())
+    })
+}

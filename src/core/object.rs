@@ -1,0 +1,364 @@
+//! Objects as OpenSC lays them out on a SmartCard-HSM (§3, §7.7): private
+//! and public keys from `CCxx` + PrKD `C4xx` + request or certificate
+//! `CExx`; certificates from `CExx` and from CD `C8xx` → `CAxx`; data
+//! objects from DCOD `C9xx` → `CFxx` (public) / `CDxx` (private).
+
+use std::collections::BTreeMap;
+
+use cryptoki_sys::*;
+use picohsm_wire::curve::Curve;
+use picohsm_wire::cvc::{oid, AuthRequest};
+
+use crate::card::{self, pkcs15, x509};
+use crate::error::Result;
+use crate::transport::Link;
+
+/// The object classes this module shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    /// CKO_PRIVATE_KEY.
+    PrivateKey,
+    /// CKO_PUBLIC_KEY.
+    PublicKey,
+    /// CKO_CERTIFICATE.
+    Certificate,
+    /// CKO_DATA.
+    Data,
+}
+
+/// What a key is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyInfo {
+    /// EC on a curve.
+    Ec(Curve),
+    /// RSA of this many bits.
+    Rsa(usize),
+}
+
+/// One object.
+#[derive(Debug, Clone)]
+pub struct Object {
+    /// Its class.
+    pub class: Class,
+    /// The file that identifies it (key CCxx, certificate CExx/CAxx, data CFxx/CDxx).
+    pub fid: u16,
+    /// Its descriptor file, if any (C4xx, C8xx, C9xx).
+    pub desc_fid: Option<u16>,
+    /// Visible only after login.
+    pub private: bool,
+    /// For keys: the card's key reference and the key's kind.
+    pub key: Option<(u8, KeyInfo)>,
+    /// Attribute values.
+    pub attrs: BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>,
+}
+
+/// CK_BBOOL bytes.
+pub fn b(v: bool) -> Vec<u8> {
+    vec![if v { CK_TRUE } else { CK_FALSE }]
+}
+
+/// CK_ULONG bytes (native layout, as the C side reads them).
+pub fn ul(v: CK_ULONG) -> Vec<u8> {
+    v.to_ne_bytes().to_vec()
+}
+
+/// DER OCTET STRING around `v` (CKA_EC_POINT).
+pub fn octet_string(v: &[u8]) -> Vec<u8> {
+    picohsm_wire::tlv::encode(0x04, v)
+}
+
+impl Object {
+    fn new(class: Class, fid: u16, desc_fid: Option<u16>, private: bool) -> Object {
+        let mut attrs = BTreeMap::new();
+        let cko = match class {
+            Class::PrivateKey => CKO_PRIVATE_KEY,
+            Class::PublicKey => CKO_PUBLIC_KEY,
+            Class::Certificate => CKO_CERTIFICATE,
+            Class::Data => CKO_DATA,
+        };
+        attrs.insert(CKA_CLASS, ul(cko));
+        attrs.insert(CKA_TOKEN, b(true));
+        attrs.insert(CKA_PRIVATE, b(private));
+        attrs.insert(CKA_MODIFIABLE, b(true));
+        attrs.insert(CKA_COPYABLE, b(false));
+        attrs.insert(CKA_DESTROYABLE, b(true));
+        Object {
+            class,
+            fid,
+            desc_fid,
+            private,
+            key: None,
+            attrs,
+        }
+    }
+
+    fn set(&mut self, a: CK_ATTRIBUTE_TYPE, v: Vec<u8>) {
+        self.attrs.insert(a, v);
+    }
+
+    /// Whether every attribute of `template` has the same value here.
+    pub fn matches(&self, template: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> bool {
+        template.iter().all(|(t, v)| self.attrs.get(t) == Some(v))
+    }
+}
+
+/// A public key, wherever it was read from.
+struct Public {
+    info: KeyInfo,
+    ec_point: Option<Vec<u8>>,
+    modulus: Option<Vec<u8>>,
+    exponent: Option<Vec<u8>>,
+    spki: Vec<u8>,
+}
+
+fn public_from_request(req: &[u8]) -> Option<Public> {
+    let r = AuthRequest::parse(req).ok()?;
+    let c = &r.cert;
+    if oid::is_ec(c.algorithm) {
+        let curve = Curve::from_prime(c.key_field(0x81)?)?;
+        let q = c.key_field(0x86)?.to_vec();
+        Some(Public {
+            info: KeyInfo::Ec(curve),
+            spki: x509::spki_ec(curve.oid_der(), &q),
+            ec_point: Some(q),
+            modulus: None,
+            exponent: None,
+        })
+    } else if oid::is_rsa(c.algorithm) {
+        let n = strip(c.key_field(0x81)?).to_vec();
+        let e = strip(c.key_field(0x82)?).to_vec();
+        Some(Public {
+            info: KeyInfo::Rsa(bits(&n)),
+            spki: x509::spki_rsa(&n, &e),
+            ec_point: None,
+            modulus: Some(n),
+            exponent: Some(e),
+        })
+    } else {
+        None
+    }
+}
+
+fn public_from_cert(f: &x509::CertFields) -> Option<Public> {
+    match &f.public_key {
+        x509::PublicKey::Ec {
+            curve_oid_der,
+            point,
+        } => {
+            let curve = Curve::from_oid_der(curve_oid_der)?;
+            Some(Public {
+                info: KeyInfo::Ec(curve),
+                spki: f.spki.clone(),
+                ec_point: Some(point.clone()),
+                modulus: None,
+                exponent: None,
+            })
+        }
+        x509::PublicKey::Rsa { modulus, exponent } => {
+            let n = strip(modulus).to_vec();
+            Some(Public {
+                info: KeyInfo::Rsa(bits(&n)),
+                spki: f.spki.clone(),
+                ec_point: None,
+                modulus: Some(n),
+                exponent: Some(strip(exponent).to_vec()),
+            })
+        }
+        x509::PublicKey::Other => None,
+    }
+}
+
+fn strip(v: &[u8]) -> &[u8] {
+    let z = v.iter().take_while(|x| **x == 0).count();
+    &v[z..]
+}
+
+fn bits(n: &[u8]) -> usize {
+    n.first()
+        .map_or(0, |f| n.len() * 8 - f.leading_zeros() as usize)
+}
+
+fn key_attrs(o: &mut Object, p: &Public, label: &str, id: &[u8]) {
+    o.set(CKA_LABEL, label.as_bytes().to_vec());
+    o.set(CKA_ID, id.to_vec());
+    o.set(CKA_LOCAL, b(true));
+    o.set(CKA_START_DATE, Vec::new());
+    o.set(CKA_END_DATE, Vec::new());
+    o.set(CKA_PUBLIC_KEY_INFO, p.spki.clone());
+    o.set(CKA_SUBJECT, Vec::new());
+    match p.info {
+        KeyInfo::Ec(curve) => {
+            o.set(CKA_KEY_TYPE, ul(CKK_EC));
+            o.set(CKA_KEY_GEN_MECHANISM, ul(CKM_EC_KEY_PAIR_GEN));
+            o.set(CKA_EC_PARAMS, curve.oid_der().to_vec());
+            o.set(CKA_DERIVE, b(true));
+            if o.class == Class::PublicKey {
+                o.set(
+                    CKA_EC_POINT,
+                    octet_string(p.ec_point.as_deref().unwrap_or_default()),
+                );
+            }
+        }
+        KeyInfo::Rsa(bits) => {
+            o.set(CKA_KEY_TYPE, ul(CKK_RSA));
+            o.set(CKA_KEY_GEN_MECHANISM, ul(CKM_RSA_PKCS_KEY_PAIR_GEN));
+            o.set(CKA_MODULUS, p.modulus.clone().unwrap_or_default());
+            o.set(CKA_PUBLIC_EXPONENT, p.exponent.clone().unwrap_or_default());
+            o.set(CKA_DERIVE, b(false));
+            if o.class == Class::PublicKey {
+                o.set(CKA_MODULUS_BITS, ul(bits as CK_ULONG));
+            }
+        }
+    }
+    let rsa = matches!(p.info, KeyInfo::Rsa(_));
+    if o.class == Class::PrivateKey {
+        o.set(CKA_SENSITIVE, b(true));
+        o.set(CKA_ALWAYS_SENSITIVE, b(true));
+        o.set(CKA_EXTRACTABLE, b(false));
+        o.set(CKA_NEVER_EXTRACTABLE, b(true));
+        o.set(CKA_ALWAYS_AUTHENTICATE, b(false));
+        o.set(CKA_SIGN, b(true));
+        o.set(CKA_SIGN_RECOVER, b(false));
+        o.set(CKA_DECRYPT, b(rsa));
+        o.set(CKA_UNWRAP, b(false));
+        o.set(CKA_WRAP_WITH_TRUSTED, b(false));
+    } else {
+        o.set(CKA_VERIFY, b(true));
+        o.set(CKA_VERIFY_RECOVER, b(false));
+        o.set(CKA_ENCRYPT, b(rsa));
+        o.set(CKA_WRAP, b(false));
+        o.set(CKA_TRUSTED, b(false));
+    }
+}
+
+fn cert_object(
+    fid: u16,
+    desc_fid: Option<u16>,
+    der: &[u8],
+    label: &str,
+    id: &[u8],
+    authority: bool,
+) -> Option<(Object, x509::CertFields)> {
+    let f = x509::parse(der).ok()?;
+    let mut o = Object::new(Class::Certificate, fid, desc_fid, false);
+    o.set(CKA_CERTIFICATE_TYPE, ul(CKC_X_509));
+    o.set(CKA_VALUE, der.to_vec());
+    o.set(CKA_SUBJECT, f.subject.clone());
+    o.set(CKA_ISSUER, f.issuer.clone());
+    o.set(CKA_SERIAL_NUMBER, f.serial.clone());
+    o.set(CKA_LABEL, label.as_bytes().to_vec());
+    o.set(CKA_ID, id.to_vec());
+    o.set(CKA_TRUSTED, b(false));
+    o.set(CKA_CERTIFICATE_CATEGORY, ul(if authority { 2 } else { 0 }));
+    o.set(CKA_PUBLIC_KEY_INFO, f.spki.clone());
+    o.set(CKA_CHECK_VALUE, Vec::new());
+    o.set(CKA_START_DATE, Vec::new());
+    o.set(CKA_END_DATE, Vec::new());
+    Some((o, f))
+}
+
+/// Reads every object from the card (one PC/SC transaction, caller's).
+pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
+    let fids = card::enumerate(link)?;
+    let mut out = Vec::new();
+    for &f in &fids {
+        let (prefix, id8) = ((f >> 8) as u8, f as u8);
+        match prefix {
+            // Key 0 is the device key: not an application key (OpenSC hides it too).
+            0xCC if id8 != 0 => {
+                let desc_fid = 0xC400 | id8 as u16;
+                let Some(desc) = card::read_ef(link, desc_fid)?
+                    .and_then(|d| pkcs15::PrivateKeyDesc::parse(&d).ok())
+                else {
+                    continue;
+                };
+                let ce = card::read_ef(link, 0xCE00 | id8 as u16)?;
+                let mut cert = None;
+                let public = match ce.as_deref() {
+                    Some(c) if c.first() == Some(&0x67) => public_from_request(c),
+                    Some(c) if c.first() == Some(&0x30) => {
+                        let co =
+                            cert_object(0xCE00 | id8 as u16, None, c, &desc.label, &desc.id, false);
+                        let p = co.as_ref().and_then(|(_, fields)| public_from_cert(fields));
+                        cert = co.map(|(mut o, fields)| {
+                            o.set(CKA_SUBJECT, fields.subject);
+                            o
+                        });
+                        p
+                    }
+                    _ => None,
+                };
+                let Some(public) = public else { continue };
+                let mut prv = Object::new(Class::PrivateKey, f, Some(desc_fid), true);
+                key_attrs(&mut prv, &public, &desc.label, &desc.id);
+                prv.key = Some((id8, public.info));
+                let mut publ = Object::new(Class::PublicKey, f, Some(desc_fid), false);
+                key_attrs(&mut publ, &public, &desc.label, &desc.id);
+                publ.key = Some((id8, public.info));
+                if let Some(c) = cert {
+                    if let Some(s) = c.attrs.get(&CKA_SUBJECT) {
+                        prv.set(CKA_SUBJECT, s.clone());
+                        publ.set(CKA_SUBJECT, s.clone());
+                    }
+                    out.push(c);
+                }
+                out.push(prv);
+                out.push(publ);
+            }
+            0xC8 => {
+                let Some(desc) =
+                    card::read_ef(link, f)?.and_then(|d| pkcs15::CertDesc::parse(&d).ok())
+                else {
+                    continue;
+                };
+                let Some(der) = card::read_ef(link, desc.fid)? else {
+                    continue;
+                };
+                if let Some((o, _)) = cert_object(
+                    desc.fid,
+                    Some(f),
+                    &der,
+                    &desc.label,
+                    &desc.id,
+                    desc.authority,
+                ) {
+                    out.push(o);
+                }
+            }
+            0xC9 => {
+                let Some(desc) =
+                    card::read_ef(link, f)?.and_then(|d| pkcs15::DataDesc::parse(&d).ok())
+                else {
+                    continue;
+                };
+                let mut o = Object::new(Class::Data, desc.fid, Some(f), desc.private);
+                o.set(CKA_LABEL, desc.label.as_bytes().to_vec());
+                o.set(CKA_APPLICATION, desc.app_label.as_bytes().to_vec());
+                o.set(
+                    CKA_OBJECT_ID,
+                    desc.app_oid
+                        .clone()
+                        .map(|v| picohsm_wire::tlv::encode(0x06, &v))
+                        .unwrap_or_default(),
+                );
+                if !desc.private {
+                    o.set(
+                        CKA_VALUE,
+                        card::read_ef(link, desc.fid)?.unwrap_or_default(),
+                    );
+                }
+                out.push(o);
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the value of a private data object (after login).
+pub fn load_private_value(link: &mut dyn Link, o: &mut Object) -> Result<()> {
+    if o.class == Class::Data && o.private && !o.attrs.contains_key(&CKA_VALUE) {
+        o.set(CKA_VALUE, card::read_ef(link, o.fid)?.unwrap_or_default());
+    }
+    Ok(())
+}

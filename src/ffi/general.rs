@@ -1,0 +1,53 @@
+//! General-purpose functions (PKCS#11 3.0 §5.4): C_Initialize, C_Finalize,
+//! C_GetInfo. C_GetFunctionList and the interfaces are in
+//! [`super::interface`].
+
+use std::ffi::c_void;
+
+use cryptoki_sys::*;
+
+use crate::core::api;
+use crate::error::fail;
+
+use super::args::Out;
+use super::convert::init_args;
+use super::pending::PENDING;
+use super::wrap::{run, Init};
+
+/// C_Initialize: decodes the CK_C_INITIALIZE_ARGS (see
+/// [`init_args`]) and initialises the core.
+#[no_mangle]
+pub extern "C" fn C_Initialize(pInitArgs: *mut c_void) -> CK_RV {
+    run("C_Initialize", Init::NotRequired, &[], |_| {
+        // SAFETY: PKCS#11 caller: NULL or a CK_C_INITIALIZE_ARGS whose
+        // pReserved is NULL or a NUL-terminated string.
+        let args = unsafe { init_args(pInitArgs as *const CK_C_INITIALIZE_ARGS) }?;
+        api::initialize(args)?;
+        PENDING.clear();
+        Ok(())
+    })
+}
+
+/// C_Finalize: `pReserved` must be NULL. Drops every waiting output.
+#[no_mangle]
+pub extern "C" fn C_Finalize(pReserved: *mut c_void) -> CK_RV {
+    run("C_Finalize", Init::Required, &[], |_| {
+        if !pReserved.is_null() {
+            return fail(CKR_ARGUMENTS_BAD, "pReserved must be NULL");
+        }
+        let r = api::finalize();
+        PENDING.clear();
+        r
+    })
+}
+
+/// C_GetInfo.
+#[no_mangle]
+pub extern "C" fn C_GetInfo(pInfo: *mut CK_INFO) -> CK_RV {
+    run("C_GetInfo", Init::Required, &[], |_| {
+        // SAFETY: PKCS#11 caller: NULL or writable CK_INFO.
+        let out = unsafe { Out::new(pInfo, "NULL pInfo") }?;
+        out.set(api::get_info()?);
+        Ok(())
+    })
+}

@@ -1,0 +1,239 @@
+//! libpicohsm_pkcs11.so against picohsm-vcard through pcscd: driven by
+//! OpenSC's pkcs11-tool and by the `cryptoki` crate, beside opensc-pkcs11.so
+//! on the same card.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::*;
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as P11Error, RvError};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass};
+use cryptoki::session::UserType;
+use cryptoki::types::AuthPin;
+
+const SO_PIN: &str = "1234567890123456";
+const PIN: &str = "648219";
+
+fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ours(card: &VCard, args: &[&str]) -> String {
+    text(&run_cmd(our_pkcs11_tool_command(card).args(args)))
+}
+
+fn openssl_ok(args: &[&str]) {
+    let out = run_allow_fail("openssl", args);
+    assert!(out.status.success(), "openssl {args:?}:\n{}", text(&out));
+}
+
+/// A card with an EC P-256 key (id 01) and an RSA-2048 key (id 02), both
+/// generated through OpenSC's module.
+fn card_with_opensc_keys() -> VCard {
+    let card = VCard::start();
+    sc_hsm_tool(&card, ["--initialize", "--so-pin", SO_PIN, "--pin", PIN]);
+    for (id, kt) in [("01", "EC:prime256v1"), ("02", "rsa:2048")] {
+        pkcs11_tool(
+            &card,
+            [
+                "--login",
+                "--pin",
+                PIN,
+                "--keypairgen",
+                "--key-type",
+                kt,
+                "--id",
+                id,
+                "--label",
+                &format!("k{id}"),
+            ],
+        );
+    }
+    card
+}
+
+#[test]
+fn pkcs11_tool_through_our_module_signs_with_opensc_made_keys() {
+    let card = card_with_opensc_keys();
+    let dir = card.dir().to_path_buf();
+    let info = ours(&card, &["--show-info"]);
+    assert!(info.contains("picohsm-pkcs11"), "{info}");
+    let slots = ours(&card, &["--list-slots"]);
+    assert!(
+        slots.contains(card.reader_name()) && slots.contains("token initialized"),
+        "{slots}"
+    );
+    let mechs = ours(&card, &["--list-mechanisms"]);
+    assert!(
+        mechs.contains("ECDSA-SHA256") && mechs.contains("SHA256-RSA-PKCS"),
+        "{mechs}"
+    );
+    let objects = ours(&card, &["--list-objects"]);
+    assert!(
+        objects.contains("Public Key Object; EC")
+            && objects.contains("Public Key Object; RSA 2048 bits"),
+        "{objects}"
+    );
+    assert!(
+        !objects.contains("Private Key Object"),
+        "private objects need a login: {objects}"
+    );
+    let objects = ours(&card, &["--login", "--pin", PIN, "--list-objects"]);
+    assert!(objects.contains("Private Key Object; EC"), "{objects}");
+
+    let data = dir.join("data.txt");
+    fs::write(&data, b"signed through libpicohsm_pkcs11").unwrap();
+    let sig = dir.join("sig.bin");
+    let (data_s, sig_s) = (s(&data), s(&sig));
+    let der = dir.join("pub.der");
+    let pem = dir.join("pub.pem");
+    for (id, mech, fmt) in [
+        ("01", "ECDSA-SHA256", true),
+        ("02", "SHA256-RSA-PKCS", false),
+    ] {
+        ours(
+            &card,
+            &[
+                "--read-object",
+                "--type",
+                "pubkey",
+                "--id",
+                id,
+                "-o",
+                &s(&der),
+            ],
+        );
+        run(
+            "openssl",
+            [
+                "pkey",
+                "-pubin",
+                "-inform",
+                "DER",
+                "-in",
+                &s(&der),
+                "-out",
+                &s(&pem),
+            ],
+        );
+        let mut a = vec![
+            "--login",
+            "--pin",
+            PIN,
+            "--sign",
+            "--mechanism",
+            mech,
+            "--id",
+            id,
+            "-i",
+            &data_s,
+            "-o",
+            &sig_s,
+        ];
+        if fmt {
+            a.extend_from_slice(&["--signature-format", "openssl"]);
+        }
+        ours(&card, &a);
+        openssl_ok(&[
+            "dgst",
+            "-sha256",
+            "-verify",
+            &s(&pem),
+            "-signature",
+            &s(&sig),
+            &s(&data),
+        ]);
+    }
+}
+
+fn rv(e: P11Error) -> RvError {
+    match e {
+        P11Error::Pkcs11(rv, _) => rv,
+        other => panic!("not a PKCS#11 error: {other:?}"),
+    }
+}
+
+#[test]
+fn login_errors_and_token_flags_are_exact() {
+    let card = card_with_opensc_keys();
+    let p11 = Pkcs11::new(module_path()).unwrap();
+    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    let slot = p11
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| {
+            p11.get_slot_info(*s)
+                .is_ok_and(|i| i.slot_description() == card.reader_name())
+        })
+        .expect("our slot");
+    let session = p11.open_ro_session(slot).unwrap();
+    let key = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::Id(vec![1]),
+        ])
+        .unwrap();
+    assert_eq!(key.len(), 1);
+    assert!(session
+        .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])
+        .unwrap()
+        .is_empty());
+
+    let wrong = AuthPin::from("000000");
+    assert_eq!(
+        rv(session.login(UserType::User, Some(&wrong)).unwrap_err()),
+        RvError::PinIncorrect
+    );
+    assert!(p11.get_token_info(slot).unwrap().user_pin_count_low());
+    assert_eq!(
+        rv(session.login(UserType::User, Some(&wrong)).unwrap_err()),
+        RvError::PinIncorrect
+    );
+    assert!(p11.get_token_info(slot).unwrap().user_pin_final_try());
+    session
+        .login(UserType::User, Some(&AuthPin::from(PIN)))
+        .unwrap();
+    assert!(!p11.get_token_info(slot).unwrap().user_pin_count_low());
+    let prv = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(vec![1]),
+        ])
+        .unwrap();
+    assert_eq!(prv.len(), 1);
+    let sig = session
+        .sign(&Mechanism::Ecdsa, prv[0], &[0x11; 32])
+        .unwrap();
+    assert_eq!(sig.len(), 64);
+    session.logout().unwrap();
+    assert_eq!(
+        rv(session
+            .sign(&Mechanism::Ecdsa, prv[0], &[0x11; 32])
+            .unwrap_err()),
+        RvError::UserNotLoggedIn
+    );
+    for _ in 0..3 {
+        let _ = session.login(UserType::User, Some(&wrong));
+    }
+    assert_eq!(
+        rv(session
+            .login(UserType::User, Some(&AuthPin::from(PIN)))
+            .unwrap_err()),
+        RvError::PinLocked
+    );
+    assert!(p11.get_token_info(slot).unwrap().user_pin_locked());
+}
