@@ -237,3 +237,177 @@ fn login_errors_and_token_flags_are_exact() {
     );
     assert!(p11.get_token_info(slot).unwrap().user_pin_locked());
 }
+
+#[test]
+fn decrypt_verify_digest_and_pins_through_our_module() {
+    let card = card_with_opensc_keys();
+    let dir = card.dir().to_path_buf();
+    let (der, pem) = (dir.join("rsa.der"), dir.join("rsa.pem"));
+    ours(
+        &card,
+        &[
+            "--read-object",
+            "--type",
+            "pubkey",
+            "--id",
+            "02",
+            "-o",
+            &s(&der),
+        ],
+    );
+    run(
+        "openssl",
+        [
+            "pkey",
+            "-pubin",
+            "-inform",
+            "DER",
+            "-in",
+            &s(&der),
+            "-out",
+            &s(&pem),
+        ],
+    );
+    let msg = dir.join("msg.txt");
+    fs::write(&msg, b"for the RSA key").unwrap();
+    let (ct, pt) = (dir.join("ct.bin"), dir.join("pt.bin"));
+    run(
+        "openssl",
+        [
+            "pkeyutl",
+            "-encrypt",
+            "-pubin",
+            "-inkey",
+            &s(&pem),
+            "-in",
+            &s(&msg),
+            "-out",
+            &s(&ct),
+        ],
+    );
+    ours(
+        &card,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--decrypt",
+            "--mechanism",
+            "RSA-PKCS",
+            "--id",
+            "02",
+            "-i",
+            &s(&ct),
+            "-o",
+            &s(&pt),
+        ],
+    );
+    assert_eq!(fs::read(&pt).unwrap(), b"for the RSA key");
+
+    // Verify in software: a good signature, then a tampered one.
+    let data = dir.join("d.txt");
+    fs::write(&data, b"verify me").unwrap();
+    let sig = dir.join("sig.bin");
+    ours(
+        &card,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--sign",
+            "--mechanism",
+            "ECDSA-SHA256",
+            "--id",
+            "01",
+            "-i",
+            &s(&data),
+            "-o",
+            &s(&sig),
+        ],
+    );
+    let out = ours(
+        &card,
+        &[
+            "--verify",
+            "--mechanism",
+            "ECDSA-SHA256",
+            "--id",
+            "01",
+            "-i",
+            &s(&data),
+            "--signature-file",
+            &s(&sig),
+        ],
+    );
+    assert!(out.contains("Signature is valid"), "{out}");
+    let mut bad = fs::read(&sig).unwrap();
+    bad[10] ^= 1;
+    fs::write(&sig, &bad).unwrap();
+    let out = text(&run_cmd_allow_fail(our_pkcs11_tool_command(&card).args([
+        "--verify",
+        "--mechanism",
+        "ECDSA-SHA256",
+        "--id",
+        "01",
+        "-i",
+        &s(&data),
+        "--signature-file",
+        &s(&sig),
+    ])));
+    assert!(
+        out.contains("Invalid signature") || out.contains("CKR_SIGNATURE_INVALID"),
+        "{out}"
+    );
+
+    // Digest on the host.
+    let h = dir.join("h.bin");
+    ours(
+        &card,
+        &[
+            "--hash",
+            "--mechanism",
+            "SHA256",
+            "-i",
+            &s(&data),
+            "-o",
+            &s(&h),
+        ],
+    );
+    let expect = run("openssl", ["dgst", "-sha256", "-binary", &s(&data)]);
+    assert_eq!(fs::read(&h).unwrap(), expect.stdout);
+
+    // PIN change by the user, then a new PIN set by the SO.
+    ours(
+        &card,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--change-pin",
+            "--new-pin",
+            "135790",
+        ],
+    );
+    let bad = run_cmd_allow_fail(our_pkcs11_tool_command(&card).args([
+        "--login",
+        "--pin",
+        PIN,
+        "--list-objects",
+    ]));
+    assert!(text(&bad).contains("CKR_PIN_INCORRECT"), "{}", text(&bad));
+    ours(
+        &card,
+        &[
+            "--login",
+            "--login-type",
+            "so",
+            "--so-pin",
+            SO_PIN,
+            "--init-pin",
+            "--new-pin",
+            "246802",
+        ],
+    );
+    let out = ours(&card, &["--login", "--pin", "246802", "--list-objects"]);
+    assert!(out.contains("Private Key Object"), "{out}");
+}

@@ -16,12 +16,15 @@ use cryptoki_sys::*;
 
 use crate::error::{fail, Result};
 
+pub use super::decrypt::{decrypt, decrypt_final, decrypt_init, decrypt_update};
+pub use super::digest::{digest, digest_final, digest_init, digest_update};
 pub use super::find::{
     find_objects, find_objects_final, find_objects_init, get_attribute, get_object_size,
 };
 pub use super::general::{
     finalize, get_info, get_slot_info, get_slot_list, get_token_info, initialize, is_initialized,
 };
+pub use super::pin::{init_pin, init_token, set_pin};
 pub use super::session::{
     close_all_sessions, close_session, generate_random, get_session_info, login, logout,
     open_session, seed_random,
@@ -29,6 +32,7 @@ pub use super::session::{
 pub use super::sign::{
     get_mechanism_info, get_mechanism_list, sign, sign_final, sign_init, sign_update,
 };
+pub use super::verify::{verify, verify_final, verify_init, verify_update};
 
 /// Arguments of C_Initialize, decoded.
 #[derive(Debug, Clone, Default)]
@@ -130,42 +134,12 @@ not_yet! {
     /// C_WaitForSlotEvent; `blocking` = flags without CKF_DONT_BLOCK.
     /// Err(CKR_NO_EVENT) when non-blocking and nothing happened.
     pub fn wait_for_slot_event(blocking: bool) -> Result<CK_SLOT_ID>;
-    /// C_InitToken; `label` is the 32-byte blank-padded label.
-    pub fn init_token(slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8; 32]) -> Result<()>;
-    /// C_InitPIN.
-    pub fn init_pin(session: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()>;
-    /// C_SetPIN.
-    pub fn set_pin(session: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()>;
     /// C_CreateObject.
     pub fn create_object(session: CK_SESSION_HANDLE, template: &[Attr]) -> Result<CK_OBJECT_HANDLE>;
     /// C_DestroyObject.
     pub fn destroy_object(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()>;
     /// C_SetAttributeValue.
     pub fn set_attributes(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, template: &[Attr]) -> Result<()>;
-    /// C_DecryptInit.
-    pub fn decrypt_init(session: CK_SESSION_HANDLE, mech: Mechanism, key: CK_OBJECT_HANDLE) -> Result<()>;
-    /// C_Decrypt (one shot).
-    pub fn decrypt(session: CK_SESSION_HANDLE, data: &[u8]) -> Result<Vec<u8>>;
-    /// C_DecryptUpdate: input is buffered; returns what can be output now (nothing for RSA).
-    pub fn decrypt_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<Vec<u8>>;
-    /// C_DecryptFinal.
-    pub fn decrypt_final(session: CK_SESSION_HANDLE) -> Result<Vec<u8>>;
-    /// C_DigestInit.
-    pub fn digest_init(session: CK_SESSION_HANDLE, mech: Mechanism) -> Result<()>;
-    /// C_Digest.
-    pub fn digest(session: CK_SESSION_HANDLE, data: &[u8]) -> Result<Vec<u8>>;
-    /// C_DigestUpdate.
-    pub fn digest_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()>;
-    /// C_DigestFinal.
-    pub fn digest_final(session: CK_SESSION_HANDLE) -> Result<Vec<u8>>;
-    /// C_VerifyInit.
-    pub fn verify_init(session: CK_SESSION_HANDLE, mech: Mechanism, key: CK_OBJECT_HANDLE) -> Result<()>;
-    /// C_Verify: Ok(()) valid; Err(CKR_SIGNATURE_INVALID / CKR_SIGNATURE_LEN_RANGE).
-    pub fn verify(session: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Result<()>;
-    /// C_VerifyUpdate.
-    pub fn verify_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()>;
-    /// C_VerifyFinal.
-    pub fn verify_final(session: CK_SESSION_HANDLE, signature: &[u8]) -> Result<()>;
     /// C_GenerateKeyPair: (public, private).
     pub fn generate_key_pair(session: CK_SESSION_HANDLE, mech: Mechanism, public: &[Attr], private: &[Attr]) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)>;
     /// C_DeriveKey.

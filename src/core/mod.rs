@@ -3,10 +3,15 @@
 //! [`api`] is the surface the C layer calls; the rest is how it works.
 
 pub mod api;
+pub mod decrypt;
+pub mod digest;
 pub mod find;
 pub mod general;
+pub mod keyop;
 pub mod object;
+pub mod pin;
 pub mod session;
 pub mod sign;
 pub mod state;
 pub mod token;
+pub mod verify;

@@ -56,8 +56,7 @@ pub fn close_session(session: CK_SESSION_HANDLE) -> Result<()> {
         m.sessions.remove(&session);
         Ok(())
     })?;
-    crate::core::find::forget_session(session);
-    crate::core::sign::forget_session(session);
+    forget_ops(session);
     logout_if_last(slot)
 }
 
@@ -75,8 +74,7 @@ pub fn close_all_sessions(slot: CK_SLOT_ID) -> Result<()> {
         Ok(mine)
     })?;
     for h in closed {
-        crate::core::find::forget_session(h);
-        crate::core::sign::forget_session(h);
+        forget_ops(h);
     }
     logout_if_last(slot)
 }
@@ -206,4 +204,13 @@ pub fn seed_random(session: CK_SESSION_HANDLE, _seed: &[u8]) -> Result<()> {
 /// Forgets sessions of a slot whose token went away.
 pub fn forget(slot: CK_SLOT_ID) {
     state::drop_token(slot);
+}
+
+/// Drops every operation state a closed session had.
+fn forget_ops(session: CK_SESSION_HANDLE) {
+    crate::core::find::forget_session(session);
+    crate::core::sign::forget_session(session);
+    crate::core::decrypt::forget_session(session);
+    crate::core::digest::forget_session(session);
+    crate::core::verify::forget_session(session);
 }

@@ -1,0 +1,51 @@
+//! Finding the key of an operation: one rule for sign, decrypt, derive
+//! (a private key, the user logged in) and verify (a public key).
+
+use cryptoki_sys::*;
+
+use crate::core::object::{Class, KeyInfo, Object};
+use crate::core::state::on_token;
+use crate::core::token::Login;
+use crate::error::{fail, Error, Result};
+
+/// The key behind `key` on `slot`: its card reference and kind for a
+/// private key (CKR_USER_NOT_LOGGED_IN unless the user is), or the whole
+/// object for a public key.
+pub fn private_key(slot: CK_SLOT_ID, key: CK_OBJECT_HANDLE) -> Result<(u8, KeyInfo)> {
+    on_token(slot, |t| {
+        let logged = t.login == Login::User;
+        let found = t
+            .objects()?
+            .iter()
+            .find(|(h, _)| *h == key)
+            .map(|(_, o)| o.clone());
+        let o = found.ok_or(Error::new(CKR_KEY_HANDLE_INVALID, "unknown key"))?;
+        if o.class != Class::PrivateKey {
+            return fail(CKR_KEY_FUNCTION_NOT_PERMITTED, "not a private key");
+        }
+        if !logged {
+            return fail(CKR_USER_NOT_LOGGED_IN, "key use needs a login");
+        }
+        o.key
+            .ok_or(Error::new(CKR_KEY_HANDLE_INVALID, "key without reference"))
+    })
+}
+
+/// A public key object (or the public half of a private key's attributes).
+pub fn public_key(slot: CK_SLOT_ID, key: CK_OBJECT_HANDLE) -> Result<Object> {
+    on_token(slot, |t| {
+        let found = t
+            .objects()?
+            .iter()
+            .find(|(h, _)| *h == key)
+            .map(|(_, o)| o.clone());
+        let o = found.ok_or(Error::new(CKR_KEY_HANDLE_INVALID, "unknown key"))?;
+        if o.class != Class::PublicKey {
+            return fail(
+                CKR_KEY_FUNCTION_NOT_PERMITTED,
+                "verification takes a public key",
+            );
+        }
+        Ok(o)
+    })
+}
