@@ -21,6 +21,7 @@ pub use super::digest::{digest, digest_final, digest_init, digest_update};
 pub use super::find::{
     find_objects, find_objects_final, find_objects_init, get_attribute, get_object_size,
 };
+pub use super::keygen::generate_key_pair;
 pub use super::general::{
     finalize, get_info, get_slot_info, get_slot_list, get_token_info, initialize, is_initialized,
 };
@@ -29,6 +30,7 @@ pub use super::session::{
     close_all_sessions, close_session, generate_random, get_session_info, login, logout,
     open_session, seed_random,
 };
+pub use super::write::{create_object, destroy_object, set_attributes};
 pub use super::sign::{
     get_mechanism_info, get_mechanism_list, sign, sign_final, sign_init, sign_update,
 };
@@ -134,14 +136,6 @@ not_yet! {
     /// C_WaitForSlotEvent; `blocking` = flags without CKF_DONT_BLOCK.
     /// Err(CKR_NO_EVENT) when non-blocking and nothing happened.
     pub fn wait_for_slot_event(blocking: bool) -> Result<CK_SLOT_ID>;
-    /// C_CreateObject.
-    pub fn create_object(session: CK_SESSION_HANDLE, template: &[Attr]) -> Result<CK_OBJECT_HANDLE>;
-    /// C_DestroyObject.
-    pub fn destroy_object(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()>;
-    /// C_SetAttributeValue.
-    pub fn set_attributes(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, template: &[Attr]) -> Result<()>;
-    /// C_GenerateKeyPair: (public, private).
-    pub fn generate_key_pair(session: CK_SESSION_HANDLE, mech: Mechanism, public: &[Attr], private: &[Attr]) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)>;
     /// C_DeriveKey.
     pub fn derive_key(session: CK_SESSION_HANDLE, mech: Mechanism, base: CK_OBJECT_HANDLE, template: &[Attr]) -> Result<CK_OBJECT_HANDLE>;
 }

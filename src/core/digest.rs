@@ -10,8 +10,10 @@ use crate::core::sign::hash;
 use crate::core::state::session_slot;
 use crate::error::{fail, Error, Result};
 
-static OPS: Mutex<Option<HashMap<CK_SESSION_HANDLE, (CK_MECHANISM_TYPE, Vec<u8>)>>> =
-    Mutex::new(None);
+/// A digest under way: its mechanism and the data so far.
+type DigestOp = (CK_MECHANISM_TYPE, Vec<u8>);
+
+static OPS: Mutex<Option<HashMap<CK_SESSION_HANDLE, DigestOp>>> = Mutex::new(None);
 
 /// C_DigestInit.
 pub fn digest_init(session: CK_SESSION_HANDLE, mech: Mechanism) -> Result<()> {
@@ -28,7 +30,7 @@ pub fn digest_init(session: CK_SESSION_HANDLE, mech: Mechanism) -> Result<()> {
     Ok(())
 }
 
-fn take(session: CK_SESSION_HANDLE) -> Result<(CK_MECHANISM_TYPE, Vec<u8>)> {
+fn take(session: CK_SESSION_HANDLE) -> Result<DigestOp> {
     OPS.lock()
         .as_mut()
         .and_then(|m| m.remove(&session))
