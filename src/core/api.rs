@@ -21,20 +21,20 @@ pub use super::digest::{digest, digest_final, digest_init, digest_update};
 pub use super::find::{
     find_objects, find_objects_final, find_objects_init, get_attribute, get_object_size,
 };
-pub use super::keygen::generate_key_pair;
 pub use super::general::{
     finalize, get_info, get_slot_info, get_slot_list, get_token_info, initialize, is_initialized,
 };
+pub use super::keygen::generate_key_pair;
 pub use super::pin::{init_pin, init_token, set_pin};
 pub use super::session::{
     close_all_sessions, close_session, generate_random, get_session_info, login, logout,
     open_session, seed_random,
 };
-pub use super::write::{create_object, destroy_object, set_attributes};
 pub use super::sign::{
     get_mechanism_info, get_mechanism_list, sign, sign_final, sign_init, sign_update,
 };
 pub use super::verify::{verify, verify_final, verify_init, verify_update};
+pub use super::write::{create_object, destroy_object, set_attributes};
 
 /// Arguments of C_Initialize, decoded.
 #[derive(Debug, Clone, Default)]

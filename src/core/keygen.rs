@@ -1,0 +1,323 @@
+//! Key pair generation (PKCS#11 §5.14, C_GenerateKeyPair) on the card, laid
+//! out as OpenSC's sc-hsm pkcs15init driver does it (§7.1, §7.7), so that
+//! OpenSC sees a key made here as one of its own:
+//!
+//! 1. ENUMERATE OBJECTS; the key id is the first id 1..=255 with no `CCxx`.
+//! 2. GENERATE ASYMMETRIC KEY PAIR `00 46 id 00` with the CVC body OpenSC
+//!    sends (`5F29 00`, `42 "UTCA00001"`, `7F49 {…}`, `5F20 serial‖"00001"`).
+//!    The card stores the key in `CCid` and its authenticated request in
+//!    `CEid`; the request carries the public key.
+//! 3. UPDATE BINARY of `C4id` with OpenSC's PrKD (label, CKA_ID, usage, key
+//!    reference, authId `01`, private + modifiable).
+//!
+//! All three in one PC/SC transaction. Without a CKA_ID the id is OpenSC's
+//! default "intrinsic" id (`pkcs15.profile`: `pkcs15-id-style = mozilla`,
+//! `sc_pkcs15init_select_intrinsic_id`): SHA-1 of the RSA modulus, or of the
+//! X coordinate of the EC point (the bytes after `04`, first half).
+
+use cryptoki_sys::*;
+use picohsm_wire::apdu::build_extended;
+use picohsm_wire::curve::Curve;
+use picohsm_wire::cvc::{oid, AuthRequest};
+use picohsm_wire::tlv;
+use sha1::{Digest, Sha1};
+
+use crate::card::{self, pkcs15};
+use crate::core::api::{Attr, Mechanism};
+use crate::core::object::Class;
+use crate::core::state::{on_token, session_slot};
+use crate::core::token::{Login, Token};
+use crate::error::{fail, Error, Result};
+use crate::transport::Transport;
+
+/// The value of attribute `kind` in `template`, if present.
+pub fn attr(template: &[Attr], kind: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+    template
+        .iter()
+        .find(|a| a.kind == kind)
+        .map(|a| a.value.as_slice())
+}
+
+/// A CK_ULONG attribute (native layout); CKR_ATTRIBUTE_VALUE_INVALID if
+/// its length is not that of a CK_ULONG.
+pub fn attr_ulong(template: &[Attr], kind: CK_ATTRIBUTE_TYPE) -> Result<Option<CK_ULONG>> {
+    match attr(template, kind) {
+        None => Ok(None),
+        Some(v) => {
+            let b: [u8; std::mem::size_of::<CK_ULONG>()] = v
+                .try_into()
+                .map_err(|_| Error::new(CKR_ATTRIBUTE_VALUE_INVALID, "CK_ULONG attribute"))?;
+            Ok(Some(CK_ULONG::from_ne_bytes(b)))
+        }
+    }
+}
+
+/// A CK_BBOOL attribute; CKR_ATTRIBUTE_VALUE_INVALID if it is not one byte.
+pub fn attr_bool(template: &[Attr], kind: CK_ATTRIBUTE_TYPE) -> Result<Option<bool>> {
+    match attr(template, kind) {
+        None => Ok(None),
+        Some([v]) => Ok(Some(*v != CK_FALSE)),
+        Some(_) => fail(CKR_ATTRIBUTE_VALUE_INVALID, "CK_BBOOL attribute"),
+    }
+}
+
+/// A UTF-8 attribute (CKA_LABEL, CKA_APPLICATION).
+pub fn attr_string(template: &[Attr], kind: CK_ATTRIBUTE_TYPE) -> Result<Option<String>> {
+    match attr(template, kind) {
+        None => Ok(None),
+        Some(v) => String::from_utf8(v.to_vec())
+            .map(Some)
+            .map_err(|_| Error::new(CKR_ATTRIBUTE_VALUE_INVALID, "not UTF-8")),
+    }
+}
+
+/// Checks that a template's CKA_CLASS, if given, is `class`.
+pub fn expect_class(template: &[Attr], class: CK_OBJECT_CLASS) -> Result<()> {
+    match attr_ulong(template, CKA_CLASS)? {
+        Some(c) if c != class => fail(CKR_TEMPLATE_INCONSISTENT, "CKA_CLASS"),
+        _ => Ok(()),
+    }
+}
+
+/// Fails unless the session is R/W and the user is logged in.
+pub fn check_writable(rw: bool, t: &Token) -> Result<()> {
+    if !rw {
+        return fail(CKR_SESSION_READ_ONLY, "read-only session");
+    }
+    if t.login != Login::User {
+        return fail(CKR_USER_NOT_LOGGED_IN, "user not logged in");
+    }
+    Ok(())
+}
+
+/// OpenSC's default ("mozilla") intrinsic id of a public key: SHA-1 of the
+/// RSA modulus as the card gave it, or of the X coordinate of an
+/// uncompressed EC point (`04 ‖ X ‖ Y`).
+pub fn intrinsic_id_rsa(modulus: &[u8]) -> Vec<u8> {
+    Sha1::digest(modulus).to_vec()
+}
+
+/// See [`intrinsic_id_rsa`]: SHA-1 of `point[1 .. 1 + (len-1)/2]`.
+pub fn intrinsic_id_ec(point: &[u8]) -> Vec<u8> {
+    let half = point.len().saturating_sub(1) / 2;
+    Sha1::digest(point.get(1..1 + half).unwrap_or_default()).to_vec()
+}
+
+/// What to generate.
+enum Spec {
+    Ec(Curve),
+    Rsa { bits: usize, exponent: Vec<u8> },
+}
+
+fn spec(mech: &Mechanism, public: &[Attr], private: &[Attr]) -> Result<Spec> {
+    let key_type = match mech.kind {
+        CKM_EC_KEY_PAIR_GEN => CKK_EC,
+        CKM_RSA_PKCS_KEY_PAIR_GEN => CKK_RSA,
+        _ => return fail(CKR_MECHANISM_INVALID, "not a key-pair mechanism"),
+    };
+    expect_class(public, CKO_PUBLIC_KEY)?;
+    expect_class(private, CKO_PRIVATE_KEY)?;
+    for t in [public, private] {
+        if attr_ulong(t, CKA_KEY_TYPE)?.is_some_and(|k| k != key_type) {
+            return fail(CKR_TEMPLATE_INCONSISTENT, "CKA_KEY_TYPE");
+        }
+        if attr_bool(t, CKA_TOKEN)? == Some(false) {
+            return fail(CKR_TEMPLATE_INCONSISTENT, "session keys are not supported");
+        }
+    }
+    if attr_bool(private, CKA_EXTRACTABLE)? == Some(true) {
+        return fail(CKR_TEMPLATE_INCONSISTENT, "card keys are never extractable");
+    }
+    if attr_bool(private, CKA_SENSITIVE)? == Some(false) {
+        return fail(CKR_TEMPLATE_INCONSISTENT, "card keys are always sensitive");
+    }
+    if attr_bool(private, CKA_PRIVATE)? == Some(false) {
+        return fail(CKR_TEMPLATE_INCONSISTENT, "card private keys are private");
+    }
+    if key_type == CKK_EC {
+        let params = attr(public, CKA_EC_PARAMS)
+            .or_else(|| attr(private, CKA_EC_PARAMS))
+            .ok_or(Error::new(CKR_TEMPLATE_INCOMPLETE, "CKA_EC_PARAMS missing"))?;
+        let curve = Curve::from_oid_der(params)
+            .ok_or(Error::new(CKR_CURVE_NOT_SUPPORTED, "unsupported curve"))?;
+        Ok(Spec::Ec(curve))
+    } else {
+        let bits = attr_ulong(public, CKA_MODULUS_BITS)?.ok_or(Error::new(
+            CKR_TEMPLATE_INCOMPLETE,
+            "CKA_MODULUS_BITS missing",
+        ))? as usize;
+        if !(1024..=4096).contains(&bits) || !bits.is_multiple_of(8) {
+            return fail(CKR_KEY_SIZE_RANGE, "RSA 1024..4096, multiple of 8");
+        }
+        let exponent = match attr(public, CKA_PUBLIC_EXPONENT) {
+            None => vec![0x01, 0x00, 0x01],
+            Some(e) => {
+                let z = e.iter().take_while(|b| **b == 0).count();
+                let e = &e[z..];
+                // Odd, at least 3, at most 8 bytes: what the card can take.
+                if e.is_empty() || e.len() > 8 || e[e.len() - 1] & 1 == 0 || e == [1] {
+                    return fail(CKR_ATTRIBUTE_VALUE_INVALID, "CKA_PUBLIC_EXPONENT");
+                }
+                e.to_vec()
+            }
+        };
+        Ok(Spec::Rsa { bits, exponent })
+    }
+}
+
+/// The GENERATE ASYMMETRIC KEY PAIR data: the content of the `7F4E` body
+/// OpenSC builds (§7.1).
+fn gakp_template(spec: &Spec, serial: &str) -> Vec<u8> {
+    let mut key = Vec::new();
+    match spec {
+        Spec::Ec(c) => {
+            tlv::push(&mut key, 0x06, oid::ECDSA_SHA256);
+            tlv::push(&mut key, 0x81, c.prime());
+            tlv::push(&mut key, 0x82, c.a());
+            tlv::push(&mut key, 0x83, c.b());
+            tlv::push(&mut key, 0x84, c.generator());
+            tlv::push(&mut key, 0x85, c.order());
+            tlv::push(&mut key, 0x87, c.cofactor());
+        }
+        Spec::Rsa { bits, exponent } => {
+            tlv::push(&mut key, 0x06, oid::RSA_V15_SHA256);
+            tlv::push(&mut key, 0x82, exponent);
+            tlv::push(&mut key, 0x02, &(*bits as u16).to_be_bytes());
+        }
+    }
+    let mut v = Vec::new();
+    tlv::push(&mut v, 0x5F29, &[0x00]);
+    tlv::push(&mut v, 0x42, b"UTCA00001");
+    tlv::push(&mut v, 0x7F49, &key);
+    tlv::push(&mut v, 0x5F20, format!("{serial}00001").as_bytes());
+    v
+}
+
+/// C_GenerateKeyPair: (public, private) handles of the new key.
+pub fn generate_key_pair(
+    session: CK_SESSION_HANDLE,
+    mech: Mechanism,
+    public: &[Attr],
+    private: &[Attr],
+) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
+    let (slot, rw) = session_slot(session)?;
+    let spec = spec(&mech, public, private)?;
+    let label = match attr_string(private, CKA_LABEL)? {
+        Some(l) => l,
+        None => attr_string(public, CKA_LABEL)?.unwrap_or_default(),
+    };
+    let given_id = attr(private, CKA_ID)
+        .or_else(|| attr(public, CKA_ID))
+        .map(<[u8]>::to_vec);
+    if given_id
+        .as_ref()
+        .is_some_and(|i| i.is_empty() || i.len() > 255)
+    {
+        return fail(CKR_ATTRIBUTE_VALUE_INVALID, "CKA_ID");
+    }
+    on_token(slot, |t| {
+        check_writable(rw, t)?;
+        let template = gakp_template(&spec, &t.serial());
+        let key_id = t.transport.transact(|l| {
+            let fids = card::enumerate(l)?;
+            let key_id = (1..=255u8)
+                .find(|i| !fids.contains(&(0xCC00 | *i as u16)))
+                .ok_or(Error::new(CKR_DEVICE_MEMORY, "no free key id"))?;
+            let resp = card::ok(
+                l,
+                &build_extended(0x00, 0x46, key_id, 0x00, &template, 65536),
+                "GENERATE ASYMMETRIC KEY PAIR",
+            )?;
+            let req = AuthRequest::parse(&resp)
+                .map_err(|_| Error::new(CKR_DEVICE_ERROR, "bad key-generation response"))?;
+            let (kind, key_bits, usage, intrinsic) = match &spec {
+                Spec::Ec(c) => {
+                    let point = req
+                        .cert
+                        .key_field(0x86)
+                        .ok_or(Error::new(CKR_DEVICE_ERROR, "no EC point in response"))?;
+                    (
+                        pkcs15::KeyKind::Ec,
+                        c.bits(),
+                        pkcs15::USAGE_SIGN | pkcs15::USAGE_DERIVE,
+                        intrinsic_id_ec(point),
+                    )
+                }
+                Spec::Rsa { bits, .. } => {
+                    let n = req
+                        .cert
+                        .key_field(0x81)
+                        .ok_or(Error::new(CKR_DEVICE_ERROR, "no modulus in response"))?;
+                    (
+                        pkcs15::KeyKind::Rsa,
+                        *bits,
+                        pkcs15::USAGE_SIGN | pkcs15::USAGE_DECRYPT,
+                        intrinsic_id_rsa(n),
+                    )
+                }
+            };
+            let prkd = pkcs15::PrivateKeyDesc {
+                label: label.clone(),
+                id: given_id.clone().unwrap_or(intrinsic),
+                usage,
+                kind,
+                key_bits,
+                key_reference: Some(key_id),
+                auth_id: Some(vec![1]),
+                private: true,
+                modifiable: true,
+            };
+            // The card already wrote the request to CEid; the PrKD replaces
+            // its default one.
+            card::write_ef(l, 0xC400 | key_id as u16, &prkd.encode())?;
+            Ok(key_id)
+        })?;
+        t.objects = None;
+        let fid = 0xCC00 | key_id as u16;
+        let objs = t.objects()?;
+        let find = |c: Class| {
+            objs.iter()
+                .find(|(_, o)| o.class == c && o.fid == fid)
+                .map(|(h, _)| *h)
+                .ok_or(Error::new(CKR_DEVICE_ERROR, "new key not found"))
+        };
+        Ok((find(Class::PublicKey)?, find(Class::PrivateKey)?))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_matches_the_opensc_trace() {
+        // §7.1, RSA 2048: 5F29 01 00 42 09 "UTCA00001" 7F49 15 {06 0A …
+        // 82 03 010001 02 02 0800} 5F20 10 "ESPICOHSMTR00001".
+        let t = gakp_template(
+            &Spec::Rsa {
+                bits: 2048,
+                exponent: vec![1, 0, 1],
+            },
+            "ESPICOHSMTR",
+        );
+        assert_eq!(t.len(), 0x3A);
+        assert_eq!(&t[..3], &[0x5F, 0x29, 0x01]);
+        let k = tlv::find(&t, 0x7F49).unwrap().unwrap();
+        assert_eq!(k.value.len(), 0x15);
+        assert!(k
+            .value
+            .ends_with(&[0x82, 0x03, 1, 0, 1, 0x02, 0x02, 0x08, 0x00]));
+        assert!(t.ends_with(b"ESPICOHSMTR00001"));
+        // EC P-256: 7F49 81 DA.
+        let t = gakp_template(&Spec::Ec(Curve::P256), "ESPICOHSMTR");
+        assert_eq!(tlv::find(&t, 0x7F49).unwrap().unwrap().value.len(), 0xDA);
+    }
+
+    #[test]
+    fn intrinsic_ec_id_hashes_x() {
+        let mut p = vec![0x04];
+        p.extend_from_slice(&[0xAA; 32]);
+        p.extend_from_slice(&[0xBB; 32]);
+        assert_eq!(intrinsic_id_ec(&p), Sha1::digest([0xAA; 32]).to_vec());
+    }
+}

@@ -1,0 +1,348 @@
+//! Object management (PKCS#11 §5.7: C_CreateObject, C_DestroyObject,
+//! C_SetAttributeValue) with the files OpenSC's sc-hsm pkcs15init driver
+//! uses (`pkcs15init/pkcs15-sc-hsm.c`, §3, §7.7), so OpenSC reads what this
+//! module writes and the other way round:
+//!
+//! - A certificate whose CKA_ID is that of a private key goes into the
+//!   key's `CExx` (replacing the request); any other certificate into the
+//!   first free `CAxx` with a CD in `C8xx` (same `xx`). Without a CKA_ID the
+//!   id is OpenSC's intrinsic one (SHA-1 of the RSA modulus or of the EC X
+//!   coordinate of the certificate's key), as `sc_pkcs15init_store_certificate`
+//!   computes it.
+//! - A data object goes into `CDxx` (CKA_PRIVATE true) or `CFxx` (public,
+//!   the default, as with OpenSC when CKA_PRIVATE is absent), with a DCOD in
+//!   `C9xx`: `xx` = the first id 0..=255 without a `C9xx` in ENUMERATE
+//!   OBJECTS (`sc_hsm_emu_store_binary`).
+//! - Keys are only made on the card (C_GenerateKeyPair); public keys cannot
+//!   be stored on their own (OpenSC's sc-hsm driver has no file for them).
+//!
+//! Deleting removes every file of the object: a private key `CCxx`, its PrKD
+//! `C4xx` and `CExx` (so the public key and a certificate there go too);
+//! a key's certificate `CExx`; a CA certificate `CAxx` + `C8xx`; a data
+//! object `CDxx`/`CFxx` + `C9xx`.
+
+use cryptoki_sys::*;
+
+use crate::card::{self, pkcs15, x509};
+use crate::core::api::Attr;
+use crate::core::keygen::{
+    attr, attr_bool, attr_string, attr_ulong, check_writable, intrinsic_id_ec, intrinsic_id_rsa,
+};
+use crate::core::object::{Class, Object};
+use crate::core::state::{on_token, session_slot};
+use crate::core::token::Token;
+use crate::error::{fail, Error, Result};
+use crate::transport::{Link, Transport};
+
+const KEY: u8 = 0xCC;
+const PRKD: u8 = 0xC4;
+const CD: u8 = 0xC8;
+const DCOD: u8 = 0xC9;
+const CA_CERT: u8 = 0xCA;
+const EE_CERT: u8 = 0xCE;
+const PRIVATE_DATA: u8 = 0xCD;
+const PUBLIC_DATA: u8 = 0xCF;
+
+fn fid(prefix: u8, id: u8) -> u16 {
+    (prefix as u16) << 8 | id as u16
+}
+
+/// Replaces a file as OpenSC does (`sc_hsm_update_ef` with erase): delete,
+/// then create and write.
+fn replace_ef(l: &mut dyn Link, f: u16, data: &[u8]) -> Result<()> {
+    card::delete_ef(l, f)?;
+    card::write_ef(l, f, data)
+}
+
+/// The handle of the object (class, fid), after re-reading the card.
+fn handle_of(t: &mut Token, class: Class, f: u16) -> Result<CK_OBJECT_HANDLE> {
+    t.objects = None;
+    t.objects()?
+        .iter()
+        .find(|(_, o)| o.class == class && o.fid == f)
+        .map(|(h, _)| *h)
+        .ok_or(Error::new(CKR_DEVICE_ERROR, "written object not found"))
+}
+
+/// C_CreateObject: certificates and data objects.
+pub fn create_object(session: CK_SESSION_HANDLE, template: &[Attr]) -> Result<CK_OBJECT_HANDLE> {
+    let (slot, rw) = session_slot(session)?;
+    let class = attr_ulong(template, CKA_CLASS)?
+        .ok_or(Error::new(CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS missing"))?;
+    if attr_bool(template, CKA_TOKEN)? == Some(false) {
+        return fail(
+            CKR_TEMPLATE_INCONSISTENT,
+            "session objects are not supported",
+        );
+    }
+    match class {
+        CKO_CERTIFICATE => create_certificate(slot, rw, template),
+        CKO_DATA => create_data(slot, rw, template),
+        CKO_PUBLIC_KEY => fail(
+            CKR_FUNCTION_NOT_SUPPORTED,
+            "public keys cannot be stored on their own",
+        ),
+        CKO_PRIVATE_KEY | CKO_SECRET_KEY => fail(
+            CKR_TEMPLATE_INCONSISTENT,
+            "keys are generated on the card only",
+        ),
+        _ => fail(CKR_ATTRIBUTE_VALUE_INVALID, "CKA_CLASS"),
+    }
+}
+
+fn create_certificate(slot: CK_SLOT_ID, rw: bool, template: &[Attr]) -> Result<CK_OBJECT_HANDLE> {
+    if attr_ulong(template, CKA_CERTIFICATE_TYPE)?.is_some_and(|c| c != CKC_X_509) {
+        return fail(CKR_TEMPLATE_INCONSISTENT, "only X.509 certificates");
+    }
+    if attr_bool(template, CKA_PRIVATE)? == Some(true) {
+        return fail(CKR_TEMPLATE_INCONSISTENT, "certificates are public");
+    }
+    let der = attr(template, CKA_VALUE)
+        .ok_or(Error::new(CKR_TEMPLATE_INCOMPLETE, "CKA_VALUE missing"))?
+        .to_vec();
+    let fields = x509::parse(&der)
+        .map_err(|_| Error::new(CKR_ATTRIBUTE_VALUE_INVALID, "CKA_VALUE is not X.509"))?;
+    let label = attr_string(template, CKA_LABEL)?.unwrap_or_default();
+    let id = match attr(template, CKA_ID) {
+        Some(i) if i.len() > 255 => return fail(CKR_ATTRIBUTE_VALUE_INVALID, "CKA_ID"),
+        Some(i) => i.to_vec(),
+        None => match &fields.public_key {
+            x509::PublicKey::Rsa { modulus, .. } => {
+                let z = modulus.iter().take_while(|b| **b == 0).count();
+                intrinsic_id_rsa(&modulus[z..])
+            }
+            x509::PublicKey::Ec { point, .. } => intrinsic_id_ec(point),
+            x509::PublicKey::Other => Vec::new(),
+        },
+    };
+    let category = attr_ulong(template, CKA_CERTIFICATE_CATEGORY)?.unwrap_or(0);
+    let authority = category == 2;
+    on_token(slot, |t| {
+        check_writable(rw, t)?;
+        let key_ref = t
+            .objects()?
+            .iter()
+            .find(|(_, o)| {
+                o.class == Class::PrivateKey && o.attrs.get(&CKA_ID) == Some(&id) && !id.is_empty()
+            })
+            .and_then(|(_, o)| o.key.map(|(r, _)| r));
+        let f = t.transport.transact(|l| {
+            if let Some(r) = key_ref {
+                let f = fid(EE_CERT, r);
+                replace_ef(l, f, &der)?;
+                return Ok(f);
+            }
+            let listed = card::enumerate(l)?;
+            let mut free = None;
+            for j in 0..=255u8 {
+                if listed.contains(&fid(CD, j)) {
+                    continue;
+                }
+                // CAxx is not listed by the card: make sure it is unused
+                // (PSO also stores CV certificates there).
+                if card::read_ef(l, fid(CA_CERT, j))?.is_none() {
+                    free = Some(j);
+                    break;
+                }
+            }
+            let j = free.ok_or(Error::new(CKR_DEVICE_MEMORY, "no free certificate id"))?;
+            let f = fid(CA_CERT, j);
+            replace_ef(l, f, &der)?;
+            let desc = pkcs15::CertDesc {
+                label: label.clone(),
+                id: id.clone(),
+                authority,
+                fid: f,
+            };
+            replace_ef(l, fid(CD, j), &desc.encode())?;
+            Ok(f)
+        })?;
+        handle_of(t, Class::Certificate, f)
+    })
+}
+
+/// The content octets of a DER OBJECT IDENTIFIER (CKA_OBJECT_ID).
+fn oid_content(der: &[u8]) -> Result<Vec<u8>> {
+    match picohsm_wire::tlv::parse_one(der) {
+        Ok((t, rest))
+            if t.tag == 0x06
+                && rest.is_empty()
+                && !t.value.is_empty()
+                && t.value[t.value.len() - 1] & 0x80 == 0 =>
+        {
+            Ok(t.value.to_vec())
+        }
+        _ => fail(CKR_ATTRIBUTE_VALUE_INVALID, "CKA_OBJECT_ID"),
+    }
+}
+
+fn create_data(slot: CK_SLOT_ID, rw: bool, template: &[Attr]) -> Result<CK_OBJECT_HANDLE> {
+    let value = attr(template, CKA_VALUE).unwrap_or_default().to_vec();
+    if value.len() > 0xFFFF {
+        return fail(CKR_ATTRIBUTE_VALUE_INVALID, "data object too large");
+    }
+    let private = attr_bool(template, CKA_PRIVATE)?.unwrap_or(false);
+    let label = attr_string(template, CKA_LABEL)?.unwrap_or_default();
+    let app_label = attr_string(template, CKA_APPLICATION)?.unwrap_or_default();
+    let app_oid = match attr(template, CKA_OBJECT_ID) {
+        Some(v) if !v.is_empty() => Some(oid_content(v)?),
+        _ => None,
+    };
+    on_token(slot, |t| {
+        check_writable(rw, t)?;
+        let f = t.transport.transact(|l| {
+            let listed = card::enumerate(l)?;
+            let j = (0..=255u8)
+                .find(|j| !listed.contains(&fid(DCOD, *j)))
+                .ok_or(Error::new(CKR_DEVICE_MEMORY, "no free data object id"))?;
+            let f = fid(if private { PRIVATE_DATA } else { PUBLIC_DATA }, j);
+            replace_ef(l, f, &value)?;
+            let desc = pkcs15::DataDesc {
+                label: label.clone(),
+                app_label: app_label.clone(),
+                app_oid: app_oid.clone(),
+                fid: f,
+                private,
+                auth_id: private.then(|| vec![1]),
+            };
+            replace_ef(l, fid(DCOD, j), &desc.encode())?;
+            Ok(f)
+        })?;
+        handle_of(t, Class::Data, f)
+    })
+}
+
+/// C_DestroyObject.
+pub fn destroy_object(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()> {
+    let (slot, rw) = session_slot(session)?;
+    on_token(slot, |t| {
+        check_writable(rw, t)?;
+        let o = t.object(object)?.clone();
+        let id = o.fid as u8;
+        let mut gone: Vec<(Class, u16)> = vec![(o.class, o.fid)];
+        let files: Vec<u16> = match o.class {
+            Class::PrivateKey => {
+                gone.push((Class::PublicKey, o.fid));
+                gone.push((Class::Certificate, fid(EE_CERT, id)));
+                vec![o.fid, fid(PRKD, id), fid(EE_CERT, id)]
+            }
+            Class::PublicKey => {
+                return fail(
+                    CKR_ACTION_PROHIBITED,
+                    "a public key goes with its private key or certificate",
+                )
+            }
+            Class::Certificate => match o.desc_fid {
+                Some(d) => vec![o.fid, d],
+                None => vec![o.fid],
+            },
+            Class::Data => match o.desc_fid {
+                Some(d) => vec![o.fid, d],
+                None => vec![o.fid],
+            },
+        };
+        if o.class == Class::Certificate && (o.fid >> 8) as u8 == EE_CERT {
+            // The public key of that key was read from this certificate.
+            gone.push((Class::PublicKey, fid(KEY, id)));
+        }
+        t.transport.transact(|l| {
+            for f in &files {
+                card::delete_ef(l, *f)?;
+            }
+            Ok(())
+        })?;
+        // A later object in the same files gets a new handle.
+        for k in gone {
+            t.handles.remove(&k);
+        }
+        t.objects = None;
+        Ok(())
+    })
+}
+
+/// C_SetAttributeValue: CKA_LABEL and CKA_ID of keys (their PrKD) and of
+/// CA certificates (their CD), CKA_LABEL of data objects (their DCOD).
+/// A certificate in a key's `CExx` takes its label and id from the key's
+/// PrKD: change them on the key. Anything else is CKR_ATTRIBUTE_READ_ONLY.
+pub fn set_attributes(
+    session: CK_SESSION_HANDLE,
+    object: CK_OBJECT_HANDLE,
+    template: &[Attr],
+) -> Result<()> {
+    let (slot, rw) = session_slot(session)?;
+    let mut label = None;
+    let mut id = None;
+    for a in template {
+        match a.kind {
+            CKA_LABEL => {
+                label = Some(
+                    String::from_utf8(a.value.clone())
+                        .map_err(|_| Error::new(CKR_ATTRIBUTE_VALUE_INVALID, "CKA_LABEL"))?,
+                )
+            }
+            CKA_ID if a.value.len() <= 255 => id = Some(a.value.clone()),
+            CKA_ID => return fail(CKR_ATTRIBUTE_VALUE_INVALID, "CKA_ID"),
+            _ => return fail(CKR_ATTRIBUTE_READ_ONLY, "only CKA_LABEL and CKA_ID"),
+        }
+    }
+    on_token(slot, |t| {
+        check_writable(rw, t)?;
+        let o: Object = t.object(object)?.clone();
+        match o.class {
+            Class::PrivateKey | Class::PublicKey => {
+                let d = o.desc_fid.unwrap_or(fid(PRKD, o.fid as u8));
+                t.transport.transact(|l| {
+                    let mut desc = card::read_ef(l, d)?
+                        .and_then(|v| pkcs15::PrivateKeyDesc::parse(&v).ok())
+                        .ok_or(Error::new(CKR_DEVICE_ERROR, "unreadable PrKD"))?;
+                    if let Some(v) = &label {
+                        desc.label = v.clone();
+                    }
+                    if let Some(v) = &id {
+                        desc.id = v.clone();
+                    }
+                    card::write_ef(l, d, &desc.encode())
+                })?;
+            }
+            Class::Certificate => {
+                let Some(d) = o.desc_fid else {
+                    return fail(
+                        CKR_ATTRIBUTE_READ_ONLY,
+                        "a key's certificate takes label and id from the key",
+                    );
+                };
+                t.transport.transact(|l| {
+                    let mut desc = card::read_ef(l, d)?
+                        .and_then(|v| pkcs15::CertDesc::parse(&v).ok())
+                        .ok_or(Error::new(CKR_DEVICE_ERROR, "unreadable CD"))?;
+                    if let Some(v) = &label {
+                        desc.label = v.clone();
+                    }
+                    if let Some(v) = &id {
+                        desc.id = v.clone();
+                    }
+                    card::write_ef(l, d, &desc.encode())
+                })?;
+            }
+            Class::Data => {
+                if id.is_some() {
+                    return fail(CKR_ATTRIBUTE_TYPE_INVALID, "data objects have no CKA_ID");
+                }
+                let Some(d) = o.desc_fid else {
+                    return fail(CKR_ATTRIBUTE_READ_ONLY, "data object without DCOD");
+                };
+                t.transport.transact(|l| {
+                    let mut desc = card::read_ef(l, d)?
+                        .and_then(|v| pkcs15::DataDesc::parse(&v).ok())
+                        .ok_or(Error::new(CKR_DEVICE_ERROR, "unreadable DCOD"))?;
+                    if let Some(v) = &label {
+                        desc.label = v.clone();
+                    }
+                    card::write_ef(l, d, &desc.encode())
+                })?;
+            }
+        }
+        t.objects = None;
+        Ok(())
+    })
+}
