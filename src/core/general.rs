@@ -82,16 +82,27 @@ pub fn get_slot_list(token_present: bool) -> Result<Vec<CK_SLOT_ID>> {
     if !token_present {
         return Ok(ids);
     }
-    Ok(ids
-        .into_iter()
-        .filter(|id| state::connected(*id).is_ok())
-        .collect())
+    Ok(ids.into_iter().filter(|id| token_present_in(*id)).collect())
+}
+
+/// Whether a SmartCard-HSM sits in the slot: a token already connected, or
+/// an ATR whose historical bytes carry "THSM1" (§2.1). Nothing is sent to
+/// the card: a SELECT would log out any application using it.
+fn token_present_in(slot: CK_SLOT_ID) -> bool {
+    let Ok((token, reader, pcsc)) = state::slot_token(slot) else {
+        return false;
+    };
+    if token.lock().is_some() {
+        return true;
+    }
+    pcsc.atr_of(&reader)
+        .is_some_and(|atr| atr.windows(5).any(|w| w == b"THSM1"))
 }
 
 /// C_GetSlotInfo.
 pub fn get_slot_info(slot: CK_SLOT_ID) -> Result<SlotInfo> {
     let (_, reader, _) = state::slot_token(slot)?;
-    let present = state::connected(slot).is_ok();
+    let present = token_present_in(slot);
     let mut info = CK_SLOT_INFO {
         slotDescription: [b' '; 64],
         manufacturerID: [b' '; 32],
