@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::card;
 use crate::core::api::{MechParam, Mechanism};
-use crate::core::object::{Class, KeyInfo};
+use crate::core::object::KeyInfo;
 use crate::core::state::{on_token, session_slot};
 use crate::core::token::Login;
 use crate::error::{fail, Error, Result};
@@ -42,8 +42,9 @@ pub fn hash(mech: CK_MECHANISM_TYPE, data: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
-/// The hash mechanism inside a combined mechanism.
-fn inner_hash(mech: CK_MECHANISM_TYPE) -> Option<CK_MECHANISM_TYPE> {
+/// The hash mechanism inside a combined mechanism (CKM_ECDSA_SHA256 →
+/// CKM_SHA256, ...).
+pub fn inner_hash(mech: CK_MECHANISM_TYPE) -> Option<CK_MECHANISM_TYPE> {
     Some(match mech {
         CKM_ECDSA_SHA1 | CKM_SHA1_RSA_PKCS | CKM_SHA1_RSA_PKCS_PSS => CKM_SHA_1,
         CKM_ECDSA_SHA224 | CKM_SHA224_RSA_PKCS | CKM_SHA224_RSA_PKCS_PSS => CKM_SHA224,
@@ -152,23 +153,7 @@ pub fn sign_init(session: CK_SESSION_HANDLE, mech: Mechanism, key: CK_OBJECT_HAN
     {
         return fail(CKR_OPERATION_ACTIVE, "a signature is under way");
     }
-    let (key_ref, info) = on_token(slot, |t| {
-        let logged = t.login == Login::User;
-        let found = t
-            .objects()?
-            .iter()
-            .find(|(h, _)| *h == key)
-            .map(|(_, o)| o.clone());
-        let o = found.ok_or(Error::new(CKR_KEY_HANDLE_INVALID, "unknown key"))?;
-        if o.class != Class::PrivateKey {
-            return fail(CKR_KEY_FUNCTION_NOT_PERMITTED, "not a private key");
-        }
-        if !logged {
-            return fail(CKR_USER_NOT_LOGGED_IN, "key use needs a login");
-        }
-        o.key
-            .ok_or(Error::new(CKR_KEY_HANDLE_INVALID, "key without reference"))
-    })?;
+    let (key_ref, info) = crate::core::keyop::private_key(slot, key)?;
     let ok = match info {
         KeyInfo::Ec(_) => EC_MECHS.contains(&mech.kind),
         KeyInfo::Rsa(_) => RSA_MECHS.contains(&mech.kind),

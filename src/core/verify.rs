@@ -10,7 +10,7 @@ use picohsm_firmware::crypto::{ec, hash::HashAlg, rsa};
 use crate::core::api::{MechParam, Mechanism};
 use crate::core::keyop::public_key;
 use crate::core::object::KeyInfo;
-use crate::core::sign::hash;
+use crate::core::sign::{hash, inner_hash};
 use crate::core::state::session_slot;
 use crate::error::{fail, Error, Result};
 
@@ -32,17 +32,6 @@ fn alg(h: CK_MECHANISM_TYPE) -> Option<HashAlg> {
         CKM_SHA256 => HashAlg::Sha256,
         CKM_SHA384 => HashAlg::Sha384,
         CKM_SHA512 => HashAlg::Sha512,
-        _ => return None,
-    })
-}
-
-fn inner(m: CK_MECHANISM_TYPE) -> Option<CK_MECHANISM_TYPE> {
-    Some(match m {
-        CKM_ECDSA_SHA1 | CKM_SHA1_RSA_PKCS | CKM_SHA1_RSA_PKCS_PSS => CKM_SHA_1,
-        CKM_ECDSA_SHA224 | CKM_SHA224_RSA_PKCS | CKM_SHA224_RSA_PKCS_PSS => CKM_SHA224,
-        CKM_ECDSA_SHA256 | CKM_SHA256_RSA_PKCS | CKM_SHA256_RSA_PKCS_PSS => CKM_SHA256,
-        CKM_ECDSA_SHA384 | CKM_SHA384_RSA_PKCS | CKM_SHA384_RSA_PKCS_PSS => CKM_SHA384,
-        CKM_ECDSA_SHA512 | CKM_SHA512_RSA_PKCS | CKM_SHA512_RSA_PKCS_PSS => CKM_SHA512,
         _ => return None,
     })
 }
@@ -70,11 +59,11 @@ pub fn verify_init(
     let ok = match info {
         KeyInfo::Ec(_) => {
             matches!(mech.kind, CKM_ECDSA)
-                || (inner(mech.kind).is_some() && mech.kind & 0xFFF0 == CKM_ECDSA & 0xFFF0)
+                || (inner_hash(mech.kind).is_some() && mech.kind & 0xFFF0 == CKM_ECDSA & 0xFFF0)
         }
         KeyInfo::Rsa(_) => {
             matches!(mech.kind, CKM_RSA_PKCS | CKM_RSA_PKCS_PSS)
-                || (inner(mech.kind).is_some() && mech.kind & 0xFFF0 != CKM_ECDSA & 0xFFF0)
+                || (inner_hash(mech.kind).is_some() && mech.kind & 0xFFF0 != CKM_ECDSA & 0xFFF0)
         }
     };
     if !ok {
@@ -110,7 +99,7 @@ fn check(op: &Op, data: &[u8], sig: &[u8]) -> Result<()> {
             if sig.len() != 2 * curve.field_size() {
                 return fail(CKR_SIGNATURE_LEN_RANGE, "r||s has twice the field size");
             }
-            let h = match inner(op.mech.kind) {
+            let h = match inner_hash(op.mech.kind) {
                 Some(h) => hash(h, data).unwrap_or_default(),
                 None => data.to_vec(),
             };
@@ -124,7 +113,7 @@ fn check(op: &Op, data: &[u8], sig: &[u8]) -> Result<()> {
                 );
             }
             let pss = matches!(op.mech.param, MechParam::Pss { .. });
-            let (h, digest) = match inner(op.mech.kind) {
+            let (h, digest) = match inner_hash(op.mech.kind) {
                 Some(hm) => (
                     alg(hm).unwrap_or(HashAlg::Sha256),
                     hash(hm, data).unwrap_or_default(),
