@@ -41,7 +41,11 @@ step "cargo test --workspace --features picohsm-firmware/std $*"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --workspace --features picohsm-firmware/std "$@" 2>&1 | tee "$log"
+# One test at a time: every process that loads OpenSC's PKCS#11 module
+# connects to every card in every reader and SELECTs the SmartCard-HSM
+# applet, which logs each card out (protocol reference §2.3). A test that
+# keeps a login across several tools would lose it to a neighbour's scan.
+RUST_TEST_THREADS=1 cargo test --workspace --features picohsm-firmware/std "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo ends on the doc-tests' own count).

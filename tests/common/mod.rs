@@ -11,6 +11,11 @@
 //! `OPENSC_CONF` at it, both for the tools it runs and (from the first
 //! [`VCard`] started) for the test process itself, so that `opensc-pkcs11.so`
 //! loaded in-process sees every reader too.
+//!
+//! Run these tests one at a time (`RUST_TEST_THREADS=1`, as
+//! `scripts/test.sh` does): every process that loads OpenSC's PKCS#11
+//! module connects to every card in every reader and SELECTs the applet,
+//! which logs each card out, so a neighbouring test's login can vanish.
 #![allow(dead_code)]
 
 use std::ffi::{OsStr, OsString};
