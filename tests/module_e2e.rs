@@ -411,3 +411,47 @@ fn decrypt_verify_digest_and_pins_through_our_module() {
     let out = ours(&card, &["--login", "--pin", "246802", "--list-objects"]);
     assert!(out.contains("Private Key Object"), "{out}");
 }
+
+#[test]
+fn pkcs11_tool_test_login_passes_through_our_module() {
+    let card = VCard::start();
+    sc_hsm_tool(&card, ["--initialize", "--so-pin", SO_PIN, "--pin", PIN]);
+    ours(
+        &card,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--id",
+            "01",
+            "--label",
+            "ec",
+        ],
+    );
+    ours(
+        &card,
+        &[
+            "--login",
+            "--pin",
+            PIN,
+            "--keypairgen",
+            "--key-type",
+            "rsa:1024",
+            "--id",
+            "02",
+            "--label",
+            "rsa",
+        ],
+    );
+    let out = text(&run_cmd_allow_fail(
+        our_pkcs11_tool_command(&card).args(["--test", "--login", "--pin", PIN]),
+    ));
+    assert!(out.contains("No errors"), "{out}");
+    assert!(
+        out.contains("RSA-X-509: OK") && out.contains("SHA256-RSA-PKCS: OK"),
+        "{out}"
+    );
+}

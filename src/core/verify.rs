@@ -62,7 +62,7 @@ pub fn verify_init(
                 || (inner_hash(mech.kind).is_some() && mech.kind & 0xFFF0 == CKM_ECDSA & 0xFFF0)
         }
         KeyInfo::Rsa(_) => {
-            matches!(mech.kind, CKM_RSA_PKCS | CKM_RSA_PKCS_PSS)
+            matches!(mech.kind, CKM_RSA_PKCS | CKM_RSA_X_509 | CKM_RSA_PKCS_PSS)
                 || (inner_hash(mech.kind).is_some() && mech.kind & 0xFFF0 != CKM_ECDSA & 0xFFF0)
         }
     };
@@ -125,15 +125,7 @@ fn check(op: &Op, data: &[u8], sig: &[u8]) -> Result<()> {
                     ),
                     _ => unreachable_param()?,
                 },
-                None => match HashAlg::from_digest_info(data) {
-                    Some((h, d)) => (h, d.to_vec()),
-                    None => {
-                        return fail(
-                            CKR_FUNCTION_NOT_SUPPORTED,
-                            "CKM_RSA_PKCS verification of data that is not a DigestInfo",
-                        )
-                    }
-                },
+                None => return raw_verify(op, bits, data, sig),
             };
             if pss {
                 rsa::verify_pss(&op.n, &op.e, h, &digest, sig)
@@ -143,6 +135,36 @@ fn check(op: &Op, data: &[u8], sig: &[u8]) -> Result<()> {
         }
     };
     if good {
+        Ok(())
+    } else {
+        fail(CKR_SIGNATURE_INVALID, "signature does not verify")
+    }
+}
+
+/// CKM_RSA_X_509 and CKM_RSA_PKCS over any data: the public operation,
+/// then a comparison with the (padded) data.
+fn raw_verify(op: &Op, bits: usize, data: &[u8], sig: &[u8]) -> Result<()> {
+    let k = bits.div_ceil(8);
+    let em = rsa::public_raw(&op.n, &op.e, sig)
+        .map_err(|_| Error::new(CKR_SIGNATURE_INVALID, "signature not below the modulus"))?;
+    let want = if op.mech.kind == CKM_RSA_X_509 {
+        if data.len() > k {
+            return fail(CKR_DATA_LEN_RANGE, "longer than the modulus");
+        }
+        let mut v = vec![0u8; k - data.len()];
+        v.extend_from_slice(data);
+        v
+    } else {
+        if data.len() + 11 > k {
+            return fail(CKR_DATA_LEN_RANGE, "too long for the modulus");
+        }
+        let mut v = vec![0x00, 0x01];
+        v.resize(k - data.len() - 1, 0xFF);
+        v.push(0x00);
+        v.extend_from_slice(data);
+        v
+    };
+    if em == want {
         Ok(())
     } else {
         fail(CKR_SIGNATURE_INVALID, "signature does not verify")

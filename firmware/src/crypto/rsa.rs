@@ -487,6 +487,28 @@ pub fn verify_pkcs1v15(n: &[u8], e: &[u8], hash: HashAlg, digest: &[u8], sig: &[
     key.verify(scheme, digest, sig).is_ok()
 }
 
+/// The raw public operation `s^e mod n`, left-padded to the modulus length
+/// (what CKM_RSA_X_509 verification compares). `InvalidInput` when `s` is
+/// not below the modulus, `InvalidKey` for a bad modulus or exponent.
+pub fn public_raw(n: &[u8], e: &[u8], s: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let key = public_key(n, e)?;
+    let k = trim(n).len();
+    let s = trim(s);
+    if s.len() > k {
+        return Err(CryptoError::InvalidInput);
+    }
+    let m = BoxedUint::from_be_slice(s, key.n_bits_precision())
+        .map_err(|_| CryptoError::InvalidInput)?;
+    let c = ::rsa::hazmat::rsa_encrypt(&key, &m).map_err(|_| CryptoError::InvalidInput)?;
+    let bytes = c.to_be_bytes_trimmed_vartime();
+    if bytes.len() > k {
+        return Err(CryptoError::InvalidInput);
+    }
+    let mut out = alloc::vec![0u8; k - bytes.len()];
+    out.extend_from_slice(&bytes);
+    Ok(out)
+}
+
 /// Verify an RSASSA-PSS signature over a hash value (MGF1 with the same
 /// hash, salt length equal to the hash length). Returns `false` for a bad
 /// signature and for any malformed input.
