@@ -5,7 +5,6 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
 
 use common::*;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -18,25 +17,8 @@ use cryptoki::types::AuthPin;
 const SO_PIN: &str = "1234567890123456";
 const PIN: &str = "648219";
 
-fn s(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn ours(card: &VCard, args: &[&str]) -> String {
     text(&run_cmd(our_pkcs11_tool_command(card).args(args)))
-}
-
-fn openssl_ok(args: &[&str]) {
-    let out = run_allow_fail("openssl", args);
-    assert!(out.status.success(), "openssl {args:?}:\n{}", text(&out));
 }
 
 /// A card with an EC P-256 key (id 01) and an RSA-2048 key (id 02), both

@@ -29,18 +29,6 @@ fn serial() -> MutexGuard<'static, ()> {
 const SO_PIN: &str = "1234567890123456";
 const PIN: &str = "648219";
 
-fn s(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// pkcs11-tool with this module; panics on failure.
 fn ours(card: &VCard, args: &[&str]) -> String {
     text(&run_cmd(our_pkcs11_tool_command(card).args(args)))
@@ -72,11 +60,6 @@ fn theirs_login(card: &VCard, args: &[&str]) -> String {
     let mut a = vec!["--login", "--pin", PIN];
     a.extend_from_slice(args);
     theirs(card, &a)
-}
-
-fn openssl_ok(args: &[&str]) {
-    let out = run_allow_fail("openssl", args);
-    assert!(out.status.success(), "openssl {args:?}:\n{}", text(&out));
 }
 
 fn initialised_card() -> VCard {

@@ -16,18 +16,6 @@ use picohsm_wire::curve::Curve;
 const SO_PIN: &str = "1234567890123456";
 const PIN: &str = "648219";
 
-fn s(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// `sc-hsm-tool --initialize` as the issue (and the Pico documentation) gives it.
 fn initialize(card: &VCard, extra: &[&str]) {
     let mut args = vec!["--initialize", "--so-pin", SO_PIN, "--pin", PIN];
@@ -131,20 +119,6 @@ fn sign(card: &VCard, id: &str, mech: &str, input: &Path, out: &Path, openssl_fo
         a.extend_from_slice(&["--signature-format", "openssl"]);
     }
     p11_login(card, &a);
-}
-
-fn openssl_ok(args: &[&str]) {
-    let out = run_allow_fail("openssl", args);
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed:\n{}",
-        text(&out)
-    );
-}
-
-fn openssl_fails(args: &[&str]) {
-    let out = run_allow_fail("openssl", args);
-    assert!(!out.status.success(), "openssl {args:?} should have failed");
 }
 
 #[test]

@@ -194,14 +194,6 @@ fn chr_of(request: &[u8]) -> Vec<u8> {
     AuthRequest::parse(request).unwrap().cert.chr.to_vec()
 }
 
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// sc-hsm-tool's --initialize with PKA `n` keys, `m` required, as the Pico
 /// HSM documentation gives it.
 fn init_pka(card: &VCard, n: u8, m: u8) {

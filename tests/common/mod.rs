@@ -143,6 +143,36 @@ pub fn use_opensc_conf_in_process() {
     SET.get_or_init(|| std::env::set_var("OPENSC_CONF", opensc_conf()));
 }
 
+/// A path as a string argument.
+pub fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// A command's stdout and stderr, for assertions and messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs openssl; panics with its output unless it succeeds.
+pub fn openssl_ok(args: &[&str]) {
+    let out = run_allow_fail("openssl", args);
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed:\n{}",
+        text(&out)
+    );
+}
+
+/// Runs openssl; panics if it succeeds (a check that can fail did fail).
+pub fn openssl_fails(args: &[&str]) {
+    let out = run_allow_fail("openssl", args);
+    assert!(!out.status.success(), "openssl {args:?} should have failed");
+}
+
 /// Path of OpenSC's PKCS#11 module.
 pub fn opensc_pkcs11_path() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
