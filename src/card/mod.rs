@@ -224,6 +224,26 @@ pub fn sign(link: &mut dyn Link, id: u8, algo: u8, data: &[u8]) -> Result<Vec<u8
     )
 }
 
+/// ECDH (DECIPHER algorithm `80`, §7.3) of key `id` with the peer's
+/// uncompressed point: the shared X coordinate (the card's leading `04`
+/// removed). A point the card refuses (6A80) is the caller's bad
+/// parameter, CKR_MECHANISM_PARAM_INVALID.
+pub fn ecdh(link: &mut dyn Link, id: u8, point: &[u8]) -> Result<Vec<u8>> {
+    let (mut d, sw) = exchange(link, &build_extended(0x80, 0x62, id, 0x80, point, 65536))?;
+    match sw.0 {
+        0x9000 if d.first() == Some(&0x04) => {
+            d.remove(0);
+            Ok(d)
+        }
+        0x9000 => Err(Error::new(CKR_DEVICE_ERROR, "ECDH answer without 04")),
+        0x6A80 | 0x6700 => Err(Error::new(
+            CKR_MECHANISM_PARAM_INVALID,
+            "the card refused the peer's point",
+        )),
+        _ => Err(sw_error(sw, "ECDH")),
+    }
+}
+
 /// GET CHALLENGE of `n` bytes (at most 1024 per APDU).
 pub fn challenge(link: &mut dyn Link, n: usize) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(n);

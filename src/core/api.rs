@@ -14,9 +14,8 @@
 
 use cryptoki_sys::*;
 
-use crate::error::{fail, Result};
-
 pub use super::decrypt::{decrypt, decrypt_final, decrypt_init, decrypt_update};
+pub use super::derive::derive_key;
 pub use super::digest::{digest, digest_final, digest_init, digest_update};
 pub use super::find::{
     find_objects, find_objects_final, find_objects_init, get_attribute, get_object_size,
@@ -33,6 +32,7 @@ pub use super::session::{
 pub use super::sign::{
     get_mechanism_info, get_mechanism_list, sign, sign_final, sign_init, sign_update,
 };
+pub use super::slot_event::wait_for_slot_event;
 pub use super::verify::{verify, verify_final, verify_init, verify_update};
 pub use super::write::{create_object, destroy_object, set_attributes};
 
@@ -123,19 +123,3 @@ pub type SlotInfo = CK_SLOT_INFO;
 pub type TokenInfo = CK_TOKEN_INFO;
 /// See [`Info`].
 pub type SessionInfo = CK_SESSION_INFO;
-
-const NS: &str = "not supported yet";
-
-macro_rules! not_yet {
-    ($($(#[$m:meta])* pub fn $name:ident($($a:ident: $t:ty),*) -> $r:ty;)*) => {
-        $($(#[$m])* pub fn $name($($a: $t),*) -> $r { $(let _ = $a;)* fail(CKR_FUNCTION_NOT_SUPPORTED, NS) })*
-    };
-}
-
-not_yet! {
-    /// C_WaitForSlotEvent; `blocking` = flags without CKF_DONT_BLOCK.
-    /// Err(CKR_NO_EVENT) when non-blocking and nothing happened.
-    pub fn wait_for_slot_event(blocking: bool) -> Result<CK_SLOT_ID>;
-    /// C_DeriveKey.
-    pub fn derive_key(session: CK_SESSION_HANDLE, mech: Mechanism, base: CK_OBJECT_HANDLE, template: &[Attr]) -> Result<CK_OBJECT_HANDLE>;
-}

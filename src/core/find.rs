@@ -31,11 +31,19 @@ pub fn find_objects_init(session: CK_SESSION_HANDLE, template: &[Attr]) -> Resul
         template.iter().map(|a| (a.kind, a.value.clone())).collect();
     let found: VecDeque<CK_OBJECT_HANDLE> = on_token(slot, |t| {
         let logged = t.login == Login::User;
-        Ok(t.objects()?
+        let mut found: VecDeque<CK_OBJECT_HANDLE> = t
+            .objects()?
             .iter()
             .filter(|(_, o)| (logged || !o.private) && o.matches(&want))
             .map(|(h, _)| *h)
-            .collect())
+            .collect();
+        found.extend(
+            t.session_objects
+                .iter()
+                .filter(|s| (logged || !s.object.private) && s.object.matches(&want))
+                .map(|s| s.handle),
+        );
+        Ok(found)
     })?;
     SEARCHES
         .lock()
@@ -93,6 +101,12 @@ pub fn get_attribute(
             *t.object(object)? = o;
         }
         let o = t.object(object)?;
+        let secret_hidden = o.class == Class::SecretKey
+            && (o.attrs.get(&CKA_SENSITIVE) != Some(&vec![CK_FALSE])
+                || o.attrs.get(&CKA_EXTRACTABLE) != Some(&vec![CK_TRUE]));
+        if secret_hidden && kind == CKA_VALUE {
+            return Ok(AttrValue::Sensitive);
+        }
         if o.class == Class::PrivateKey
             && matches!(
                 kind,

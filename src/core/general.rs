@@ -28,8 +28,11 @@ pub fn initialize(args: InitArgs) -> Result<()> {
         slots: BTreeMap::new(),
         sessions: BTreeMap::new(),
         next_session: 1,
+        seen: Default::default(),
     };
     m.refresh_slots()?;
+    let readers: Vec<String> = m.slots.values().map(|s| s.reader.clone()).collect();
+    m.seen = crate::core::slot_event::snapshot(&m.pcsc, &readers)?;
     *g = Some(m);
     log::info!("initialised");
     Ok(())
@@ -39,7 +42,12 @@ pub fn initialize(args: InitArgs) -> Result<()> {
 pub fn finalize() -> Result<()> {
     let mut g = MODULE.lock();
     match g.take() {
-        Some(_) => Ok(()),
+        Some(m) => {
+            // A thread blocked in C_WaitForSlotEvent returns now.
+            crate::core::slot_event::GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = m.pcsc.context().cancel();
+            Ok(())
+        }
         None => fail(CKR_CRYPTOKI_NOT_INITIALIZED, "not initialised"),
     }
 }

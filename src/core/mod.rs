@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod decrypt;
+pub mod derive;
 pub mod digest;
 pub mod find;
 pub mod general;
@@ -13,6 +14,7 @@ pub mod object;
 pub mod pin;
 pub mod session;
 pub mod sign;
+pub mod slot_event;
 pub mod state;
 pub mod token;
 pub mod verify;

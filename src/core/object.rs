@@ -24,6 +24,8 @@ pub enum Class {
     Certificate,
     /// CKO_DATA.
     Data,
+    /// CKO_SECRET_KEY: only as a session object (an ECDH result).
+    SecretKey,
 }
 
 /// What a key is.
@@ -68,13 +70,15 @@ pub fn octet_string(v: &[u8]) -> Vec<u8> {
 }
 
 impl Object {
-    fn new(class: Class, fid: u16, desc_fid: Option<u16>, private: bool) -> Object {
+    /// An object with the attributes every object has.
+    pub fn new(class: Class, fid: u16, desc_fid: Option<u16>, private: bool) -> Object {
         let mut attrs = BTreeMap::new();
         let cko = match class {
             Class::PrivateKey => CKO_PRIVATE_KEY,
             Class::PublicKey => CKO_PUBLIC_KEY,
             Class::Certificate => CKO_CERTIFICATE,
             Class::Data => CKO_DATA,
+            Class::SecretKey => CKO_SECRET_KEY,
         };
         attrs.insert(CKA_CLASS, ul(cko));
         attrs.insert(CKA_TOKEN, b(true));
@@ -92,7 +96,8 @@ impl Object {
         }
     }
 
-    fn set(&mut self, a: CK_ATTRIBUTE_TYPE, v: Vec<u8>) {
+    /// Sets one attribute.
+    pub fn set(&mut self, a: CK_ATTRIBUTE_TYPE, v: Vec<u8>) {
         self.attrs.insert(a, v);
     }
 

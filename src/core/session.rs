@@ -57,6 +57,7 @@ pub fn close_session(session: CK_SESSION_HANDLE) -> Result<()> {
         Ok(())
     })?;
     forget_ops(session);
+    crate::core::derive::forget_session(slot, session);
     logout_if_last(slot)
 }
 
@@ -75,6 +76,7 @@ pub fn close_all_sessions(slot: CK_SLOT_ID) -> Result<()> {
     })?;
     for h in closed {
         forget_ops(h);
+        crate::core::derive::forget_session(slot, h);
     }
     logout_if_last(slot)
 }

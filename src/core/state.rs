@@ -10,7 +10,7 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 use parking_lot::Mutex;
 
-use crate::core::token::Token;
+use crate::core::token::{Login, Token};
 use crate::error::{fail, Error, Result};
 use crate::transport::pcsc::Pcsc;
 
@@ -50,6 +50,8 @@ pub struct Module {
     pub sessions: BTreeMap<CK_SESSION_HANDLE, Session>,
     /// Next session handle (never reused).
     pub next_session: CK_SESSION_HANDLE,
+    /// What C_WaitForSlotEvent last saw of each reader.
+    pub seen: crate::core::slot_event::Seen,
 }
 
 /// A stable slot id for a reader name: FNV-1a, 31 bits.
@@ -144,7 +146,16 @@ pub fn on_token<R>(slot: CK_SLOT_ID, f: impl FnOnce(&mut Token) -> Result<R>) ->
         let t = g
             .as_mut()
             .ok_or(Error::new(CKR_TOKEN_NOT_PRESENT, "no card"))?;
-        f(t)
+        let r = f(t);
+        if let Err(e) = &r {
+            if e.rv == CKR_USER_NOT_LOGGED_IN && t.login != Login::None {
+                // The card forgot the login without a reset: another
+                // application selected the applet (a SELECT is a logout).
+                log::warn!("slot {slot}: the card no longer has our login (another application selected the applet)");
+                t.login = Login::None;
+            }
+        }
+        r
     };
     if let Err(e) = &r {
         if e.rv == CKR_DEVICE_REMOVED || e.rv == CKR_TOKEN_NOT_PRESENT {

@@ -14,6 +14,7 @@ use crate::core::object::{self, Class, Object};
 use crate::error::Result;
 use crate::transport::pcsc::{Pcsc, PcscTransport};
 use crate::transport::Transport;
+use zeroize::Zeroize;
 
 /// Who is logged in on the card, as far as the module knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,33 @@ pub struct Token {
     pub objects: Option<Vec<(CK_OBJECT_HANDLE, Object)>>,
     /// Handles given out, by (class, file): stable while the module is loaded.
     pub handles: HashMap<(Class, u16), CK_OBJECT_HANDLE>,
+    /// Session objects (CKA_TOKEN false): they live in the module only and
+    /// go when the session that made them closes.
+    pub session_objects: Vec<SessionObject>,
+}
+
+/// An object of one session, held by the module.
+pub struct SessionObject {
+    /// Its handle (from the same counter as the card's objects).
+    pub handle: CK_OBJECT_HANDLE,
+    /// The session that made it.
+    pub session: CK_SESSION_HANDLE,
+    /// The object.
+    pub object: Object,
+}
+
+impl Drop for SessionObject {
+    fn drop(&mut self) {
+        // A derived secret is key material.
+        if let Some(v) = self.object.attrs.get_mut(&CKA_VALUE) {
+            v.zeroize();
+        }
+    }
+}
+
+/// A fresh object handle.
+pub fn new_handle() -> CK_OBJECT_HANDLE {
+    NEXT_HANDLE.fetch_add(1, Ordering::Relaxed) as CK_OBJECT_HANDLE
 }
 
 /// Object handles are unique across tokens: a handle of one token used on
@@ -99,6 +127,7 @@ impl Token {
             login: Login::None,
             objects: None,
             handles: HashMap::new(),
+            session_objects: Vec::new(),
         })
     }
 
@@ -212,9 +241,10 @@ impl Token {
             let loaded = self.transport.transact(object::load)?;
             let mut list = Vec::with_capacity(loaded.len());
             for o in loaded {
-                let h = *self.handles.entry((o.class, o.fid)).or_insert_with(|| {
-                    NEXT_HANDLE.fetch_add(1, Ordering::Relaxed) as CK_OBJECT_HANDLE
-                });
+                let h = *self
+                    .handles
+                    .entry((o.class, o.fid))
+                    .or_insert_with(new_handle);
                 list.push((h, o));
             }
             self.objects = Some(list);
@@ -225,6 +255,13 @@ impl Token {
     /// The object with handle `h`, if it is visible in the current login state.
     pub fn object(&mut self, h: CK_OBJECT_HANDLE) -> Result<&mut Object> {
         let logged = self.login == Login::User;
+        if let Some(i) = self
+            .session_objects
+            .iter()
+            .position(|s| s.handle == h && (logged || !s.object.private))
+        {
+            return Ok(&mut self.session_objects[i].object);
+        }
         self.objects()?
             .iter_mut()
             .find(|(oh, o)| *oh == h && (logged || !o.private))

@@ -216,6 +216,12 @@ fn create_data(slot: CK_SLOT_ID, rw: bool, template: &[Attr]) -> Result<CK_OBJEC
 pub fn destroy_object(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<()> {
     let (slot, rw) = session_slot(session)?;
     on_token(slot, |t| {
+        if t.session_objects.iter().any(|s| s.handle == object) {
+            // Visible to this login? Then it goes, in any session.
+            t.object(object)?;
+            t.session_objects.retain(|s| s.handle != object);
+            return Ok(());
+        }
         check_writable(rw, t)?;
         let o = t.object(object)?.clone();
         let id = o.fid as u8;
@@ -240,6 +246,7 @@ pub fn destroy_object(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> R
                 Some(d) => vec![o.fid, d],
                 None => vec![o.fid],
             },
+            Class::SecretKey => return fail(CKR_OBJECT_HANDLE_INVALID, "unknown object"),
         };
         if o.class == Class::Certificate && (o.fid >> 8) as u8 == EE_CERT {
             // The public key of that key was read from this certificate.
@@ -286,6 +293,19 @@ pub fn set_attributes(
         }
     }
     on_token(slot, |t| {
+        if t.session_objects.iter().any(|s| s.handle == object) {
+            let o = t.object(object)?;
+            if o.attrs.get(&CKA_MODIFIABLE) == Some(&vec![CK_FALSE]) {
+                return fail(CKR_ACTION_PROHIBITED, "CKA_MODIFIABLE is false");
+            }
+            if let Some(v) = label {
+                o.attrs.insert(CKA_LABEL, v.into_bytes());
+            }
+            if let Some(v) = id {
+                o.attrs.insert(CKA_ID, v);
+            }
+            return Ok(());
+        }
         check_writable(rw, t)?;
         let o: Object = t.object(object)?.clone();
         match o.class {
@@ -341,6 +361,7 @@ pub fn set_attributes(
                     card::write_ef(l, d, &desc.encode())
                 })?;
             }
+            Class::SecretKey => return fail(CKR_OBJECT_HANDLE_INVALID, "unknown object"),
         }
         t.objects = None;
         Ok(())
