@@ -1,0 +1,291 @@
+//! libpicohsm_pkcs11.so when the card changes under it, and under load:
+//! C_WaitForSlotEvent (blocking, non-blocking, ended by C_Finalize), a card
+//! removed or reset by another process, a login lost to another
+//! application's SELECT, and four threads signing on one and on two tokens.
+//! All through pcscd + vpcd + picohsm-vcard, with the `cryptoki` crate.
+
+mod common;
+
+use std::ffi::CString;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as P11Error, RvError};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, SessionState, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+
+const SO_PIN: &str = "1234567890123456";
+const PIN: &str = "648219";
+
+fn rv(e: P11Error) -> RvError {
+    match e {
+        P11Error::Pkcs11(rv, _) => rv,
+        other => panic!("not a PKCS#11 error: {other:?}"),
+    }
+}
+
+/// An initialised card with an EC P-256 key, id 01.
+fn card_with_key() -> VCard {
+    let card = VCard::start();
+    sc_hsm_tool(&card, ["--initialize", "--so-pin", SO_PIN, "--pin", PIN]);
+    let out = text(&run_cmd(our_pkcs11_tool_command(&card).args([
+        "--login",
+        "--pin",
+        PIN,
+        "--keypairgen",
+        "--key-type",
+        "EC:prime256v1",
+        "--id",
+        "01",
+    ])));
+    assert!(out.contains("Key pair generated"), "{out}");
+    card
+}
+
+/// C_Initialize is per process: the tests of this file take turns.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn module() -> Pkcs11 {
+    let p11 = Pkcs11::new(module_path()).unwrap();
+    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    p11
+}
+
+fn slot_of(p11: &Pkcs11, card: &VCard) -> Slot {
+    p11.get_all_slots()
+        .unwrap()
+        .into_iter()
+        .find(|s| {
+            p11.get_slot_info(*s)
+                .is_ok_and(|i| i.slot_description() == card.reader_name())
+        })
+        .expect("a slot for the card's reader")
+}
+
+fn logged_in_key(p11: &Pkcs11, slot: Slot) -> (Session, ObjectHandle) {
+    let session = p11.open_rw_session(slot).unwrap();
+    session
+        .login(UserType::User, Some(&AuthPin::from(PIN)))
+        .unwrap();
+    let key = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(vec![1]),
+        ])
+        .unwrap()[0];
+    (session, key)
+}
+
+/// Drains events other readers may still report (cards of earlier tests
+/// leaving), so the next wait sees only this test's.
+fn drain_events(p11: &Pkcs11) {
+    while p11.get_slot_event().unwrap().is_some() {}
+}
+
+#[test]
+fn slot_events_removal_and_reinsertion() {
+    let _serial = serial();
+    let mut card = card_with_key();
+    let p11 = module();
+    let slot = slot_of(&p11, &card);
+    drain_events(&p11);
+    assert_eq!(p11.get_slot_event().unwrap(), None, "nothing happened yet");
+
+    let (session, key) = logged_in_key(&p11, slot);
+    session.sign(&Mechanism::Ecdsa, key, &[1; 32]).unwrap();
+
+    // Removal: a blocking wait names the slot; the sessions are gone.
+    let waiter = {
+        let p11 = p11.clone();
+        thread::spawn(move || p11.wait_for_slot_event())
+    };
+    thread::sleep(Duration::from_millis(300));
+    card.stop();
+    assert_eq!(waiter.join().unwrap().unwrap(), slot);
+    assert_eq!(
+        rv(session.sign(&Mechanism::Ecdsa, key, &[1; 32]).unwrap_err()),
+        RvError::SessionHandleInvalid
+    );
+    assert!(!p11.get_slot_info(slot).unwrap().token_present());
+    assert_eq!(
+        rv(p11.open_ro_session(slot).unwrap_err()),
+        RvError::TokenNotPresent
+    );
+    assert_eq!(p11.get_slot_event().unwrap(), None, "one event per change");
+
+    // Insertion: seen without blocking; the slot id has not changed.
+    card.start_again();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let event = loop {
+        if let Some(s) = p11.get_slot_event().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no insertion event");
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(event, slot);
+    assert_eq!(slot_of(&p11, &card), slot);
+    let (session, key) = logged_in_key(&p11, slot);
+    session.sign(&Mechanism::Ecdsa, key, &[2; 32]).unwrap();
+}
+
+#[test]
+fn finalize_ends_a_blocking_wait() {
+    let _serial = serial();
+    let card = VCard::start();
+    let p11 = module();
+    let _ = slot_of(&p11, &card);
+    drain_events(&p11);
+    let (tx, rx) = mpsc::channel();
+    {
+        let p11 = p11.clone();
+        thread::spawn(move || {
+            let _ = tx.send(p11.wait_for_slot_event());
+        });
+    }
+    thread::sleep(Duration::from_millis(300));
+    assert!(rx.try_recv().is_err(), "the wait blocks");
+    let t = Instant::now();
+    p11.finalize().unwrap();
+    let r = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("C_Finalize ended the wait");
+    assert_eq!(rv(r.unwrap_err()), RvError::CryptokiNotInitialized);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
+
+/// Resets the card as another process would (SCardReconnect with
+/// SCARD_RESET_CARD).
+fn reset_from_another_connection(reader: &str) {
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+    let name = CString::new(reader).unwrap();
+    let mut card = ctx
+        .connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+        .unwrap();
+    card.reconnect(
+        pcsc::ShareMode::Shared,
+        pcsc::Protocols::ANY,
+        pcsc::Disposition::ResetCard,
+    )
+    .unwrap();
+}
+
+/// SELECTs the applet from another connection, as OpenSC does on every
+/// card it opens: the card drops its login without a reset.
+fn select_from_another_connection(reader: &str) {
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+    let name = CString::new(reader).unwrap();
+    let card = ctx
+        .connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+        .unwrap();
+    let mut apdu = vec![0x00, 0xA4, 0x04, 0x00, 0x0B];
+    apdu.extend_from_slice(picohsm_wire::codes::AID);
+    apdu.push(0x00);
+    let mut buf = [0u8; 300];
+    let r = card.transmit(&apdu, &mut buf).unwrap();
+    assert_eq!(&r[r.len() - 2..], &[0x90, 0x00]);
+    assert!(card.disconnect(pcsc::Disposition::LeaveCard).is_ok());
+}
+
+#[test]
+fn a_reset_by_another_process_ends_the_login_and_the_sessions() {
+    let _serial = serial();
+    let card = card_with_key();
+    let p11 = module();
+    let slot = slot_of(&p11, &card);
+    let (session, key) = logged_in_key(&p11, slot);
+    session.sign(&Mechanism::Ecdsa, key, &[3; 32]).unwrap();
+
+    reset_from_another_connection(card.reader_name());
+    assert_eq!(
+        rv(session.sign(&Mechanism::Ecdsa, key, &[3; 32]).unwrap_err()),
+        RvError::DeviceRemoved
+    );
+    assert_eq!(
+        rv(session.get_session_info().unwrap_err()),
+        RvError::SessionHandleInvalid
+    );
+    // The token is still there: a new session and login work again.
+    let (again, key) = logged_in_key(&p11, slot);
+    again.sign(&Mechanism::Ecdsa, key, &[3; 32]).unwrap();
+
+    // Another application's SELECT: the card forgot the login; the module
+    // says so precisely and its session state follows.
+    select_from_another_connection(card.reader_name());
+    assert_eq!(
+        rv(again.sign(&Mechanism::Ecdsa, key, &[4; 32]).unwrap_err()),
+        RvError::UserNotLoggedIn
+    );
+    assert_eq!(
+        again.get_session_info().unwrap().session_state(),
+        SessionState::RwPublic
+    );
+    again
+        .login(UserType::User, Some(&AuthPin::from(PIN)))
+        .unwrap();
+    again.sign(&Mechanism::Ecdsa, key, &[4; 32]).unwrap();
+}
+
+/// Four threads, each with its own session, sign `n` times on the tokens
+/// given round-robin; every signature must verify through C_Verify.
+fn four_threads(p11: &Pkcs11, slots: &[Slot], n: usize) -> Duration {
+    // One login per token, held by a session that stays open.
+    let holders: Vec<Session> = slots.iter().map(|s| logged_in_key(p11, *s).0).collect();
+    let start = Instant::now();
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let p11 = p11.clone();
+            let slot = slots[i % slots.len()];
+            thread::spawn(move || {
+                let session = p11.open_ro_session(slot).unwrap();
+                let find = |class| {
+                    session
+                        .find_objects(&[Attribute::Class(class), Attribute::Id(vec![1])])
+                        .unwrap()[0]
+                };
+                let (key, public) = (
+                    find(ObjectClass::PRIVATE_KEY),
+                    find(ObjectClass::PUBLIC_KEY),
+                );
+                for k in 0..n {
+                    let data = [(i * n + k) as u8; 32];
+                    let sig = session.sign(&Mechanism::Ecdsa, key, &data).unwrap();
+                    session
+                        .verify(&Mechanism::Ecdsa, public, &data, &sig)
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for h in handles {
+        while !h.is_finished() {
+            assert!(Instant::now() < deadline, "a signing thread is stuck");
+            thread::sleep(Duration::from_millis(20));
+        }
+        h.join().expect("a signing thread failed");
+    }
+    drop(holders);
+    start.elapsed()
+}
+
+#[test]
+fn four_threads_sign_on_one_token_and_on_two_tokens() {
+    let _serial = serial();
+    let cards = [card_with_key(), card_with_key()];
+    let p11 = module();
+    let slots: Vec<Slot> = cards.iter().map(|c| slot_of(&p11, c)).collect();
+    let one = four_threads(&p11, &slots[..1], 50);
+    let two = four_threads(&p11, &slots, 50);
+    eprintln!("4 threads x 50 signatures: one token {one:?}, two tokens {two:?}");
+}
