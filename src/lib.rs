@@ -13,3 +13,4 @@ pub mod core;
 pub mod error;
 mod ffi;
 pub mod transport;
+pub mod vendor;
