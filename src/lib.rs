@@ -12,5 +12,6 @@ pub mod card;
 pub mod core;
 pub mod error;
 mod ffi;
+pub mod pka;
 pub mod transport;
 pub mod vendor;
