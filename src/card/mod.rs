@@ -3,6 +3,8 @@
 //! words become CK_RVs ([`sw_to_rv`]).
 
 pub mod pkcs15;
+#[cfg(test)]
+mod trace_tests;
 pub mod x509;
 
 use cryptoki_sys::*;
