@@ -2,7 +2,7 @@
 //! to C. Every value is `*_VENDOR_DEFINED | "PK"…`, so a trace shows whose it
 //! is; the test below keeps this file and the header equal.
 
-use cryptoki_sys::{CK_ATTRIBUTE_TYPE, CK_OBJECT_CLASS, CK_RV, CK_USER_TYPE};
+use cryptoki_sys::{CK_ATTRIBUTE_TYPE, CK_OBJECT_CLASS, CK_RV, CK_ULONG, CK_USER_TYPE};
 
 /// C_Login user type for one Public Key Authentication round (§6.7).
 pub const CKU_PICOHSM_PKA: CK_USER_TYPE = 0x8050_4B41;
@@ -38,55 +38,52 @@ pub const CKA_PICOHSM_PKA_REQUIRED: CK_ATTRIBUTE_TYPE = 0x8050_4B13;
 pub const CKA_PICOHSM_PKA_AUTHENTICATED: CK_ATTRIBUTE_TYPE = 0x8050_4B14;
 
 /// Every constant, by its C name (for the header check and for traces).
-pub const ALL: &[(&str, u64)] = &[
-    ("CKU_PICOHSM_PKA", CKU_PICOHSM_PKA as u64),
-    (
-        "CKR_PICOHSM_PKA_MORE_NEEDED",
-        CKR_PICOHSM_PKA_MORE_NEEDED as u64,
-    ),
-    ("CKR_PICOHSM_PIN_NEEDED", CKR_PICOHSM_PIN_NEEDED as u64),
+pub const ALL: &[(&str, CK_ULONG)] = &[
+    ("CKU_PICOHSM_PKA", CKU_PICOHSM_PKA),
+    ("CKR_PICOHSM_PKA_MORE_NEEDED", CKR_PICOHSM_PKA_MORE_NEEDED),
+    ("CKR_PICOHSM_PIN_NEEDED", CKR_PICOHSM_PIN_NEEDED),
     (
         "CKR_PICOHSM_AUTHENTICATOR_MISSING",
-        CKR_PICOHSM_AUTHENTICATOR_MISSING as u64,
+        CKR_PICOHSM_AUTHENTICATOR_MISSING,
     ),
     (
         "CKR_PICOHSM_AUTHENTICATOR_PIN_INCORRECT",
-        CKR_PICOHSM_AUTHENTICATOR_PIN_INCORRECT as u64,
+        CKR_PICOHSM_AUTHENTICATOR_PIN_INCORRECT,
     ),
     (
         "CKR_PICOHSM_AUTHENTICATOR_PIN_LOCKED",
-        CKR_PICOHSM_AUTHENTICATOR_PIN_LOCKED as u64,
+        CKR_PICOHSM_AUTHENTICATOR_PIN_LOCKED,
     ),
     (
         "CKR_PICOHSM_KEY_NOT_REGISTERED",
-        CKR_PICOHSM_KEY_NOT_REGISTERED as u64,
+        CKR_PICOHSM_KEY_NOT_REGISTERED,
     ),
     (
         "CKR_PICOHSM_SIGNATURE_REFUSED",
-        CKR_PICOHSM_SIGNATURE_REFUSED as u64,
+        CKR_PICOHSM_SIGNATURE_REFUSED,
     ),
     (
         "CKR_PICOHSM_PKA_NOT_CONFIGURED",
-        CKR_PICOHSM_PKA_NOT_CONFIGURED as u64,
+        CKR_PICOHSM_PKA_NOT_CONFIGURED,
     ),
     (
         "CKR_PICOHSM_ALREADY_AUTHENTICATED",
-        CKR_PICOHSM_ALREADY_AUTHENTICATED as u64,
+        CKR_PICOHSM_ALREADY_AUTHENTICATED,
     ),
-    ("CKO_PICOHSM_PKA_STATUS", CKO_PICOHSM_PKA_STATUS as u64),
-    ("CKA_PICOHSM_PKA_TOTAL", CKA_PICOHSM_PKA_TOTAL as u64),
-    ("CKA_PICOHSM_PKA_MISSING", CKA_PICOHSM_PKA_MISSING as u64),
-    ("CKA_PICOHSM_PKA_REQUIRED", CKA_PICOHSM_PKA_REQUIRED as u64),
+    ("CKO_PICOHSM_PKA_STATUS", CKO_PICOHSM_PKA_STATUS),
+    ("CKA_PICOHSM_PKA_TOTAL", CKA_PICOHSM_PKA_TOTAL),
+    ("CKA_PICOHSM_PKA_MISSING", CKA_PICOHSM_PKA_MISSING),
+    ("CKA_PICOHSM_PKA_REQUIRED", CKA_PICOHSM_PKA_REQUIRED),
     (
         "CKA_PICOHSM_PKA_AUTHENTICATED",
-        CKA_PICOHSM_PKA_AUTHENTICATED as u64,
+        CKA_PICOHSM_PKA_AUTHENTICATED,
     ),
 ];
 
 /// The C name of a vendor CK_RV, for log lines.
 pub fn rv_name(rv: CK_RV) -> Option<&'static str> {
     ALL.iter()
-        .find(|(n, v)| n.starts_with("CKR_") && *v == rv as u64)
+        .find(|(n, v)| n.starts_with("CKR_") && *v == rv)
         .map(|(n, _)| *n)
 }
 
@@ -95,7 +92,7 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    fn header() -> BTreeMap<String, u64> {
+    fn header() -> BTreeMap<String, CK_ULONG> {
         let text = include_str!("../include/picohsm_pkcs11.h");
         text.lines()
             .filter_map(|l| {
@@ -103,7 +100,7 @@ mod tests {
                 (w.next()? == "#define").then_some(())?;
                 let name = w.next()?;
                 let value = w.next()?.trim_end_matches("UL");
-                let v = u64::from_str_radix(value.strip_prefix("0x")?, 16).ok()?;
+                let v = CK_ULONG::from_str_radix(value.strip_prefix("0x")?, 16).ok()?;
                 Some((name.to_string(), v))
             })
             .collect()
@@ -112,7 +109,8 @@ mod tests {
     #[test]
     fn the_header_and_this_file_agree() {
         let h = header();
-        let ours: BTreeMap<String, u64> = ALL.iter().map(|(n, v)| (n.to_string(), *v)).collect();
+        let ours: BTreeMap<String, CK_ULONG> =
+            ALL.iter().map(|(n, v)| (n.to_string(), *v)).collect();
         assert_eq!(h, ours);
     }
 
@@ -121,7 +119,7 @@ mod tests {
         for (n, v) in ALL {
             assert_eq!(v & 0x8000_0000, 0x8000_0000, "{n}");
         }
-        let rvs: Vec<u64> = ALL
+        let rvs: Vec<CK_ULONG> = ALL
             .iter()
             .filter(|(n, _)| n.starts_with("CKR_"))
             .map(|(_, v)| *v)
