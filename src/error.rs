@@ -25,3 +25,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub fn fail<T>(rv: CK_RV, origin: &'static str) -> Result<T> {
     Err(Error::new(rv, origin))
 }
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (CK_RV {:#x})", self.origin, self.rv)
+    }
+}

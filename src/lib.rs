@@ -12,6 +12,7 @@ pub mod card;
 pub mod core;
 pub mod error;
 mod ffi;
+mod logging;
 pub mod pka;
 pub mod transport;
 pub mod vendor;

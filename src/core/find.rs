@@ -6,12 +6,14 @@ use cryptoki_sys::*;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 
+use crate::card;
 use crate::core::api::{Attr, AttrValue};
-use crate::core::object::{load_private_value, Class};
+use crate::core::object::{b, load_private_value, ul, Class, Object};
 use crate::core::state::{on_token, session_slot};
 use crate::core::token::Login;
 use crate::error::{fail, Result};
 use crate::transport::Transport;
+use crate::vendor;
 
 /// Pending search results per session.
 static SEARCHES: Mutex<Option<HashMap<CK_SESSION_HANDLE, VecDeque<CK_OBJECT_HANDLE>>>> =
@@ -37,6 +39,19 @@ pub fn find_objects_init(session: CK_SESSION_HANDLE, template: &[Attr]) -> Resul
             .filter(|(_, o)| (logged || !o.private) && o.matches(&want))
             .map(|(h, _)| *h)
             .collect();
+        // The PKA status object is found by its class only: reading the
+        // card's status for every search would cost an APDU each time.
+        if want
+            .iter()
+            .any(|(k, v)| *k == CKA_CLASS && *v == ul(vendor::CKO_PICOHSM_PKA_STATUS))
+        {
+            let st = t.transport.transact(card::pka::status)?;
+            if let Some(o) = st.filter(|s| s.total > 0).map(pka_status_object) {
+                if o.matches(&want) {
+                    found.push_back(t.pka_status_handle);
+                }
+            }
+        }
         found.extend(
             t.session_objects
                 .iter()
@@ -91,6 +106,13 @@ pub fn get_attribute(
 ) -> Result<AttrValue> {
     let (slot, _) = session_slot(session)?;
     on_token(slot, |t| {
+        if object == t.pka_status_handle {
+            let st = t.transport.transact(card::pka::status)?.unwrap_or_default();
+            return Ok(match pka_status_object(st).attrs.get(&kind) {
+                Some(v) => AttrValue::Value(v.clone()),
+                None => AttrValue::Invalid,
+            });
+        }
         let private_data = {
             let o = t.object(object)?;
             o.class == Class::Data && o.private && !o.attrs.contains_key(&CKA_VALUE)
@@ -126,6 +148,26 @@ pub fn get_attribute(
             None => AttrValue::Invalid,
         })
     })
+}
+
+/// The PKA status object (include/picohsm_pkcs11.h), from the card's status.
+fn pka_status_object(st: crate::card::pka::Status) -> Object {
+    let mut o = Object::new(Class::Data, 0, None, false);
+    o.set(CKA_CLASS, ul(vendor::CKO_PICOHSM_PKA_STATUS));
+    o.set(CKA_MODIFIABLE, b(false));
+    o.set(CKA_DESTROYABLE, b(false));
+    o.set(CKA_LABEL, b"PKA status".to_vec());
+    o.set(vendor::CKA_PICOHSM_PKA_TOTAL, ul(st.total as CK_ULONG));
+    o.set(vendor::CKA_PICOHSM_PKA_MISSING, ul(st.missing as CK_ULONG));
+    o.set(
+        vendor::CKA_PICOHSM_PKA_REQUIRED,
+        ul(st.required as CK_ULONG),
+    );
+    o.set(
+        vendor::CKA_PICOHSM_PKA_AUTHENTICATED,
+        ul(st.authenticated as CK_ULONG),
+    );
+    o
 }
 
 /// C_GetObjectSize: the bytes of its value or, for keys, of its attributes.

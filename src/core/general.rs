@@ -13,6 +13,7 @@ use crate::transport::pcsc::Pcsc;
 
 /// C_Initialize.
 pub fn initialize(args: InitArgs) -> Result<()> {
+    crate::logging::init();
     if args.mutex_callbacks && !args.os_locking_ok {
         return fail(CKR_CANT_LOCK, "only OS locking is offered");
     }
@@ -22,7 +23,12 @@ pub fn initialize(args: InitArgs) -> Result<()> {
             return fail(CKR_CRYPTOKI_ALREADY_INITIALIZED, "already initialised");
         }
     }
+    let config = crate::pka::config::Config::load(args.reserved.as_deref())?;
+    if let Some(src) = &config.source {
+        log::info!("settings from {}", src.display());
+    }
     let mut m = Module {
+        config: Arc::new(config),
         pcsc: Arc::new(Pcsc::establish()?),
         pid: std::process::id(),
         slots: BTreeMap::new(),

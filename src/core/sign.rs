@@ -272,7 +272,7 @@ pub fn forget_session(session: CK_SESSION_HANDLE) {
 }
 
 /// EMSA-PKCS1-v1_5 block (type 1) of `t` for a modulus of `k` bytes.
-fn pkcs1_type1(t: &[u8], k: usize) -> Result<Vec<u8>> {
+pub fn pkcs1_type1(t: &[u8], k: usize) -> Result<Vec<u8>> {
     if t.len() + 11 > k {
         return fail(CKR_DATA_LEN_RANGE, "too long for the modulus");
     }
@@ -284,7 +284,7 @@ fn pkcs1_type1(t: &[u8], k: usize) -> Result<Vec<u8>> {
 }
 
 /// DER ECDSA-Sig-Value → r‖s, each `n` bytes.
-fn der_to_raw(der: &[u8], n: usize) -> Result<Vec<u8>> {
+pub fn der_to_raw(der: &[u8], n: usize) -> Result<Vec<u8>> {
     let bad = || Error::new(CKR_DEVICE_ERROR, "bad ECDSA signature from the card");
     let (seq, _) = picohsm_wire::tlv::parse_one(der).map_err(|_| bad())?;
     let ints = picohsm_wire::tlv::parse_all(seq.value).map_err(|_| bad())?;

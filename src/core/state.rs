@@ -50,6 +50,8 @@ pub struct Module {
     pub sessions: BTreeMap<CK_SESSION_HANDLE, Session>,
     /// Next session handle (never reused).
     pub next_session: CK_SESSION_HANDLE,
+    /// The settings (config file, x-init-reserved).
+    pub config: Arc<crate::pka::config::Config>,
     /// What C_WaitForSlotEvent last saw of each reader.
     pub seen: crate::core::slot_event::Seen,
 }

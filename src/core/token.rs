@@ -48,6 +48,10 @@ pub struct Token {
     /// Session objects (CKA_TOKEN false): they live in the module only and
     /// go when the session that made them closes.
     pub session_objects: Vec<SessionObject>,
+    /// A PKA login in progress or done (§6.7).
+    pub pka: crate::pka::round::Progress,
+    /// The handle of the PKA status object (CKO_PICOHSM_PKA_STATUS).
+    pub pka_status_handle: CK_OBJECT_HANDLE,
 }
 
 /// An object of one session, held by the module.
@@ -128,6 +132,8 @@ impl Token {
             objects: None,
             handles: HashMap::new(),
             session_objects: Vec::new(),
+            pka: Default::default(),
+            pka_status_handle: new_handle(),
         })
     }
 
@@ -213,6 +219,7 @@ impl Token {
     /// Logs out on the card: a SELECT of the applet clears its user state.
     pub fn logout(&mut self) -> Result<()> {
         self.login = Login::None;
+        self.pka = Default::default();
         self.transport
             .transact(|l| card::select_applet(l).map(|_| ()))
     }

@@ -128,8 +128,10 @@ where
         if rv == CKR_OK {
             log::trace!("{name}({}){note} -> CKR_OK", Handles(handles));
         } else {
-            log::trace!(
-                "{name}({}){note} -> {} ({origin})",
+            // A failure is worth a line at debug level: the application
+            // often shows only the number.
+            log::debug!(
+                "{name}({}){note} -> {} {rv:#x} ({origin})",
                 Handles(handles),
                 rv_name(rv)
             );
@@ -146,7 +148,7 @@ pub(crate) fn rv_name(rv: CK_RV) -> &'static str {
         ($($n:ident,)*) => {
             match rv {
                 $($n => stringify!($n),)*
-                r if r >= CKR_VENDOR_DEFINED => "CKR_VENDOR_DEFINED",
+                r if r >= CKR_VENDOR_DEFINED => crate::vendor::rv_name(r).unwrap_or("CKR_VENDOR_DEFINED"),
                 _ => "CKR_(unknown)",
             }
         };

@@ -8,6 +8,12 @@
 //! - [`round`]: one round on the primary's connection (GET CHALLENGE, the
 //!   authenticator's signature, MSE SET AT, EXTERNAL AUTHENTICATE).
 
+pub mod authenticator;
+pub mod config;
+pub mod pkcs11;
+pub mod round;
+pub mod schsm;
+
 use sha2::{Digest, Sha256};
 
 /// The CHR this project gives a key that has no card to name it (a key in a

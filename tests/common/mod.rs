@@ -18,6 +18,8 @@
 //! which logs each card out, so a neighbouring test's login can vanish.
 #![allow(dead_code)]
 
+pub mod pka;
+
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -205,7 +207,13 @@ pub fn opensc_pkcs11_path() -> PathBuf {
 /// `OPENSC_CONF` set, ready for more arguments.
 pub fn pkcs11_tool_command(vcard: &VCard) -> Command {
     let mut c = Command::new("pkcs11-tool");
+    // No settings from the developer's machine: a test that wants a config
+    // file sets PICOHSM_PKCS11_CONFIG itself.
+    let xdg = vcard.dir().join("xdg");
+    let _ = fs::create_dir_all(&xdg);
     c.env("OPENSC_CONF", opensc_conf())
+        .env_remove("PICOHSM_PKCS11_CONFIG")
+        .env("XDG_CONFIG_HOME", xdg)
         .arg("--module")
         .arg(opensc_pkcs11_path())
         .arg("--slot-description")

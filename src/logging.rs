@@ -1,0 +1,109 @@
+//! The module's log: the `log` crate's records, to stderr or a file, at the
+//! level `PICOHSM_PKCS11_LOG` names.
+//!
+//! `PICOHSM_PKCS11_LOG=<level>[,<file>]`, level one of `error`, `warn`,
+//! `info`, `debug`, `trace` (`off` or unset: nothing, as a module loaded
+//! into someone else's process should be quiet unless asked). With a file,
+//! lines are appended to it; otherwise they go to stderr. Installed at the
+//! first C_Initialize; if the application already installed a `log` logger
+//! (a Rust program), the module's records go to that one instead.
+//!
+//! What is logged never holds a PIN or key material: call sites log
+//! origins, handles, lengths and status words, never buffers.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::OnceLock;
+
+use log::{LevelFilter, Log, Metadata, Record};
+use parking_lot::Mutex;
+
+struct Logger {
+    level: LevelFilter,
+    file: Option<Mutex<File>>,
+}
+
+impl Log for Logger {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        metadata.level() <= self.level
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let line = format!(
+            "picohsm-pkcs11[{}] {} {}: {}\n",
+            std::process::id(),
+            record.level(),
+            record.target(),
+            record.args()
+        );
+        match &self.file {
+            Some(f) => {
+                let _ = f.lock().write_all(line.as_bytes());
+            }
+            None => {
+                let _ = std::io::stderr().write_all(line.as_bytes());
+            }
+        }
+    }
+
+    fn flush(&self) {
+        if let Some(f) = &self.file {
+            let _ = f.lock().flush();
+        }
+    }
+}
+
+/// Level and file from a `PICOHSM_PKCS11_LOG` value.
+fn parse(value: &str) -> (LevelFilter, Option<&str>) {
+    let (level, file) = match value.split_once(',') {
+        Some((l, f)) => (l.trim(), Some(f.trim()).filter(|f| !f.is_empty())),
+        None => (value.trim(), None),
+    };
+    (level.parse().unwrap_or(LevelFilter::Off), file)
+}
+
+static LOGGER: OnceLock<Logger> = OnceLock::new();
+
+/// Installs the logger from the environment (once per process).
+pub fn init() {
+    let Ok(value) = std::env::var("PICOHSM_PKCS11_LOG") else {
+        return;
+    };
+    let (level, path) = parse(&value);
+    if level == LevelFilter::Off {
+        return;
+    }
+    let logger = LOGGER.get_or_init(|| Logger {
+        level,
+        file: path.and_then(|p| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .ok()
+                .map(Mutex::new)
+        }),
+    });
+    if log::set_logger(logger).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values() {
+        assert_eq!(parse("info"), (LevelFilter::Info, None));
+        assert_eq!(
+            parse("debug,/tmp/x.log"),
+            (LevelFilter::Debug, Some("/tmp/x.log"))
+        );
+        assert_eq!(parse("nonsense"), (LevelFilter::Off, None));
+        assert_eq!(parse("warn, "), (LevelFilter::Warn, None));
+    }
+}

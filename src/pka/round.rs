@@ -1,0 +1,221 @@
+//! One PKA round on the primary (protocol reference §6.7), on the token's
+//! own connection and never with a SELECT (which would clear the card's
+//! challenge and PKA state):
+//!
+//! 1. PKA status and the registered keys (`80 54 00 00`, `80 54 02 i`);
+//! 2. an authenticator holding a registered key not yet accepted in this
+//!    round, unlocked with its own PIN — before the primary is touched
+//!    again, so a wrong authenticator PIN changes nothing on the primary;
+//! 3. the challenge: GET CHALLENGE (8 bytes) for the first key of a round,
+//!    the same challenge for the next ones (a new GET CHALLENGE resets the
+//!    keys already accepted);
+//! 4. the authenticator's signature of T = device name ‖ challenge;
+//! 5. MSE SET AT with the key's CHR, EXTERNAL AUTHENTICATE, status again.
+//!
+//! Steps 3-5 run in one PC/SC transaction, so no other application's APDU
+//! comes between the challenge and its answer.
+
+use zeroize::Zeroizing;
+
+use crate::card::{self, pka::Status};
+use crate::core::token::Token;
+use crate::error::{Error, Result};
+use crate::pka::authenticator::{candidates, AuthKey, Authenticator};
+use crate::pka::config::Config;
+use crate::transport::pcsc::Pcsc;
+use crate::transport::Transport;
+use crate::vendor;
+
+/// What the module remembers of a PKA login in progress on a token.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// The challenge of the round in progress.
+    pub challenge: Option<Vec<u8>>,
+    /// The card granted the PKA part (quorum reached).
+    pub granted: bool,
+    /// The user PIN was verified (it unlocks the MKEK on PKA + PIN tokens).
+    pub pin_verified: bool,
+}
+
+/// The token's PKA status (CKR_PICOHSM_PKA_NOT_CONFIGURED without PKA).
+pub fn status(t: &mut Token) -> Result<Status> {
+    t.transport
+        .transact(card::pka::status)?
+        .filter(|s| s.total > 0)
+        .ok_or(Error::new(
+            vendor::CKR_PICOHSM_PKA_NOT_CONFIGURED,
+            "the token has no PKA",
+        ))
+}
+
+/// Runs one round: one more authenticator's key accepted. Returns the
+/// status after it. `say` hears each step, in words (no secrets).
+pub fn one_round(
+    t: &mut Token,
+    config: &Config,
+    pcsc: &Pcsc,
+    reader: &str,
+    pin: &[u8],
+    say: &mut dyn FnMut(String),
+) -> Result<Status> {
+    let (st, registered) = t.transport.transact(|l| {
+        let st = card::pka::status(l)?
+            .filter(|s| s.total > 0)
+            .ok_or(Error::new(
+                vendor::CKR_PICOHSM_PKA_NOT_CONFIGURED,
+                "the token has no PKA",
+            ))?;
+        let reg = card::pka::registered(l, st.total)?;
+        Ok((st, reg))
+    })?;
+    say(format!(
+        "status: {} authenticated public key(s) in {} of {} scheme, {} missing",
+        st.authenticated, st.required, st.total, st.missing
+    ));
+    if st.granted() {
+        t.pka.granted = true;
+        return Ok(st);
+    }
+    let pending: Vec<Vec<u8>> = registered
+        .iter()
+        .filter(|r| !r.authenticated)
+        .map(|r| r.chr.clone())
+        .collect();
+    if registered.is_empty() {
+        log::warn!("PKA login: no public key is registered on this token yet");
+        return Err(Error::new(
+            vendor::CKR_PICOHSM_PKA_NOT_CONFIGURED,
+            "no key registered",
+        ));
+    }
+    let mut found = candidates(config, pcsc, reader)?;
+    if found.is_empty() {
+        log::warn!("PKA login: no authenticator token is connected");
+        return Err(Error::new(
+            vendor::CKR_PICOHSM_AUTHENTICATOR_MISSING,
+            "no authenticator",
+        ));
+    }
+    let (mut auth, key) = pick(&mut found, &pending).ok_or_else(|| {
+        log::warn!(
+            "PKA login: none of {} authenticator(s) holds a key registered on this token and not yet accepted",
+            found.len()
+        );
+        Error::new(
+            vendor::CKR_PICOHSM_KEY_NOT_REGISTERED,
+            "no registered key on the authenticators",
+        )
+    })?;
+    say(format!(
+        "authenticator: {}, key {:?} registered as {}",
+        auth.name(),
+        key.label,
+        String::from_utf8_lossy(&key.chr)
+    ));
+    if let Err(e) = auth.unlock(&key, pin) {
+        log::warn!("PKA login: {} refused its PIN", auth.name());
+        return Err(e);
+    }
+    let name = Zeroizing::new(t.device_name.clone().into_bytes());
+    let reuse = t.pka.challenge.clone().filter(|_| st.authenticated > 0);
+    let mut said = Vec::new();
+    let r = t.transport.transact(|l| {
+        let challenge = match reuse {
+            Some(c) => {
+                said.push("challenge: the round's own, again".to_string());
+                c
+            }
+            None => {
+                let c = card::challenge(l, 8)?;
+                said.push(format!("challenge: {} bytes from the token", c.len()));
+                c
+            }
+        };
+        let mut tbs = name.to_vec();
+        tbs.extend_from_slice(&challenge);
+        let sig = auth.sign(&key, &tbs)?;
+        said.push(format!("signature: {} bytes", sig.len()));
+        card::pka::select_key(l, &key.chr)?;
+        said.push("MSE SET AT: key selected".to_string());
+        card::pka::external_authenticate(l, &sig)?;
+        said.push("EXTERNAL AUTHENTICATE: accepted".to_string());
+        let after = card::pka::status(l)?.unwrap_or(st);
+        Ok((challenge, after))
+    });
+    auth.lock();
+    for s in said {
+        say(s);
+    }
+    let (challenge, after) = r.inspect_err(|e| {
+        log::warn!(
+            "PKA login with {} failed: {} ({:#x})",
+            auth.name(),
+            e.origin,
+            e.rv
+        );
+    })?;
+    t.pka.challenge = Some(challenge);
+    t.pka.granted = after.granted();
+    say(format!(
+        "status: {} authenticated public key(s) in {} of {} scheme{}",
+        after.authenticated,
+        after.required,
+        after.total,
+        if after.granted() { ": granted" } else { "" }
+    ));
+    Ok(after)
+}
+
+/// The first authenticator key whose CHR is still pending.
+fn pick(
+    found: &mut Vec<Box<dyn Authenticator>>,
+    pending: &[Vec<u8>],
+) -> Option<(Box<dyn Authenticator>, AuthKey)> {
+    for i in 0..found.len() {
+        let keys = match found[i].keys() {
+            Ok(k) => k,
+            Err(e) => {
+                log::warn!("{}: cannot list keys: {}", found[i].name(), e.origin);
+                continue;
+            }
+        };
+        if let Some(k) = keys.into_iter().find(|k| pending.contains(&k.chr)) {
+            return Some((found.swap_remove(i), k));
+        }
+    }
+    None
+}
+
+/// Rounds until the quorum, each with the next authenticator found, all
+/// unlocked with `pin` (C_Login(CKU_USER) on a `pka` / `pka+pin` token).
+pub fn until_quorum(
+    t: &mut Token,
+    config: &Config,
+    pcsc: &Pcsc,
+    reader: &str,
+    pin: &[u8],
+    say: &mut dyn FnMut(String),
+) -> Result<Status> {
+    let mut progressed = false;
+    loop {
+        match one_round(t, config, pcsc, reader, pin, say) {
+            Ok(st) if st.granted() => return Ok(st),
+            Ok(_) => progressed = true,
+            Err(e)
+                if progressed
+                    && matches!(
+                        e.rv,
+                        vendor::CKR_PICOHSM_KEY_NOT_REGISTERED
+                            | vendor::CKR_PICOHSM_AUTHENTICATOR_MISSING
+                    ) =>
+            {
+                log::warn!("PKA login: the quorum needs more authenticators than are connected");
+                return Err(Error::new(
+                    vendor::CKR_PICOHSM_PKA_MORE_NEEDED,
+                    "more authenticators needed",
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

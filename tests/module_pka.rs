@@ -1,0 +1,527 @@
+//! PKA login through libpicohsm_pkcs11.so: pkcs11-tool (an unmodified
+//! application: C_Login(CKU_USER) with one secret) and the vendor user type
+//! from Rust, against picohsm-vcard primaries and authenticators behind
+//! pcscd. Every signature made after a PKA login is checked by openssl.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::pka::*;
+use common::*;
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as P11Error, RvError};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use picohsm_wire::curve::Curve;
+
+const CKU_PICOHSM_PKA: u32 = 0x8050_4B41;
+const CKR_PICOHSM_PKA_MORE_NEEDED: u64 = 0x8050_4B01;
+const CKR_PICOHSM_PIN_NEEDED: u64 = 0x8050_4B02;
+const CKR_PICOHSM_AUTHENTICATOR_PIN_INCORRECT: u64 = 0x8050_4B04;
+const CKR_PICOHSM_KEY_NOT_REGISTERED: u64 = 0x8050_4B06;
+const CKR_PICOHSM_SIGNATURE_REFUSED: u64 = 0x8050_4B07;
+const CKR_PICOHSM_PKA_NOT_CONFIGURED: u64 = 0x8050_4B08;
+const CKO_PICOHSM_PKA_STATUS: u64 = 0x8050_4B41;
+const CKA_PICOHSM_PKA_TOTAL: u64 = 0x8050_4B11;
+const CKA_PICOHSM_PKA_REQUIRED: u64 = 0x8050_4B13;
+const CKA_PICOHSM_PKA_AUTHENTICATED: u64 = 0x8050_4B14;
+
+/// The tests of this file take turns (C_Initialize is per process, and
+/// each test uses several cards).
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn ours(card: &VCard, config: Option<&Path>, args: &[&str]) -> std::process::Output {
+    let mut c = our_pkcs11_tool_command(card);
+    if let Some(p) = config {
+        c.env("PICOHSM_PKCS11_CONFIG", p);
+    }
+    c.env("PICOHSM_PKCS11_LOG", "info");
+    run_cmd_allow_fail(c.args(args))
+}
+
+fn all_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A primary with PKA `n`-of-`m`... registered keys from `files`, with the
+/// user PIN verified in the registering session.
+fn register_all(a: &VCard, files: &[Vec<u8>]) {
+    let mut c = Conn::open(a);
+    c.select();
+    assert_eq!(c.verify_pin(), 0x9000);
+    for f in files {
+        assert_eq!(c.register(f).1, 0x9000);
+    }
+    c.select();
+}
+
+/// Generates an EC P-256 key (id `id`) on the primary through our module,
+/// then signs with it and checks the signature with openssl; `secret` is
+/// what the user types, `config` the settings file.
+fn keygen_sign_verify(a: &VCard, config: Option<&Path>, secret: &str, id: &str) {
+    let out = ours(
+        a,
+        config,
+        &[
+            "--login",
+            "--pin",
+            secret,
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--id",
+            id,
+            "--label",
+            "signing",
+        ],
+    );
+    assert!(
+        out.status.success() && all_text(&out).contains("Key pair generated"),
+        "{}",
+        all_text(&out)
+    );
+    let dir = a.dir();
+    let data = dir.join("data.txt");
+    fs::write(&data, b"signed after a PKA login").unwrap();
+    let (sig, der, pem) = (
+        dir.join("sig.bin"),
+        dir.join("pub.der"),
+        dir.join("pub.pem"),
+    );
+    let out = ours(
+        a,
+        config,
+        &[
+            "--login",
+            "--pin",
+            secret,
+            "--sign",
+            "--mechanism",
+            "ECDSA-SHA256",
+            "--id",
+            id,
+            "--signature-format",
+            "openssl",
+            "-i",
+            &s(&data),
+            "-o",
+            &s(&sig),
+        ],
+    );
+    assert!(out.status.success(), "{}", all_text(&out));
+    let text = all_text(&out);
+    assert!(
+        text.contains("EXTERNAL AUTHENTICATE: accepted") || text.contains("granted"),
+        "the module logs the PKA steps: {text}"
+    );
+    let out = ours(
+        a,
+        config,
+        &[
+            "--read-object",
+            "--type",
+            "pubkey",
+            "--id",
+            id,
+            "-o",
+            &s(&der),
+        ],
+    );
+    assert!(out.status.success(), "{}", all_text(&out));
+    run(
+        "openssl",
+        [
+            "pkey",
+            "-pubin",
+            "-inform",
+            "DER",
+            "-in",
+            &s(&der),
+            "-out",
+            &s(&pem),
+        ],
+    );
+    openssl_ok(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        &s(&pem),
+        "-signature",
+        &s(&sig),
+        &s(&data),
+    ]);
+}
+
+/// A card initialised with only a user PIN (the authenticator).
+fn init_authenticator(b: &VCard, pin: &str) {
+    sc_hsm_tool(b, ["--initialize", "--so-pin", SO_PIN, "--pin", pin]);
+}
+
+#[test]
+fn pkcs11_tool_logs_in_with_pka_and_pin_without_any_config() {
+    let _s = serial();
+    let cards = VCard::start_many(2);
+    let (a, b) = (&cards[0], &cards[1]);
+    init_authenticator(b, PIN);
+    init_pka(a, 1, 1);
+    // An OpenSC-made key (placeholder CAR), exported by sc-hsm-tool.
+    let (file, _) = opensc_key(b, "EC:prime256v1", "21");
+    register_all(a, &[file]);
+    // One secret: the primary's PIN and the authenticator's are the same.
+    keygen_sign_verify(a, None, PIN, "01");
+
+    // Without the authenticator, the same command fails precisely.
+    let mut cards = cards;
+    cards[1].stop();
+    let out = ours(
+        &cards[0],
+        None,
+        &["--login", "--pin", PIN, "--list-objects"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        all_text(&out).contains("0x80504b03") || all_text(&out).contains("80504B03"),
+        "CKR_PICOHSM_AUTHENTICATOR_MISSING: {}",
+        all_text(&out)
+    );
+}
+
+#[test]
+fn pkcs11_tool_with_config_pka_pin_one_secret_and_a_separator() {
+    let _s = serial();
+    let cards = VCard::start_many(2);
+    let (a, b) = (&cards[0], &cards[1]);
+    let b_pin = "271828";
+    init_authenticator(b, b_pin);
+    init_pka(a, 1, 1);
+    let (file, _) = firmware_key_with_pin(b, 1, Curve::BrainpoolP256r1, b_pin);
+    register_all(a, &[file]);
+    let config = a.dir().join("config.toml");
+    fs::write(
+        &config,
+        format!(
+            "login = \"pka+pin\"\nseparator = \":\"\n[[authenticator]]\ntype = \"smartcard-hsm\"\nreader = \"{}\"\n",
+            b.reader_name()
+        ),
+    )
+    .unwrap();
+    let secret = format!("{PIN}:{b_pin}");
+    keygen_sign_verify(a, Some(&config), &secret, "02");
+
+    // The wrong authenticator PIN: its own code, and the primary's PIN
+    // counter is untouched.
+    let out = ours(
+        a,
+        Some(&config),
+        &[
+            "--login",
+            "--pin",
+            &format!("{PIN}:000000"),
+            "--list-objects",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        all_text(&out).contains("0x80504b04"),
+        "CKR_PICOHSM_AUTHENTICATOR_PIN_INCORRECT: {}",
+        all_text(&out)
+    );
+    let info = all_text(&ours(a, Some(&config), &["--list-token-slots"]));
+    let primary = info
+        .split("Slot ")
+        .find(|b| {
+            b.lines()
+                .next()
+                .is_some_and(|l| l.ends_with(a.reader_name()))
+        })
+        .unwrap_or_else(|| panic!("{info}"));
+    assert!(
+        primary.contains("PIN initialized") && !primary.contains("count low"),
+        "{primary}"
+    );
+
+    // One secret for both, when both PINs are the same.
+    let same = a.dir().join("same.toml");
+    fs::write(&same, "login = \"pka+pin\"\nseparator = \":\"\n").unwrap();
+    let cards2 = VCard::start_many(2);
+    let (a2, b2) = (&cards2[0], &cards2[1]);
+    init_authenticator(b2, PIN);
+    init_pka(a2, 1, 1);
+    let (file, _) = firmware_key(b2, 1, Curve::P256);
+    register_all(a2, &[file]);
+    keygen_sign_verify(a2, Some(&same), PIN, "03");
+}
+
+fn module() -> Pkcs11 {
+    let p11 = Pkcs11::new(module_path()).unwrap();
+    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    p11
+}
+
+fn slot_of(p11: &Pkcs11, card: &VCard) -> Slot {
+    p11.get_all_slots()
+        .unwrap()
+        .into_iter()
+        .find(|s| {
+            p11.get_slot_info(*s)
+                .is_ok_and(|i| i.slot_description() == card.reader_name())
+        })
+        .expect("a slot for the card's reader")
+}
+
+fn rv(e: P11Error) -> u64 {
+    match e {
+        P11Error::Pkcs11(RvError::VendorDefined(v), _) => v,
+        P11Error::Pkcs11(rv, f) => panic!("not a vendor code: {rv:?} from {f:?}"),
+        other => panic!("not a PKCS#11 error: {other:?}"),
+    }
+}
+
+fn pka_login(session: &Session, pin: &str) -> Result<(), P11Error> {
+    session.login(
+        UserType::VendorExtension(CKU_PICOHSM_PKA),
+        Some(&AuthPin::from(pin)),
+    )
+}
+
+/// The PKA status object's (total, required, authenticated).
+fn progress(session: &Session) -> (u64, u64, u64) {
+    // cryptoki has no vendor object class: CKA_CLASS given as raw bytes.
+    let class = Attribute::VendorDefined((
+        AttributeType::Class,
+        CKO_PICOHSM_PKA_STATUS.to_ne_bytes().to_vec(),
+    ));
+    let found = session.find_objects(&[class]).unwrap();
+    assert_eq!(found.len(), 1, "one PKA status object");
+    let get = |t: u64| {
+        let a = session
+            .get_attributes(found[0], &[AttributeType::VendorDefined(t)])
+            .unwrap();
+        match &a[0] {
+            Attribute::VendorDefined((_, v)) => u64::from_ne_bytes(v[..8].try_into().unwrap()),
+            other => panic!("{other:?}"),
+        }
+    };
+    (
+        get(CKA_PICOHSM_PKA_TOTAL),
+        get(CKA_PICOHSM_PKA_REQUIRED),
+        get(CKA_PICOHSM_PKA_AUTHENTICATED),
+    )
+}
+
+#[test]
+fn vendor_user_type_two_of_three_with_progress_then_the_pin() {
+    let _s = serial();
+    let cards = VCard::start_many(3);
+    let (a, b, c) = (&cards[0], &cards[1], &cards[2]);
+    init_authenticator(b, PIN);
+    init_authenticator(c, PIN);
+    init_pka(a, 3, 2);
+    let (k1, _) = firmware_key(b, 1, Curve::P256);
+    let (k2, _) = firmware_key(c, 1, Curve::BrainpoolP256r1);
+    let (k3, _) = firmware_key(c, 2, Curve::P256);
+    register_all(a, &[k1, k2, k3]);
+
+    let p11 = module();
+    let slot = slot_of(&p11, a);
+    let session = p11.open_rw_session(slot).unwrap();
+    assert_eq!(progress(&session), (3, 2, 0));
+    assert_eq!(
+        rv(pka_login(&session, PIN).unwrap_err()),
+        CKR_PICOHSM_PKA_MORE_NEEDED
+    );
+    assert_eq!(progress(&session), (3, 2, 1), "one accepted");
+    // Not logged in yet: private objects stay hidden.
+    assert!(session
+        .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        rv(pka_login(&session, PIN).unwrap_err()),
+        CKR_PICOHSM_PIN_NEEDED,
+        "quorum reached; this token also has a PIN"
+    );
+    assert_eq!(progress(&session).2, 2);
+    session
+        .login(UserType::User, Some(&AuthPin::from(PIN)))
+        .unwrap();
+    // Logged in: a key can be made and used.
+    let (_, prv) = session
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[
+                Attribute::Token(true),
+                Attribute::EcParams(Curve::P256.oid_der().to_vec()),
+                Attribute::Id(vec![9]),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Sign(true),
+                Attribute::Id(vec![9]),
+            ],
+        )
+        .unwrap();
+    let sig = session.sign(&Mechanism::Ecdsa, prv, &[5u8; 32]).unwrap();
+    assert_eq!(sig.len(), 64);
+    assert!(matches!(
+        session.login(UserType::User, Some(&AuthPin::from(PIN))),
+        Err(P11Error::Pkcs11(RvError::UserAlreadyLoggedIn, _))
+    ));
+}
+
+#[test]
+fn vendor_path_failures_have_their_own_codes() {
+    let _s = serial();
+    let cards = VCard::start_many(3);
+    let (a, b, plain) = (&cards[0], &cards[1], &cards[2]);
+    init_authenticator(b, PIN);
+    init_authenticator(plain, PIN);
+    init_pka(a, 1, 1);
+    let p11 = module();
+
+    // A token without PKA.
+    let s_plain = p11.open_ro_session(slot_of(&p11, plain)).unwrap();
+    assert_eq!(
+        rv(pka_login(&s_plain, PIN).unwrap_err()),
+        CKR_PICOHSM_PKA_NOT_CONFIGURED
+    );
+    drop(s_plain);
+
+    // PKA set up, but no key registered yet.
+    let session = p11.open_ro_session(slot_of(&p11, a)).unwrap();
+    assert_eq!(
+        rv(pka_login(&session, PIN).unwrap_err()),
+        CKR_PICOHSM_PKA_NOT_CONFIGURED
+    );
+
+    // A key registered, but the authenticators hold other keys only.
+    let (registered, _) = firmware_key(b, 1, Curve::P256);
+    register_all(a, &[registered]);
+    let mut bc = Conn::open(b);
+    bc.select();
+    assert_eq!(bc.verify_pin(), 0x9000);
+    // Replace B's key 1 by another one: the registered CHR is gone from B.
+    bc.ok(&picohsm_wire::apdu::build(
+        0,
+        0xE4,
+        0x02,
+        0x00,
+        &[0xCC, 0x01],
+        0,
+    ));
+    bc.ok(&picohsm_wire::apdu::build(
+        0,
+        0xE4,
+        0x02,
+        0x00,
+        &[0xCE, 0x01],
+        0,
+    ));
+    drop(bc);
+    let _ = firmware_key(b, 2, Curve::P256);
+    // Registering reset the primary (the pcsc crate's Card resets on drop):
+    // another process's reset is CKR_DEVICE_REMOVED, and the session is gone.
+    assert!(matches!(
+        pka_login(&session, PIN),
+        Err(P11Error::Pkcs11(RvError::DeviceRemoved, _))
+    ));
+    assert!(matches!(
+        session.get_session_info(),
+        Err(P11Error::Pkcs11(RvError::SessionHandleInvalid, _))
+    ));
+    let session = p11.open_ro_session(slot_of(&p11, a)).unwrap();
+    assert_eq!(
+        rv(pka_login(&session, PIN).unwrap_err()),
+        CKR_PICOHSM_KEY_NOT_REGISTERED
+    );
+    assert_eq!(progress(&session).2, 0, "nothing changed on the primary");
+}
+
+#[test]
+fn a_wrong_signature_is_refused_and_the_wrong_pin_costs_the_authenticator() {
+    let _s = serial();
+    let cards = VCard::start_many(2);
+    let (a, b) = (&cards[0], &cards[1]);
+    init_authenticator(b, PIN);
+    init_pka(a, 1, 1);
+    let (file, _) = firmware_key(b, 1, Curve::P256);
+    register_all(a, &[file]);
+    let p11 = module();
+    let session = p11.open_ro_session(slot_of(&p11, a)).unwrap();
+    assert_eq!(
+        rv(pka_login(&session, "000000").unwrap_err()),
+        CKR_PICOHSM_AUTHENTICATOR_PIN_INCORRECT
+    );
+    let mut bc = Conn::open(b);
+    bc.select();
+    assert_eq!(
+        bc.tx(&picohsm_wire::apdu::build(0, 0x20, 0, 0x81, &[], 0))
+            .1,
+        0x63C2,
+        "the authenticator counted the try"
+    );
+    drop(bc);
+    // The primary's PIN tries are untouched.
+    assert!(!p11
+        .get_token_info(slot_of(&p11, a))
+        .unwrap()
+        .user_pin_count_low());
+
+    // A key registered under the name of B's key but with another public
+    // key (registered by hand, as a careless admin could): B's signature
+    // is refused by the primary.
+    drop(session);
+    let cards2 = VCard::start_many(1);
+    let a2 = &cards2[0];
+    init_pka(a2, 1, 1);
+    let chr = chr_of(&parse_pka_file(&firmware_key(b, 3, Curve::P256).0).0);
+    let impostor = impostor_request(&chr);
+    let mut ac = Conn::open(a2);
+    ac.select();
+    assert_eq!(ac.verify_pin(), 0x9000);
+    assert_eq!(
+        ac.tx(&picohsm_wire::apdu::build_extended(
+            0x80, 0x54, 0, 0, &impostor, 4
+        ))
+        .1,
+        0x9000
+    );
+    drop(ac);
+    let session = p11.open_ro_session(slot_of(&p11, a2)).unwrap();
+    assert_eq!(
+        rv(pka_login(&session, PIN).unwrap_err()),
+        CKR_PICOHSM_SIGNATURE_REFUSED
+    );
+    assert_eq!(progress(&session), (1, 1, 0));
+}
+
+/// An authenticated request (§6.2) named `chr`, for a key only this test
+/// knows, with valid inner and outer signatures by that key.
+fn impostor_request(chr: &[u8]) -> Vec<u8> {
+    use p256::ecdsa::signature::Signer;
+    use p256::ecdsa::{Signature, SigningKey};
+    use picohsm_wire::cvc;
+    let key = SigningKey::from_slice(&[0x42u8; 32]).unwrap();
+    let point = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
+    let pk = cvc::ec_public_key(cvc::oid::ECDSA_SHA256, Curve::P256, &point);
+    let body = cvc::build_body(Some(chr), &pk, chr, &[]);
+    let sig: Signature = key.sign(&body);
+    let cert = cvc::build_cvc(&body, &sig.to_bytes());
+    let outer: Signature = key.sign(&cvc::outer_signed_data(&cert, chr));
+    let req = cvc::build_auth_request(&cert, chr, &outer.to_bytes());
+    // What the register command carries: the content of tag 67.
+    picohsm_wire::tlv::parse_one(&req).unwrap().0.value.to_vec()
+}
