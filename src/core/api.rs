@@ -26,8 +26,8 @@ pub use super::general::{
 pub use super::keygen::generate_key_pair;
 pub use super::pin::{init_pin, init_token, set_pin};
 pub use super::session::{
-    close_all_sessions, close_session, generate_random, get_session_info, login, logout,
-    open_session, seed_random,
+    cancel_operation, close_all_sessions, close_session, generate_random, get_session_info, login,
+    logout, open_session, seed_random, OpKind,
 };
 pub use super::sign::{
     get_mechanism_info, get_mechanism_list, sign, sign_final, sign_init, sign_update,

@@ -33,7 +33,6 @@ pub fn initialize(args: InitArgs) -> Result<()> {
         pid: std::process::id(),
         slots: BTreeMap::new(),
         sessions: BTreeMap::new(),
-        next_session: 1,
         seen: Default::default(),
     };
     m.refresh_slots()?;
@@ -49,6 +48,11 @@ pub fn finalize() -> Result<()> {
     let mut g = MODULE.lock();
     match g.take() {
         Some(m) => {
+            // Operation states live outside the module table: end them, so
+            // nothing of this instance reaches the next.
+            for h in m.sessions.keys() {
+                crate::core::session::forget_ops(*h);
+            }
             // A thread blocked in C_WaitForSlotEvent returns now.
             crate::core::slot_event::GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let _ = m.pcsc.context().cancel();

@@ -32,8 +32,7 @@ pub fn open_session(slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HAND
         if login == Login::So && !rw {
             return fail(CKR_SESSION_READ_WRITE_SO_EXISTS, "SO logged in");
         }
-        let h = m.next_session;
-        m.next_session += 1;
+        let h = state::new_session_handle();
         m.sessions.insert(h, Session { slot, rw });
         Ok(h)
     })
@@ -329,8 +328,33 @@ pub fn forget(slot: CK_SLOT_ID) {
     state::drop_token(slot);
 }
 
+/// An operation a NULL mechanism can end (PKCS#11 3.0 §5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// C_SignInit.
+    Sign,
+    /// C_VerifyInit.
+    Verify,
+    /// C_DecryptInit.
+    Decrypt,
+    /// C_DigestInit.
+    Digest,
+}
+
+/// Ends the session's `kind` operation, if one is active.
+pub fn cancel_operation(session: CK_SESSION_HANDLE, kind: OpKind) -> Result<()> {
+    session_slot(session)?;
+    match kind {
+        OpKind::Sign => crate::core::sign::forget_session(session),
+        OpKind::Verify => crate::core::verify::forget_session(session),
+        OpKind::Decrypt => crate::core::decrypt::forget_session(session),
+        OpKind::Digest => crate::core::digest::forget_session(session),
+    }
+    Ok(())
+}
+
 /// Drops every operation state a closed session had.
-fn forget_ops(session: CK_SESSION_HANDLE) {
+pub(crate) fn forget_ops(session: CK_SESSION_HANDLE) {
     crate::core::find::forget_session(session);
     crate::core::sign::forget_session(session);
     crate::core::decrypt::forget_session(session);

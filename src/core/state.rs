@@ -48,12 +48,20 @@ pub struct Module {
     pub slots: BTreeMap<CK_SLOT_ID, Slot>,
     /// Sessions by handle.
     pub sessions: BTreeMap<CK_SESSION_HANDLE, Session>,
-    /// Next session handle (never reused).
-    pub next_session: CK_SESSION_HANDLE,
     /// The settings (config file, x-init-reserved).
     pub config: Arc<crate::pka::config::Config>,
     /// What C_WaitForSlotEvent last saw of each reader.
     pub seen: crate::core::slot_event::Seen,
+}
+
+/// Session handles are unique for the life of the process, across
+/// C_Finalize / C_Initialize: a stale handle is CKR_SESSION_HANDLE_INVALID,
+/// never another application thread's new session.
+static NEXT_SESSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A fresh session handle.
+pub fn new_session_handle() -> CK_SESSION_HANDLE {
+    NEXT_SESSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as CK_SESSION_HANDLE
 }
 
 /// A stable slot id for a reader name: FNV-1a, 31 bits.

@@ -5,10 +5,9 @@
 //!
 //! Outputs that end or advance an operation go through
 //! [`super::pending`], so a size query never runs the card twice. A
-//! `C_XxxInit` with a NULL mechanism (PKCS#11 3.0: terminate the active
-//! operation) can only end an operation whose output waits in that cache:
-//! the core has no call to cancel an operation, so otherwise it is
-//! CKR_ARGUMENTS_BAD.
+//! `C_XxxInit` with a NULL mechanism (PKCS#11 3.0 §5.2: terminate the
+//! active operation) drops the waiting output and ends the core's
+//! operation; with no operation active it is CKR_OK too.
 
 use cryptoki_sys::*;
 
@@ -33,13 +32,13 @@ unsafe fn init_op(
     init: impl FnOnce(Mechanism) -> Result<()>,
 ) -> Result<()> {
     if p.is_null() {
-        if PENDING.forget(session, family) {
-            return Ok(());
-        }
-        return fail(
-            CKR_ARGUMENTS_BAD,
-            "NULL mechanism (no operation to terminate here)",
-        );
+        PENDING.forget(session, family);
+        let kind = match family {
+            Family::Sign => api::OpKind::Sign,
+            Family::Decrypt => api::OpKind::Decrypt,
+            Family::Digest => api::OpKind::Digest,
+        };
+        return api::cancel_operation(session, kind);
     }
     // SAFETY: forwarded to our caller's promise.
     let m = unsafe { mechanism(p, note) }?;
@@ -487,7 +486,8 @@ pub extern "C" fn C_SignRecover(
 // ---------------------------------------------------------------------------
 // Verification.
 
-/// C_VerifyInit.
+/// C_VerifyInit (NULL mechanism: see the module documentation; nothing
+/// of a verification waits in the output cache).
 #[no_mangle]
 pub extern "C" fn C_VerifyInit(
     hSession: CK_SESSION_HANDLE,
@@ -499,7 +499,10 @@ pub extern "C" fn C_VerifyInit(
         Init::Required,
         &[("session", hSession), ("key", hKey)],
         |note| {
-            // SAFETY: PKCS#11 caller: NULL or a valid CK_MECHANISM.
+            if pMechanism.is_null() {
+                return api::cancel_operation(hSession, api::OpKind::Verify);
+            }
+            // SAFETY: PKCS#11 caller: a valid CK_MECHANISM.
             let m = unsafe { mechanism(pMechanism, note) }?;
             api::verify_init(hSession, m, hKey)
         },

@@ -104,6 +104,12 @@ pub extern "C" fn C_GetAttributeValue(
             // SAFETY: PKCS#11 caller: NULL or ulCount attributes the module may
             // update during the call.
             let t = unsafe { slice_in_out(pTemplate, ulCount) }?;
+            if t.is_empty() {
+                // Nothing to fetch, but the session and the object must
+                // exist (every object has a CKA_CLASS).
+                api::get_attribute(hSession, hObject, CKA_CLASS)?;
+                return Ok(());
+            }
             note.attr_types(t.iter().map(|a| a.type_));
             // SAFETY: PKCS#11 caller: each pValue NULL or writable for ulValueLen.
             unsafe { get_attribute_values(t, |kind| api::get_attribute(hSession, hObject, kind)) }
