@@ -316,7 +316,7 @@ fn check_readers() {
 // ---------------------------------------------------------------------------
 // The picohsm-vcard binary
 
-fn target_profile_dir() -> PathBuf {
+pub fn target_profile_dir() -> PathBuf {
     // The test executable is target/<profile>/deps/<name>-<hash>.
     let exe = std::env::current_exe().expect("current_exe");
     let dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf);
