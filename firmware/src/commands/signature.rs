@@ -63,13 +63,11 @@ pub fn run(card: &mut Card, cmd: &Command<'_>) -> Response {
             if data.is_empty() {
                 return Err(StatusWord::WRONG_LENGTH);
             }
-            let raw = ec::sign_prehash(*curve, d, data).map_err(crypto_sw)?;
-            Ok(ec::raw_to_der(&raw))
+            ec::sign_prehash_der(*curve, d, data).map_err(crypto_sw)
         }
         (PrivateKey::Ec { curve, d }, algo::ECDSA_SHA1..=algo::ECDSA_SHA512) => {
             let h = hash_of(alg).ok_or(StatusWord::FUNC_NOT_SUPPORTED)?;
-            let raw = ec::sign_prehash(*curve, d, &h.digest(data)).map_err(crypto_sw)?;
-            Ok(ec::raw_to_der(&raw))
+            ec::sign_prehash_der(*curve, d, &h.digest(data)).map_err(crypto_sw)
         }
         (PrivateKey::Rsa(k), algo::RSA_RAW) => Ok(k
             .raw_private(data, &mut Adapter(&mut *card.rng))

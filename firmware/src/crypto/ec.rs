@@ -305,6 +305,56 @@ pub fn raw_to_der(raw: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Shortest DER `ECDSA-Sig-Value` OpenSC 0.23 (`card-sc-hsm.c`) decodes as a
+/// P-521 signature: it guesses the field size from the DER length and takes
+/// anything up to 137 bytes for a 512-bit curve (64-byte integers).
+pub const P521_MIN_DER_LEN: usize = 138;
+
+/// ECDSA-sign a message hash and DER-encode the signature, as the SIGN
+/// command returns it.
+///
+/// Same signature as [`sign_prehash`] except on P-521, where one of the
+/// equally valid signatures is chosen whose DER encoding is at least
+/// [`P521_MIN_DER_LEN`] bytes: `s` is replaced by `n - s` when that is the
+/// larger one (so `s > n/2 > 2^519` takes 66 content bytes), and in the rare
+/// case (about 2^-10) that `r < 2^511` still leaves the encoding short, the
+/// signature is made again with a different RFC 6979 nonce (additional data
+/// = a 4-byte counter). Still deterministic, still minimal DER.
+///
+/// # Errors
+/// As [`sign_prehash`].
+pub fn sign_prehash_der(
+    curve: Curve,
+    private: &[u8],
+    prehash: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    if curve != Curve::P521 {
+        return Ok(raw_to_der(&sign_prehash(curve, private, prehash)?));
+    }
+    type C = p521::NistP521;
+    let z = normalize_prehash(curve, prehash)?;
+    let secret = secret_key::<C>(private)?;
+    let d = secret.to_nonzero_scalar();
+    for counter in 0u32.. {
+        let ad = counter.to_be_bytes();
+        let ad: &[u8] = if counter == 0 { &[] } else { &ad };
+        let (sig, _) =
+            ecdsa::hazmat::sign_prehashed_rfc6979::<C, <C as DigestAlgorithm>::Digest>(&d, &z, ad);
+        let s = sig.s();
+        let s = if bool::from(elliptic_curve::scalar::IsHigh::is_high(&*s)) {
+            s
+        } else {
+            -s
+        };
+        let sig = Signature::<C>::from_scalars(sig.r(), s).map_err(|_| CryptoError::Failed)?;
+        let der = raw_to_der(&sig.to_vec());
+        if der.len() >= P521_MIN_DER_LEN {
+            return Ok(der);
+        }
+    }
+    Err(CryptoError::Failed)
+}
+
 /// Read one DER TLV with the given tag from the front of `input`; returns
 /// the value and the rest. Strict: definite, minimally encoded lengths of at
 /// most two length bytes.
@@ -547,6 +597,71 @@ mod tests {
             .unwrap()
             .to_der();
         assert_eq!(raw_to_der(&sig), theirs.as_bytes());
+    }
+
+    /// OpenSC 0.23's reading of a SmartCard-HSM ECDSA signature (facts from
+    /// card-sc-hsm.c / asn1.c, our own code): field size guessed from the DER
+    /// length, then each INTEGER may be one byte longer only with a 00 lead.
+    fn opensc_023_decode(der: &[u8]) -> Option<Vec<u8>> {
+        let fs = match der.len() {
+            0..=58 => 24,
+            59..=66 => 28,
+            67..=74 => 32,
+            75..=90 => 40,
+            91..=106 => 48,
+            107..=137 => 64,
+            _ => 66,
+        };
+        let (body, _) = take_der(der, 0x30).ok()?;
+        let mut out = alloc::vec![0u8; 2 * fs];
+        let mut rest = body;
+        for half in out.chunks_exact_mut(fs) {
+            let (mut int, next) = take_der(rest, 0x02).ok()?;
+            rest = next;
+            if int.len() == fs + 1 {
+                if int[0] != 0 {
+                    return None;
+                }
+                int = &int[1..];
+            }
+            if int.len() > fs {
+                return None;
+            }
+            half[fs - int.len()..].copy_from_slice(int);
+        }
+        Some(out)
+    }
+
+    #[test]
+    fn p521_der_signatures_decode_in_opensc_023() {
+        let mut rng = rng();
+        let mut plain_failures = 0;
+        for _ in 0..4 {
+            let (private, public) = generate(Curve::P521, &mut rng);
+            for _ in 0..50 {
+                let h = random_bytes(32);
+                let der = sign_prehash_der(Curve::P521, &private, &h).unwrap();
+                assert!(der.len() >= P521_MIN_DER_LEN, "{der:02X?}");
+                let raw = der_to_raw(&der, 66).unwrap();
+                assert_eq!(opensc_023_decode(&der).as_deref(), Some(&raw[..]));
+                assert!(verify_prehash(Curve::P521, &public, &h, &raw));
+                assert_eq!(sign_prehash_der(Curve::P521, &private, &h).unwrap(), der);
+                let plain = raw_to_der(&sign_prehash(Curve::P521, &private, &h).unwrap());
+                if opensc_023_decode(&plain).is_none() {
+                    plain_failures += 1;
+                }
+            }
+        }
+        // About 1 in 16 plain minimal encodings is misread (both r and s
+        // below 2^519): the reason for sign_prehash_der.
+        assert!(plain_failures > 0);
+        // Other curves: the plain encoding.
+        let (private, _) = generate(Curve::P256, &mut rng);
+        let h = random_bytes(32);
+        assert_eq!(
+            sign_prehash_der(Curve::P256, &private, &h).unwrap(),
+            raw_to_der(&sign_prehash(Curve::P256, &private, &h).unwrap())
+        );
     }
 
     #[test]
