@@ -7,6 +7,7 @@ mod common;
 
 use std::fs;
 use std::path::Path;
+use std::process::Command;
 
 use common::pka::*;
 use common::*;
@@ -524,4 +525,100 @@ fn impostor_request(chr: &[u8]) -> Vec<u8> {
     let req = cvc::build_auth_request(&cert, chr, &outer.to_bytes());
     // What the register command carries: the content of tag 67.
     picohsm_wire::tlv::parse_one(&req).unwrap().0.value.to_vec()
+}
+
+/// p11-kit hands a module file's `x-init-reserved` to C_Initialize: the
+/// settings (pka+pin with a separator, the authenticator's reader) come
+/// from there alone, through p11-kit's proxy module.
+#[test]
+fn p11_kit_proxy_passes_the_settings_in_x_init_reserved() {
+    let _s = serial();
+    let cards = VCard::start_many(2);
+    let (a, b) = (&cards[0], &cards[1]);
+    let b_pin = "314159";
+    init_authenticator(b, b_pin);
+    init_pka(a, 1, 1);
+    let (file, _) = firmware_key_with_pin(b, 1, Curve::P256, b_pin);
+    register_all(a, &[file]);
+
+    let home = a.dir().join("home");
+    let modules = home.join(".config/pkcs11/modules");
+    fs::create_dir_all(&modules).unwrap();
+    fs::write(
+        modules.join("picohsm.module"),
+        format!(
+            "module: {}\nx-init-reserved: login=pka+pin; separator=:; authenticator-reader={}\n",
+            module_path().display(),
+            b.reader_name()
+        ),
+    )
+    .unwrap();
+    // Only our module behind the proxy (OpenSC's would SELECT every card).
+    for other in ["opensc-pkcs11", "softhsm2", "p11-kit-trust"] {
+        fs::write(
+            modules.join(format!("{other}.module")),
+            "disable-in: pkcs11-tool p11-kit\n",
+        )
+        .unwrap();
+    }
+    // p11-kit ignores user configuration in a process running as root
+    // (as CI does): there, run the client as uid 1000 in a user namespace
+    // (pcscd still sees root through the socket's credentials).
+    let as_user = |program: &str| {
+        let mut c = if running_as_root() {
+            let mut c = Command::new("unshare");
+            c.args(["--user", "--map-user=1000", "--map-group=1000", program]);
+            c
+        } else {
+            Command::new(program)
+        };
+        c.env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join(".config"));
+        c
+    };
+    let listed = text(&run_cmd(as_user("p11-kit").arg("list-modules")));
+    assert!(
+        listed.contains("picohsm") && !listed.contains("opensc-pkcs11"),
+        "{listed}"
+    );
+
+    let proxy = "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so";
+    let tool = |args: &[&str]| {
+        let out = run_cmd_allow_fail(
+            as_user("pkcs11-tool")
+                .env_remove("PICOHSM_PKCS11_CONFIG")
+                .env("PICOHSM_PKCS11_LOG", "debug")
+                .args(["--module", proxy, "--slot-description", a.reader_name()])
+                .args(args),
+        );
+        (out.status.success(), all_text(&out))
+    };
+    let secret = format!("{PIN}:{b_pin}");
+    let (ok, t) = tool(&[
+        "--login",
+        "--pin",
+        &secret,
+        "--keypairgen",
+        "--key-type",
+        "EC:prime256v1",
+        "--id",
+        "05",
+    ]);
+    assert!(ok && t.contains("Key pair generated"), "{t}");
+    // Without the settings the same secret would be one PIN for both and
+    // fail: the authenticator refuses "648219:314159".
+    let (ok, t) = tool(&["--login", "--pin", b_pin, "--list-objects"]);
+    assert!(!ok, "the token PIN part is missing: {t}");
+}
+
+/// Whether this process runs as root (uid 0), from /proc.
+fn running_as_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|st| {
+            st.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
 }

@@ -11,7 +11,9 @@
 //!
 //! No file is fine: the defaults (`login = "auto"`, authenticators found on
 //! their own) need none. The other `key=value` items of the reserved string
-//! (`login=pka+pin`, `separator=:`, `authenticator-module=/path/lib.so`)
+//! (`login=pka+pin`, `separator=:`, `authenticator-module=/path/lib.so`,
+//! `authenticator-reader=<glob>`; separated by `;`, or by blanks when there
+//! is no `;`)
 //! override the file. A file that exists but does not parse fails
 //! C_Initialize, with a log line naming the file and the problem: a login
 //! that silently ignores its settings would be worse.
@@ -217,7 +219,9 @@ impl Config {
     }
 }
 
-/// `key=value` items separated by `;` or blanks; a lone path is `config=`.
+/// `key=value` items separated by `;` (then a value may hold blanks, as
+/// reader names do) or, without any `;`, by blanks; a lone path is
+/// `config=`.
 fn parse_reserved(s: &str) -> Result<Vec<(String, String)>> {
     let s = s.trim();
     if s.is_empty() {
@@ -226,14 +230,21 @@ fn parse_reserved(s: &str) -> Result<Vec<(String, String)>> {
     if s.starts_with('/') && !s.contains('=') {
         return Ok(vec![("config".into(), s.into())]);
     }
-    s.split(|c: char| c == ';' || c.is_whitespace())
-        .filter(|i| !i.is_empty())
-        .map(|i| {
-            i.split_once('=')
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .ok_or_else(|| bad(format!("x-init-reserved: {i:?} is not key=value")))
-        })
-        .collect()
+    let semicolons = s.contains(';');
+    s.split(|c: char| {
+        if semicolons {
+            c == ';'
+        } else {
+            c.is_whitespace()
+        }
+    })
+    .filter(|i| !i.is_empty())
+    .map(|i| {
+        i.split_once('=')
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .ok_or_else(|| bad(format!("x-init-reserved: {i:?} is not key=value")))
+    })
+    .collect()
 }
 
 #[cfg(test)]
@@ -281,6 +292,11 @@ key-id = "01"
         let items = parse_reserved("login=pka separator=: authenticator-module=/x.so").unwrap();
         assert_eq!(items.len(), 3);
         assert_eq!(parse_reserved("/etc/p.toml").unwrap()[0].0, "config");
+        let r = parse_reserved("login=pka; authenticator-reader=Virtual PCD 00 01").unwrap();
+        assert_eq!(
+            r[1],
+            ("authenticator-reader".into(), "Virtual PCD 00 01".into())
+        );
         assert_eq!(
             parse_reserved("nonsense").unwrap_err().rv,
             CKR_ARGUMENTS_BAD
