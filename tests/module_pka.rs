@@ -622,3 +622,33 @@ fn running_as_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+#[test]
+fn pkcs11_tool_on_a_pka_only_token_with_config_pka() {
+    let _s = serial();
+    let cards = VCard::start_many(2);
+    let (a, b) = (&cards[0], &cards[1]);
+    init_authenticator(b, PIN);
+    let (file, _) = firmware_key(b, 1, Curve::P256);
+    let mut c = init_pka_only(a, 1, 1);
+    assert_eq!(c.register(&file).1, 0x9000);
+    drop(c);
+    let config = a.dir().join("pka.toml");
+    fs::write(&config, "login = \"pka\"\n").unwrap();
+    // The secret is the authenticator's PIN; the token has no PIN at all.
+    keygen_sign_verify(a, Some(&config), PIN, "04");
+    // With `pin` the same secret is a VERIFY the token cannot answer.
+    let pin_only = a.dir().join("pin.toml");
+    fs::write(&pin_only, "login = \"pin\"\n").unwrap();
+    let out = ours(
+        a,
+        Some(&pin_only),
+        &["--login", "--pin", PIN, "--list-objects"],
+    );
+    assert!(!out.status.success(), "{}", all_text(&out));
+    assert!(
+        all_text(&out).contains("CKR_USER_PIN_NOT_INITIALIZED"),
+        "{}",
+        all_text(&out)
+    );
+}

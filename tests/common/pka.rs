@@ -325,3 +325,24 @@ pub fn firmware_key_with_pin(b: &VCard, key_ref: u8, curve: Curve, pin: &str) ->
     );
     (fs::read(file).unwrap(), key_ref)
 }
+
+/// INITIALIZE (§4.1) with PKA `n` of `m` and no user PIN: a PKA-only
+/// token (sc-hsm-tool always sends a PIN). The registrations that follow
+/// need the SO-PIN verified in the same session.
+pub fn init_pka_only(card: &VCard, n: u8, m: u8) -> Conn {
+    let so: Vec<u8> = (0..8)
+        .map(|i| u8::from_str_radix(&SO_PIN[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let mut data = Vec::new();
+    tlv::push(&mut data, 0x80, &[0x00, 0x01]);
+    tlv::push(&mut data, 0x82, &so);
+    tlv::push(&mut data, 0x93, &[n, m]);
+    let mut c = Conn::open(card);
+    c.select();
+    // A card initialised before asks for its SO-PIN first.
+    let _ = c.tx(&apdu::build(0, 0x20, 0, 0x88, &so, 0));
+    c.ok(&apdu::build(0x80, 0x50, 0, 0, &data, 0));
+    c.select();
+    assert_eq!(c.tx(&apdu::build(0, 0x20, 0, 0x88, &so, 0)).1, 0x9000);
+    c
+}
