@@ -652,3 +652,39 @@ fn pkcs11_tool_on_a_pka_only_token_with_config_pka() {
         all_text(&out)
     );
 }
+
+#[test]
+fn an_rsa_authenticator_key_logs_in_through_the_vendor_path() {
+    let _s = serial();
+    let cards = VCard::start_many(2);
+    let (a, b) = (&cards[0], &cards[1]);
+    init_authenticator(b, PIN);
+    init_pka(a, 1, 1);
+    let (file, _) = firmware_rsa_key(b, 1, 2048);
+    register_all(a, &[file]);
+    let p11 = module();
+    let session = p11.open_rw_session(slot_of(&p11, a)).unwrap();
+    assert_eq!(
+        rv(pka_login(&session, PIN).unwrap_err()),
+        CKR_PICOHSM_PIN_NEEDED
+    );
+    assert_eq!(progress(&session), (1, 1, 1));
+    session
+        .login(UserType::User, Some(&AuthPin::from(PIN)))
+        .unwrap();
+    assert!(session
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[
+                Attribute::Token(true),
+                Attribute::EcParams(Curve::P256.oid_der().to_vec()),
+                Attribute::Id(vec![3]),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Sign(true),
+                Attribute::Id(vec![3])
+            ],
+        )
+        .is_ok());
+}

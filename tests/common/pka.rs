@@ -346,3 +346,36 @@ pub fn init_pka_only(card: &VCard, n: u8, m: u8) -> Conn {
     assert_eq!(c.tx(&apdu::build(0, 0x20, 0, 0x88, &so, 0)).1, 0x9000);
     c
 }
+
+/// An RSA key of `bits` made by our firmware (template without CAR, so CAR
+/// = CHR), exported by sc-hsm-tool; returns the PKA file and the reference.
+pub fn firmware_rsa_key(b: &VCard, key_ref: u8, bits: u16) -> (Vec<u8>, u8) {
+    let mut c = Conn::open(b);
+    c.select();
+    assert_eq!(c.verify_pin(), 0x9000);
+    let mut pk = Vec::new();
+    tlv::push(&mut pk, 0x06, cvc::oid::RSA_V15_SHA256);
+    tlv::push(&mut pk, 0x82, &[0x01, 0x00, 0x01]);
+    tlv::push(&mut pk, 0x02, &bits.to_be_bytes());
+    let req = c.ok(&apdu::build_extended(
+        0,
+        0x46,
+        key_ref,
+        0,
+        &tlv::encode(0x7F49, &pk),
+        65536,
+    ));
+    assert!(AuthRequest::parse(&req).is_ok());
+    drop(c);
+    let file = b.dir().join(format!("rsa-{key_ref}.bin"));
+    sc_hsm_tool(
+        b,
+        [
+            "--export-for-pub-key-auth",
+            file.to_str().unwrap(),
+            "-i",
+            &key_ref.to_string(),
+        ],
+    );
+    (fs::read(file).unwrap(), key_ref)
+}
