@@ -2,6 +2,7 @@
 //! built and parsed with `picohsm-wire`, and the one place where status
 //! words become CK_RVs ([`sw_to_rv`]).
 
+pub mod admin;
 pub mod pka;
 pub mod pkcs15;
 #[cfg(test)]

@@ -1,0 +1,242 @@
+//! Failures and exit codes: every failure says what happened (with the
+//! status word and its meaning when the card answered one) and what to do.
+
+use cryptoki_sys::*;
+use picohsm_pkcs11::card::admin::{pin_name, sw_meaning, AdminError};
+use picohsm_pkcs11::error::Error;
+use picohsm_pkcs11::vendor;
+use picohsm_wire::codes::pin_ref;
+
+/// Success.
+pub const OK: i32 = 0;
+/// The card refused or failed the operation.
+pub const CARD: i32 = 1;
+/// Usage error (clap exits with 2 itself; the tool uses it for arguments
+/// only a card or a file can show wrong).
+pub const USAGE: i32 = 2;
+/// No device: pcscd, reader, card or SmartCard-HSM missing.
+pub const NO_DEVICE: i32 = 3;
+/// Wrong PIN or PIN blocked.
+pub const PIN: i32 = 4;
+
+/// A failure: the exit code, a message, what to do, the status word.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// Process exit code.
+    pub code: i32,
+    /// What happened.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+    /// The card's status word, when it answered one.
+    pub sw: Option<u16>,
+    /// Tries left of a wrong PIN.
+    pub tries_left: Option<u8>,
+}
+
+impl Failure {
+    /// A failure with `code` and `message`.
+    pub fn new(code: i32, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+            hint: None,
+            sw: None,
+            tries_left: None,
+        }
+    }
+
+    /// Adds (or replaces) what to do.
+    pub fn hint(mut self, hint: impl Into<String>) -> Failure {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// The card refused the operation (exit 1).
+    pub fn card(message: impl Into<String>) -> Failure {
+        Failure::new(CARD, message)
+    }
+
+    /// No device (exit 3).
+    pub fn no_device(message: impl Into<String>) -> Failure {
+        Failure::new(NO_DEVICE, message)
+    }
+
+    /// A usage error found after parsing (exit 2).
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure::new(USAGE, message)
+    }
+}
+
+/// The tool's results.
+pub type Res<T> = std::result::Result<T, Failure>;
+
+/// What to do about a status word, in general; callers add what they know.
+fn sw_hint(command: &str, sw: u16) -> Option<String> {
+    let s = match (sw, command) {
+        (0x6982, c) if c.starts_with("MANAGE PKA") => {
+            "verify a PIN in the same session: pass --pin (or --so-pin on a device without user PIN)"
+        }
+        (0x6982, _) => {
+            "the device wants a login first: the user PIN; on a PKA device, a PKA login as well, which the PKCS#11 module (libpicohsm_pkcs11.so) does before using keys"
+        }
+        (0x6400, _) => "the device's keys are locked: verify the user PIN (--pin) in the same session",
+        (0x6A82 | 0x6A86, c) if c.starts_with("MANAGE PKA") => {
+            "this device was initialised without PKA: initialise it with --pka-keys N [--pka-required M]"
+        }
+        (0x6A84, c) if c.starts_with("MANAGE PKA") => {
+            "every PKA slot is taken (see picohsm-tool pka status); re-initialise with more --pka-keys, or replace a key with --replace SLOT"
+        }
+        (0x6A84, _) => "the device is full: delete keys or objects first",
+        (0x6A89, c) if c.starts_with("MANAGE PKA") => "a key with this name (CHR) is already registered",
+        (0x6984, c) if c.starts_with("MANAGE PKA") => {
+            "the request's self-signature does not verify: export the key again"
+        }
+        (0x6985, c) if c.starts_with("MANAGE PKA") => {
+            "replacing a key needs the device option 0008 (init --replace-pka), and the request's device signature must verify"
+        }
+        (0x6A81, _) => "the device does not support this curve or key type",
+        (0x6986, c) if c.starts_with("RESET RETRY") => {
+            "the device does not allow this reset: it was initialised with --no-pin-reset, or (without --new-pin) without --reset-counter-only"
+        }
+        (0x6A80, c) if c.starts_with("INITIALIZE") => {
+            "the device refused the parameters: a Pico HSM takes at most 8 PKA keys, and m must not exceed n"
+        }
+        (0x6A88, c) if c.starts_with("VERIFY (no such PIN") => {
+            "this device has no user PIN (PKA only): pass --so-pin instead"
+        }
+        (0x6600, _) => "press the device's button when it blinks, then run the command again",
+        _ => return None,
+    };
+    Some(s.to_string())
+}
+
+impl From<AdminError> for Failure {
+    fn from(e: AdminError) -> Failure {
+        match e {
+            AdminError::Card { command, sw } => Failure {
+                code: CARD,
+                message: format!(
+                    "{command} failed: the card answered {:04X} ({})",
+                    sw.0,
+                    sw_meaning(sw)
+                ),
+                hint: sw_hint(command, sw.0),
+                sw: Some(sw.0),
+                tries_left: None,
+            },
+            AdminError::WrongPin {
+                reference,
+                tries_left,
+            } => Failure {
+                code: PIN,
+                message: format!(
+                    "wrong {}: {tries_left} {} left",
+                    pin_name(reference),
+                    if tries_left == 1 { "try" } else { "tries" }
+                ),
+                hint: Some(if reference == pin_ref::SO {
+                    "the SO-PIN is the 16 hex digits set at initialisation; when no tries are left it is blocked for good".into()
+                } else {
+                    "check the PIN; when no tries are left it is blocked, and only the SO can unblock it (picohsm-tool pin unblock --so-pin …)".into()
+                }),
+                sw: Some(0x63C0 | tries_left as u16),
+                tries_left: Some(tries_left),
+            },
+            AdminError::PinBlocked { reference } => Failure {
+                code: PIN,
+                message: format!("the {} is blocked", pin_name(reference)),
+                hint: Some(if reference == pin_ref::SO {
+                    "nothing can unblock the SO-PIN".into()
+                } else {
+                    "unblock it with picohsm-tool pin unblock --so-pin <SO-PIN> --new-pin <PIN>"
+                        .into()
+                }),
+                sw: Some(0x6983),
+                tries_left: Some(0),
+            },
+            AdminError::Module(e) => from_module(e),
+            AdminError::Invalid(s) => Failure::card(s),
+        }
+    }
+}
+
+/// A failure of the module's layers (PC/SC, the PKA login).
+pub fn from_module(e: Error) -> Failure {
+    let f = |code, msg: &str, hint: &str| Failure::new(code, msg).hint(hint);
+    match e.rv {
+        CKR_TOKEN_NOT_PRESENT | CKR_DEVICE_REMOVED => f(
+            NO_DEVICE,
+            "the card left its reader or was reset",
+            "check that the device is plugged in, then run the command again",
+        ),
+        CKR_TOKEN_NOT_RECOGNIZED => f(
+            NO_DEVICE,
+            "the card is not a SmartCard-HSM (no SmartCard-HSM applet)",
+            "choose another reader with --reader (picohsm-tool list shows them)",
+        ),
+        CKR_DEVICE_ERROR if e.origin.contains("pcscd") => f(
+            NO_DEVICE,
+            "pcscd is not reachable",
+            "start the PC/SC daemon (systemctl start pcscd, or pcscd)",
+        ),
+        CKR_PIN_INCORRECT => f(PIN, "wrong PIN", "check the PIN"),
+        CKR_PIN_LOCKED => f(
+            PIN,
+            "the PIN is blocked",
+            "unblock it with picohsm-tool pin unblock --so-pin <SO-PIN> --new-pin <PIN>",
+        ),
+        vendor::CKR_PICOHSM_AUTHENTICATOR_PIN_INCORRECT => f(
+            PIN,
+            "the authenticator refused its PIN",
+            "pass the authenticator token's own PIN with --pin",
+        ),
+        vendor::CKR_PICOHSM_AUTHENTICATOR_PIN_LOCKED => f(
+            PIN,
+            "the authenticator's PIN is blocked",
+            "unblock it on the authenticator token (its SO-PIN) before logging in",
+        ),
+        vendor::CKR_PICOHSM_AUTHENTICATOR_MISSING => f(
+            NO_DEVICE,
+            "no authenticator token is connected",
+            "connect the token that holds a registered key (or name it with --authenticator-reader / --authenticator-module)",
+        ),
+        vendor::CKR_PICOHSM_KEY_NOT_REGISTERED => f(
+            CARD,
+            "none of the connected authenticators holds a key registered on this device and not yet accepted",
+            "see picohsm-tool pka status for the registered names (CHR); connect the token that holds one of them",
+        ),
+        vendor::CKR_PICOHSM_SIGNATURE_REFUSED => f(
+            CARD,
+            "the device refused the authenticator's signature (EXTERNAL AUTHENTICATE)",
+            "the key may have been registered from another file, or another application started a new challenge: run the login again",
+        ),
+        vendor::CKR_PICOHSM_PKA_NOT_CONFIGURED => f(
+            CARD,
+            "this device has no PKA, or no key is registered yet",
+            "initialise with --pka-keys and register keys with picohsm-tool pka register",
+        ),
+        vendor::CKR_PICOHSM_PKA_MORE_NEEDED => f(
+            CARD,
+            "the quorum needs more authenticators than are connected",
+            "connect the next authenticator token (or raise --wait)",
+        ),
+        vendor::CKR_PICOHSM_ALREADY_AUTHENTICATED => f(
+            CARD,
+            "this key was already accepted in this round",
+            "the next round needs another registered key",
+        ),
+        CKR_USER_NOT_LOGGED_IN => f(
+            CARD,
+            "the device wants a login first",
+            "verify the user PIN, or log in with PKA",
+        ),
+        _ => Failure::card(format!("{} (CK_RV {:#x})", e.origin, e.rv)),
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        from_module(e)
+    }
+}

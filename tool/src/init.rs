@@ -1,0 +1,128 @@
+//! `init`: INITIALIZE DEVICE with the SO-PIN, the user PIN, PKA n-of-m and
+//! DKEK shares in one command (§4.1), then the label. PKA and a PIN in one
+//! step is what SCS3 cannot do (§6.8): it needs PKA first, then a "Reset
+//! User-PIN" with the SO-PIN.
+
+use picohsm_pkcs11::card::admin::{self, InitParams};
+use picohsm_pkcs11::card::{self, PinState};
+use picohsm_wire::codes::{opt, pin_ref};
+use serde_json::{json, Value};
+
+use crate::cli::{Cli, InitArgs};
+use crate::device::Device;
+use crate::fail::{Failure, Res};
+use crate::out::{Out, Progress};
+
+/// Runs `init`.
+pub fn run(cli: &Cli, a: &InitArgs, out: &mut Out) -> Res<Value> {
+    let pka = match (a.pka_keys, a.pka_required) {
+        (None, _) => None,
+        (Some(n), m) => {
+            let m = m.unwrap_or(1);
+            if m > n {
+                return Err(Failure::usage(format!(
+                    "--pka-required {m} is more than --pka-keys {n}"
+                ))
+                .hint("m keys of n are required per login: m must not exceed n"));
+            }
+            Some((n, m))
+        }
+    };
+    let mut options = 0u16;
+    if !a.no_pin_reset {
+        options |= opt::RRC;
+    }
+    if a.replace_pka {
+        options |= opt::REPLACE_PKA;
+    }
+    if a.reset_counter_only {
+        options |= opt::RRC_RESET_ONLY;
+    }
+    let params = InitParams {
+        options,
+        user_pin: a.pin.as_ref().map(|p| p.0.to_vec()),
+        so_pin: *a.so_pin.0,
+        pin_retries: a.pin_retries,
+        dkek_shares: a.dkek_shares,
+        pka,
+        key_domains: None,
+    };
+    let (_pcsc, mut dev) = Device::open(cli.reader.as_deref())?;
+    let so_state = dev.run_selected(|l, _| Ok(card::pin_state(l, pin_ref::SO)?))?;
+    if so_state != PinState::Absent && !a.force {
+        return Err(Failure::usage(format!(
+            "the device in \"{}\" is already initialised; init erases every key, certificate and registered PKA key on it",
+            dev.reader
+        ))
+        .hint("add --force to initialise it anyway (with its current SO-PIN)"));
+    }
+    let (label_written, free) = {
+        let _p = Progress::start(format!("initialising the device in \"{}\"", dev.reader));
+        dev.run(|l| {
+            admin::initialize(l, &params)?;
+            // INITIALIZE left this session authenticated (§4.1): the label
+            // is written in it, then a SELECT ends it.
+            let written = match &a.label {
+                Some(label) if admin::tokeninfo_writable(l)? => {
+                    admin::write_label(l, label)?;
+                    Some(true)
+                }
+                Some(_) => Some(false),
+                None => None,
+            };
+            admin::select(l)?;
+            let free = admin::version(l)?.map(|v| v.free);
+            Ok((written, free))
+        })?
+    };
+    if label_written == Some(false) {
+        out.warn(
+            "the label was not written: this device's firmware does not accept a write of EF.TokenInfo (2F03)",
+        );
+    }
+    out.line(format!("Initialised the device in \"{}\":", dev.reader));
+    out.line(match &a.pin {
+        Some(_) => format!("  user PIN      set, {} tries", a.pin_retries),
+        None => "  user PIN      none (PKA only: keys are sealed under the device key)".into(),
+    });
+    out.line("  SO-PIN        set, 15 tries");
+    match pka {
+        Some((n, m)) => out.line(format!(
+            "  PKA           0 authenticated public key(s) in {m} of {n} scheme, {n} to register"
+        )),
+        None => out.line("  PKA           off"),
+    }
+    match a.dkek_shares {
+        Some(0) => out.line("  DKEK          random, made by the device"),
+        Some(s) => out.line(format!("  DKEK          {s} share(s) to import")),
+        None => out.line("  DKEK          none"),
+    }
+    if let Some(l) = &a.label {
+        if label_written == Some(true) {
+            out.line(format!("  label         {l}"));
+        }
+    }
+    if let Some((n, _)) = pka {
+        out.line(format!(
+            "Next: register {n} public key(s) with picohsm-tool pka register FILE {}",
+            if a.pin.is_some() {
+                "--pin <PIN>"
+            } else {
+                "--so-pin <SO-PIN>"
+            }
+        ));
+    }
+    if matches!(a.dkek_shares, Some(s) if s > 0) {
+        out.line("Next: import the DKEK shares (sc-hsm-tool --import-dkek-share FILE)");
+    }
+    Ok(json!({
+        "reader": dev.reader,
+        "user_pin": a.pin.is_some(),
+        "pin_retries": a.pin_retries,
+        "pka": pka.map(|(n, m)| json!({ "total": n, "required": m })),
+        "dkek_shares": a.dkek_shares,
+        "label": if label_written == Some(true) { a.label.clone() } else { None },
+        "options": format!("{options:04X}"),
+        "free_memory": free,
+    }))
+}

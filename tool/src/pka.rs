@@ -1,0 +1,220 @@
+//! `pka export`, `pka register`, `pka status` (§6.3-§6.6).
+
+use std::fs;
+
+use picohsm_pkcs11::card::admin::{self, PkaFile};
+use picohsm_wire::codes::pin_ref;
+use picohsm_wire::cvc::Cvc;
+use serde_json::{json, Value};
+
+use crate::cli::{Cli, ExportArgs, RegisterArgs};
+use crate::device::Device;
+use crate::fail::{Failure, Res};
+use crate::list::{pka_info, PkaInfo};
+use crate::out::Out;
+use crate::p11export;
+
+/// Writes a PKA file, saying where.
+pub fn write_file(path: &std::path::Path, data: &[u8]) -> Res<()> {
+    fs::write(path, data).map_err(|e| {
+        Failure::card(format!("cannot write {}: {e}", path.display()))
+            .hint("choose a writable path with -o")
+    })
+}
+
+/// The key `--key-ref` / `--key-label` / `--chr` names, or the only one.
+fn choose_key(keys: &[admin::KeyEntry], a: &ExportArgs) -> Res<admin::KeyEntry> {
+    let chosen: Vec<&admin::KeyEntry> = keys
+        .iter()
+        .filter(|k| a.key_ref.is_none_or(|r| k.key_ref == r))
+        .filter(|k| a.key_label.as_deref().is_none_or(|n| k.label == n))
+        .filter(|k| {
+            a.chr
+                .as_deref()
+                .is_none_or(|c| k.chr.as_deref() == Some(c.as_bytes()))
+        })
+        .collect();
+    let names = || {
+        keys.iter()
+            .map(|k| {
+                format!(
+                    "{} \"{}\" {} {}",
+                    k.key_ref,
+                    k.label,
+                    k.kind,
+                    k.chr
+                        .as_ref()
+                        .map(|c| String::from_utf8_lossy(c).into_owned())
+                        .unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    match chosen.as_slice() {
+        [k] => Ok((*k).clone()),
+        [] if keys.is_empty() => Err(Failure::card("the device has no key")
+            .hint("generate one with picohsm-tool keygen --pin <PIN>")),
+        [] => Err(
+            Failure::usage(format!("no key matches; the keys: {}", names()))
+                .hint("choose one with --key-ref, --key-label or --chr"),
+        ),
+        _ => Err(Failure::usage(format!("several keys match: {}", names()))
+            .hint("choose one with --key-ref, --key-label or --chr")),
+    }
+}
+
+/// Runs `pka export`.
+pub fn export(cli: &Cli, a: &ExportArgs, out: &mut Out) -> Res<Value> {
+    if a.pkcs11_module.is_some() {
+        return p11export::run(a, out);
+    }
+    let (_pcsc, mut dev) = Device::open(cli.reader.as_deref())?;
+    let keys = dev.run_selected(|l, _| admin::keys(l))?;
+    let key = choose_key(&keys, a)?;
+    let file = dev.run_selected(|l, _| admin::export(l, key.key_ref))?;
+    let encoded = file.encode();
+    write_file(&a.output, &encoded)?;
+    let chr = String::from_utf8_lossy(&file.chr().map_err(Failure::from)?).into_owned();
+    let device = file
+        .device
+        .as_deref()
+        .and_then(|d| Cvc::parse(d).ok())
+        .map(|(c, _)| String::from_utf8_lossy(c.chr).into_owned());
+    let chain = file.device.iter().count() + file.issuers.len();
+    out.line(format!(
+        "Wrote {}: key {} \"{}\" ({}), CHR {chr}, made by device {}, {chain} certificate(s)",
+        a.output.display(),
+        key.key_ref,
+        key.label,
+        key.kind,
+        device.as_deref().unwrap_or("-")
+    ));
+    if chain < 2 {
+        out.warn("the device's chain has fewer than 2 certificates: sc-hsm-tool cannot read this file, picohsm-tool can");
+    }
+    out.line(format!(
+        "Register it on the PKA device: picohsm-tool pka register {} --pin <PIN>",
+        a.output.display()
+    ));
+    Ok(json!({
+        "file": a.output,
+        "key_ref": key.key_ref,
+        "label": key.label,
+        "chr": chr,
+        "device": device,
+        "certificates": chain,
+        "self_signed": false,
+    }))
+}
+
+/// Prints the PKA state in the documentation's words.
+fn print_status(out: &mut Out, p: &PkaInfo) {
+    out.line(format!(
+        "{}{}",
+        p.words(),
+        if p.granted { " (granted)" } else { "" }
+    ));
+    out.line(format!(
+        "  registered    {} of {}, {} missing",
+        p.registered, p.total, p.missing
+    ));
+    for k in &p.keys {
+        out.line(format!(
+            "  slot {}        {}{}",
+            k.slot,
+            k.chr,
+            if k.authenticated {
+                " (authenticated)"
+            } else {
+                ""
+            }
+        ));
+    }
+}
+
+/// Runs `pka register`.
+pub fn register(cli: &Cli, a: &RegisterArgs, out: &mut Out) -> Res<Value> {
+    let data = fs::read(&a.file).map_err(|e| {
+        Failure::usage(format!("cannot read {}: {e}", a.file.display()))
+            .hint("give the file written by picohsm-tool pka export or sc-hsm-tool --export-for-pub-key-auth")
+    })?;
+    let file = PkaFile::parse(&data).map_err(|e| {
+        Failure::usage(format!("{}: {e}", a.file.display()))
+            .hint("give the file written by picohsm-tool pka export or sc-hsm-tool --export-for-pub-key-auth")
+    })?;
+    let chr = String::from_utf8_lossy(&file.chr().map_err(Failure::from)?).into_owned();
+    let (_pcsc, mut dev) = Device::open(cli.reader.as_deref())?;
+    out.step(format!(
+        "registering {chr} on the device in \"{}\"",
+        dev.reader
+    ));
+    if dev.run_selected(|l, _| pka_info(l))?.is_none() {
+        return Err(
+            Failure::card(format!("the device in \"{}\" has no PKA", dev.reader))
+                .hint("initialise it with picohsm-tool init --pka-keys N [--pka-required M]"),
+        );
+    }
+    let mut said = Vec::new();
+    let r = dev.run_session(|l, _| {
+        // HEAD firmware wants a PIN verified in the session (§6.3).
+        match (&a.so_pin, &a.pin) {
+            (Some(so), _) => admin::verify(l, pin_ref::SO, &so.0[..])?,
+            (None, Some(pin)) => admin::verify(l, pin_ref::USER, &pin.0)?,
+            (None, None) => {}
+        }
+        said.push(format!(
+            "{} verified",
+            if a.so_pin.is_some() {
+                "SO-PIN"
+            } else {
+                "user PIN"
+            }
+        ));
+        if file.self_signed() {
+            said.push("self-signed request (PKCS#11 key): no device chain".into());
+        }
+        admin::register(l, &file, a.replace, &mut |s| said.push(s))?;
+        pka_info(l)
+    });
+    for s in said {
+        out.step(s);
+    }
+    let info = r?.ok_or_else(|| Failure::card("the device lost its PKA state"))?;
+    let slot = info.keys.iter().find(|k| k.chr == chr).map(|k| k.slot);
+    out.line(format!(
+        "Registered {chr}{}",
+        slot.map(|s| format!(" in slot {s}")).unwrap_or_default()
+    ));
+    print_status(out, &info);
+    Ok(json!({
+        "reader": dev.reader,
+        "chr": chr,
+        "slot": slot,
+        "pka": info,
+    }))
+}
+
+/// Runs `pka status`.
+pub fn status(cli: &Cli, out: &mut Out) -> Res<Value> {
+    let (_pcsc, mut dev) = Device::open(cli.reader.as_deref())?;
+    let info = dev.run_selected(|l, _| pka_info(l))?;
+    let Some(p) = info else {
+        return Err(
+            Failure::card(format!("the device in \"{}\" has no PKA", dev.reader))
+                .hint("initialise it with picohsm-tool init --pka-keys N [--pka-required M]"),
+        );
+    };
+    print_status(out, &p);
+    Ok(json!({
+        "reader": dev.reader,
+        "status": p.words(),
+        "total": p.total,
+        "required": p.required,
+        "registered": p.registered,
+        "missing": p.missing,
+        "authenticated": p.authenticated,
+        "granted": p.granted,
+        "keys": p.keys,
+    }))
+}

@@ -1,0 +1,178 @@
+//! `pka login`: a test login through the module's own PKA round
+//! (`picohsm_pkcs11::pka::round`), reporting each step: the device name,
+//! the challenge, which authenticator signed, MSE SET AT, EXTERNAL
+//! AUTHENTICATE and the quorum (§6.7). With m-of-n it waits for the next
+//! authenticator token. The device is logged out at the end (SELECT): a
+//! test must not leave a granted session behind.
+
+use std::time::{Duration, Instant};
+
+use picohsm_pkcs11::card::{self, admin, PinState};
+use picohsm_pkcs11::core::token::Token;
+use picohsm_pkcs11::pka::config::{AuthenticatorSpec, Config};
+use picohsm_pkcs11::pka::round;
+use picohsm_pkcs11::transport::Transport;
+use picohsm_pkcs11::vendor;
+use picohsm_wire::codes::pin_ref;
+use serde_json::{json, Value};
+
+use crate::cli::{Cli, LoginArgs};
+use crate::device;
+use crate::fail::{from_module, Failure, Res};
+use crate::out::{Out, Progress};
+
+/// The authenticators: the command line's, else the module's configuration.
+fn config(a: &LoginArgs) -> Res<Config> {
+    let mut c = Config::load(None).map_err(|_| {
+        Failure::usage("the module's configuration file does not parse")
+            .hint("fix the file named by PICOHSM_PKCS11_CONFIG or ~/.config/picohsm-pkcs11/config.toml (see the module's documentation)")
+    })?;
+    let mut specs = Vec::new();
+    for r in &a.authenticator_reader {
+        specs.push(AuthenticatorSpec::SmartcardHsm {
+            reader: Some(r.clone()),
+            key_label: a.authenticator_key_label.clone(),
+            chr: None,
+        });
+    }
+    if let Some(m) = &a.authenticator_module {
+        specs.push(AuthenticatorSpec::Pkcs11 {
+            module: m.clone(),
+            token_label: a.authenticator_token_label.clone(),
+            key_label: a.authenticator_key_label.clone(),
+            key_id: None,
+        });
+    }
+    if specs.is_empty() && a.authenticator_key_label.is_some() {
+        specs.push(AuthenticatorSpec::SmartcardHsm {
+            reader: None,
+            key_label: a.authenticator_key_label.clone(),
+            chr: None,
+        });
+    }
+    if !specs.is_empty() {
+        c.authenticators = specs;
+    }
+    Ok(c)
+}
+
+/// Runs `pka login`.
+pub fn run(cli: &Cli, a: &LoginArgs, out: &mut Out) -> Res<Value> {
+    let config = config(a)?;
+    let pcsc = device::pcsc()?;
+    let reader = device::choose(&pcsc, cli.reader.as_deref())?;
+    let mut t = Token::connect(&pcsc, &reader).map_err(|e| device::not_hsm(&reader)(e.into()))?;
+    out.step(format!(
+        "device: {} in \"{reader}\" (SELECT: a new session)",
+        t.device_name
+    ));
+    let user_pin = t
+        .transport
+        .transact(|l| card::pin_state(l, pin_ref::USER))
+        .map_err(from_module)?;
+    let deadline = Instant::now() + Duration::from_secs(a.wait);
+    let mut waiting: Option<Progress> = None;
+    let mut rounds = 0u32;
+    let mut challenge_shown: Option<Vec<u8>> = None;
+    let status = loop {
+        let mut said = Vec::new();
+        let r = round::one_round(&mut t, &config, &pcsc, &reader, &a.pin.0, &mut |s| {
+            said.push(s)
+        });
+        let waitable = matches!(
+            &r,
+            Err(e) if e.rv == vendor::CKR_PICOHSM_AUTHENTICATOR_MISSING
+                || e.rv == vendor::CKR_PICOHSM_KEY_NOT_REGISTERED
+        );
+        if waitable && Instant::now() < deadline {
+            if waiting.is_none() {
+                for s in said {
+                    out.step(s);
+                }
+                let e = r.as_ref().expect_err("a waitable error");
+                out.step(format!(
+                    "waiting up to {} s for the next authenticator token: {}",
+                    a.wait,
+                    from_module(*e).message
+                ));
+                waiting = Some(Progress::start("waiting for an authenticator token"));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            continue;
+        }
+        if let Some(p) = waiting.take() {
+            drop(p);
+        }
+        for s in said {
+            out.step(s);
+        }
+        match r {
+            Ok(st) => {
+                rounds += 1;
+                if let Some(c) = &t.pka.challenge {
+                    if challenge_shown.as_ref() != Some(c) {
+                        out.step(format!("challenge: {}", hex::encode_upper(c)));
+                        challenge_shown = Some(c.clone());
+                    }
+                }
+                if st.granted() {
+                    break st;
+                }
+            }
+            Err(e) if waitable && rounds > 0 => {
+                return Err(from_module(picohsm_pkcs11::error::Error::new(
+                    vendor::CKR_PICOHSM_PKA_MORE_NEEDED,
+                    "more authenticators needed",
+                ))
+                .hint(format!(
+                    "{} (connect the next authenticator within --wait seconds)",
+                    from_module(e).message
+                )));
+            }
+            Err(e) => return Err(from_module(e)),
+        }
+    };
+    out.step(format!(
+        "quorum: {} of {} required keys accepted, the device granted the user state",
+        status.authenticated, status.required
+    ));
+    let pin_verified = match &a.primary_pin {
+        Some(p) => {
+            let mut r = Ok(());
+            t.transport
+                .transact(|l| {
+                    r = admin::verify(l, pin_ref::USER, &p.0);
+                    Ok(())
+                })
+                .map_err(from_module)?;
+            if let Err(e) = r {
+                let _ = t.logout();
+                return Err(e.into());
+            }
+            out.step("user PIN: verified (the keys are unlocked)");
+            true
+        }
+        None => {
+            if !matches!(user_pin, PinState::Absent) {
+                out.step("user PIN: not verified: keys stay locked until it is (--primary-pin)");
+            }
+            false
+        }
+    };
+    t.logout().map_err(from_module)?;
+    out.step("logged out again (SELECT): this was a test login");
+    out.line(format!(
+        "PKA login succeeded: {} authenticated public key(s) in {} of {} scheme",
+        status.authenticated, status.required, status.total
+    ));
+    Ok(json!({
+        "reader": reader,
+        "device_name": t.device_name,
+        "granted": true,
+        "authenticated": status.authenticated,
+        "required": status.required,
+        "total": status.total,
+        "pin_verified": pin_verified,
+        "rounds": rounds,
+    }))
+}
