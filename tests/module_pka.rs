@@ -165,6 +165,18 @@ fn keygen_sign_verify(a: &VCard, config: Option<&Path>, secret: &str, id: &str) 
     ]);
 }
 
+/// The block of `pkcs11-tool --list-token-slots` output for `card`'s slot.
+fn slot_block<'a>(listing: &'a str, card: &VCard) -> &'a str {
+    listing
+        .split("Slot ")
+        .find(|b| {
+            b.lines()
+                .next()
+                .is_some_and(|l| l.ends_with(card.reader_name()))
+        })
+        .unwrap_or_else(|| panic!("{listing}"))
+}
+
 /// A card initialised with only a user PIN (the authenticator).
 fn init_authenticator(b: &VCard, pin: &str) {
     sc_hsm_tool(b, ["--initialize", "--so-pin", SO_PIN, "--pin", pin]);
@@ -635,6 +647,10 @@ fn pkcs11_tool_on_a_pka_only_token_with_config_pka() {
     drop(c);
     let config = a.dir().join("pka.toml");
     fs::write(&config, "login = \"pka\"\n").unwrap();
+    // The token has no PIN, but a login: its token info says so.
+    let slots = all_text(&ours(a, Some(&config), &["--list-token-slots"]));
+    let block = slot_block(&slots, a);
+    assert!(block.contains("PIN initialized"), "{block}");
     // The secret is the authenticator's PIN; the token has no PIN at all.
     keygen_sign_verify(a, Some(&config), PIN, "04");
     // With `pin` the same secret is a VERIFY the token cannot answer.

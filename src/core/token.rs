@@ -146,17 +146,24 @@ impl Token {
 
     /// CK_TOKEN_INFO from the card's current state.
     pub fn info(&mut self) -> Result<CK_TOKEN_INFO> {
-        let (user, so, free) = self.transport.transact(|l| {
+        let (user, so, free, pka_only) = self.transport.transact(|l| {
             let user = card::pin_state(l, pin_ref::USER)?;
             let so = card::pin_state(l, pin_ref::SO)?;
             let free = card::ok(l, &[0x80, 0x50, 0x00, 0x00], "INITIALIZE query").ok();
-            Ok((user, so, free))
+            // A token without user PIN may still have a login: PKA. Its
+            // "PIN" is then the authenticator's (applications such as NSS
+            // only offer a login for an initialised user PIN).
+            let pka_only = user == PinState::Absent
+                && so != PinState::Absent
+                && card::pka::status(l)?.is_some_and(|s| s.total > 0);
+            Ok((user, so, free, pka_only))
         })?;
         let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED;
         if so != PinState::Absent {
             flags |= CKF_TOKEN_INITIALIZED;
         }
         match user {
+            PinState::Absent if pka_only => flags |= CKF_USER_PIN_INITIALIZED,
             PinState::Absent => {}
             PinState::Blocked => flags |= CKF_USER_PIN_INITIALIZED | CKF_USER_PIN_LOCKED,
             PinState::TriesLeft(1) => {
