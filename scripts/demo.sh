@@ -1,73 +1,114 @@
 #!/usr/bin/env bash
-# A first look: one Pico HSM virtual card in the first vpcd reader
-# ("Virtual PCD 00 00", TCP 35963), seen by OpenSC's tools, then stopped.
-# The card's flash image persists in
-# ${XDG_STATE_HOME:-$HOME/.local/state}/picohsm-pkcs11/demo.flash (+ .otp).
+# The PKA demo, on two Pico HSM virtual cards behind the real pcscd:
+#
+#   primary        "Virtual PCD 00 00" (TCP 35963): PKA 1-of-1 and a user PIN
+#   authenticator  "Virtual PCD 00 01" (TCP 35964): holds the "Authentication" key
+#
+# 1. the authenticator is initialised and makes its "Authentication" key;
+# 2. the key is exported and registered on the primary, initialised with
+#    PKA and a PIN in one step; the PKA status is shown;
+# 3. pkcs11-tool, through libpicohsm_pkcs11.so, logs in to the primary with
+#    PKA (the authenticator signs the primary's challenge) and the PIN, makes
+#    a key and signs with it; openssl verifies the signature.
+#
+# Everything lives in a fresh temporary directory, removed at the end
+# (PICOHSM_DEMO_KEEP=1 keeps it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$(pwd)
 
 step() { printf '\n==> %s\n' "$*"; }
+show() { printf '    $'; printf ' %q' "$@"; printf '\n'; "$@"; }
 
-PORT=35963
-READER="Virtual PCD 00 00"
-STATE_DIR="${XDG_STATE_HOME:-$HOME/.local/state}/picohsm-pkcs11"
-FLASH="$STATE_DIR/demo.flash"
-BIN="${CARGO_TARGET_DIR:-target}/debug/picohsm-vcard"
+PRIMARY_PORT=35963
+PRIMARY="Virtual PCD 00 00"
+AUTH_PORT=35964
+AUTHENTICATOR="Virtual PCD 00 01"
+SO_PIN=3537363231383830
+PRIMARY_PIN=648219
+AUTH_PIN=271828
+TARGET="${CARGO_TARGET_DIR:-target}/debug"
 
-step "scripts/setup-env.sh"
+step "scripts/setup-env.sh (pcscd, vpcd readers, OpenSC, openssl)"
 scripts/setup-env.sh
 
-step "cargo build -p picohsm-firmware --features std --bin picohsm-vcard"
+step "building picohsm-vcard, libpicohsm_pkcs11.so and picohsm-tool"
 cargo build -p picohsm-firmware --features std --bin picohsm-vcard
+cargo build -p picohsm-pkcs11 --lib
+cargo build -p picohsm-tool
+MODULE="$ROOT/$TARGET/libpicohsm_pkcs11.so"
+TOOL="$ROOT/$TARGET/picohsm-tool"
+VCARD="$ROOT/$TARGET/picohsm-vcard"
 
-MODULE=""
-for m in /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so /usr/lib/*/opensc-pkcs11.so /usr/lib/*/pkcs11/opensc-pkcs11.so /usr/lib64/opensc-pkcs11.so; do
-    if [ -f "$m" ]; then MODULE="$m"; break; fi
-done
-[ -n "$MODULE" ] || { echo "opensc-pkcs11.so not found" >&2; exit 1; }
+card_in_reader() { opensc-tool -l 2>/dev/null | grep -qE "^[0-9]+[[:space:]]+Yes[[:space:]]+$1\$"; }
 
-card_in_reader() { opensc-tool -l 2>/dev/null | grep -qE "^[0-9]+[[:space:]]+Yes[[:space:]]+${READER}\$"; }
-
-# The same per-port lock as the test harness (tests/common/mod.rs).
+# The same per-port locks as the test harness (tests/common/mod.rs).
 LOCK_DIR="${TMPDIR:-/tmp}/picohsm-vcard-ports"
 mkdir -p "$LOCK_DIR"
-exec 9>"$LOCK_DIR/$PORT.lock"
-if ! flock -n 9 || card_in_reader; then
-    echo "reader \"$READER\" (port $PORT) is in use by another card or a test run; stop it first" >&2
-    exit 1
-fi
-
-mkdir -p "$STATE_DIR"
-step "starting picohsm-vcard --flash $FLASH --port $PORT"
-"$BIN" --flash "$FLASH" --port "$PORT" 9>&- &
-VCARD_PID=$!
-stop_card() {
-    if kill -0 "$VCARD_PID" 2>/dev/null; then
-        step "stopping the card (SIGTERM)"
-        kill -TERM "$VCARD_PID"
-        local rc=0
-        wait "$VCARD_PID" || rc=$?
-        echo "picohsm-vcard exited with status $rc"
+exec 8>"$LOCK_DIR/$PRIMARY_PORT.lock" 9>"$LOCK_DIR/$AUTH_PORT.lock"
+for r in "$PRIMARY" "$AUTHENTICATOR"; do
+    if card_in_reader "$r"; then
+        echo "reader \"$r\" already holds a card (a test run?); stop it first" >&2
+        exit 1
     fi
-}
-trap stop_card EXIT
-
-for _ in $(seq 1 100); do
-    card_in_reader && break
-    kill -0 "$VCARD_PID" 2>/dev/null || { echo "picohsm-vcard exited" >&2; exit 1; }
-    sleep 0.2
 done
-card_in_reader || { echo "the card did not show up in \"$READER\"" >&2; exit 1; }
+flock -n 8 && flock -n 9 || { echo "the demo's readers are in use by a test run; try again later" >&2; exit 1; }
 
-step "opensc-tool --reader \"$READER\" -n"
-opensc-tool --reader "$READER" -n
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; done
+    if [ "${PICOHSM_DEMO_KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
 
-step "opensc-tool -l"
-opensc-tool -l
+start_card() { # name port reader
+    "$VCARD" --flash "$WORK/$1.flash" --port "$2" 8>&- 9>&- 2>"$WORK/$1.log" &
+    PIDS+=($!)
+    for _ in $(seq 1 100); do
+        card_in_reader "$3" && return 0
+        sleep 0.2
+    done
+    echo "the $1 card did not show up in \"$3\"" >&2
+    cat "$WORK/$1.log" >&2
+    exit 1
+}
+step "starting two virtual cards"
+start_card primary "$PRIMARY_PORT" "$PRIMARY"
+start_card authenticator "$AUTH_PORT" "$AUTHENTICATOR"
+show "$TOOL" list
 
-step "pkcs11-tool --module $MODULE -L"
-pkcs11-tool --module "$MODULE" -L
+step "1. the authenticator: initialise, make the \"Authentication\" key"
+show "$TOOL" --reader "$AUTHENTICATOR" init --so-pin "$SO_PIN" --pin "$AUTH_PIN" --force
+show "$TOOL" --reader "$AUTHENTICATOR" keygen --pin "$AUTH_PIN" --label Authentication
+show "$TOOL" --reader "$AUTHENTICATOR" pka export --key-label Authentication -o "$WORK/authentication.pka"
 
-stop_card
-trap - EXIT
-step "done; the card's flash image is $FLASH"
+step "2. the primary: PKA 1-of-1 and a PIN in one step; register the key"
+show "$TOOL" --reader "$PRIMARY" init --so-pin "$SO_PIN" --pin "$PRIMARY_PIN" --pka-keys 1 --pka-required 1 --force
+show "$TOOL" --reader "$PRIMARY" pka status
+show "$TOOL" --reader "$PRIMARY" pka register "$WORK/authentication.pka" --pin "$PRIMARY_PIN"
+show "$TOOL" --reader "$PRIMARY" pka status
+
+step "3. pkcs11-tool through libpicohsm_pkcs11.so: PKA + PIN login, one secret"
+cat >"$WORK/config.toml" <<EOF
+# C_Login(CKU_USER, "<primary PIN>:<authenticator PIN>") = PKA, then the PIN
+login = "pka+pin"
+separator = ":"
+EOF
+echo "    PICOHSM_PKCS11_CONFIG=$WORK/config.toml:"
+sed 's/^/      /' "$WORK/config.toml"
+export PICOHSM_PKCS11_CONFIG="$WORK/config.toml"
+SECRET="$PRIMARY_PIN:$AUTH_PIN"
+P11=(pkcs11-tool --module "$MODULE" --slot-description "$PRIMARY")
+
+echo "    (the module's log shows each PKA step)"
+PICOHSM_PKCS11_LOG=info show "${P11[@]}" --login --pin "$SECRET" --keypairgen --key-type EC:prime256v1 --id 01 --label signing
+echo "the data to sign" >"$WORK/data.txt"
+PICOHSM_PKCS11_LOG=info show "${P11[@]}" --login --pin "$SECRET" --sign --mechanism ECDSA-SHA256 --id 01 \
+    --signature-format openssl -i "$WORK/data.txt" -o "$WORK/data.sig"
+show "${P11[@]}" --read-object --type pubkey --id 01 -o "$WORK/signing.der"
+openssl pkey -pubin -inform DER -in "$WORK/signing.der" -out "$WORK/signing.pem"
+
+step "openssl verifies the signature"
+show openssl dgst -sha256 -verify "$WORK/signing.pem" -signature "$WORK/data.sig" "$WORK/data.txt"
+step "done: a PKA login through PKCS#11, and a signature openssl accepts"
