@@ -704,3 +704,95 @@ fn an_rsa_authenticator_key_logs_in_through_the_vendor_path() {
         )
         .is_ok());
 }
+
+/// SoftHSM2 as the authenticator through the module's PKCS#11 backend,
+/// for an unmodified application: keys on secp256r1 and brainpoolP256r1
+/// exported by `picohsm-tool pka export --pkcs11-module`, registered on a
+/// 2-of-2 primary, and one `pkcs11-tool --login` that signs both
+/// challenges with SoftHSM (config: a `pkcs11` authenticator).
+#[test]
+fn softhsm2_authenticates_through_the_pkcs11_backend() {
+    use common::softhsm::*;
+    let _s = serial();
+    let cards = VCard::start_many(1);
+    let a = &cards[0];
+    init_pka(a, 2, 2);
+    let hsm = SoftHsm::new("auth");
+    hsm.keygen("EC:prime256v1", "p256", "01");
+    hsm.keygen("EC:brainpoolP256r1", "bp256", "02");
+    let mut files = Vec::new();
+    for id in ["01", "02"] {
+        let f = a.dir().join(format!("softhsm-{id}.pka"));
+        run_cmd(
+            Command::new(tool_binary())
+                .env("SOFTHSM2_CONF", &hsm.conf)
+                .args(["pka", "export", "--pkcs11-module"])
+                .arg(softhsm_module())
+                .args([
+                    "--token-label",
+                    "auth",
+                    "--key-id",
+                    id,
+                    "--pin",
+                    SOFTHSM_PIN,
+                    "-o",
+                ])
+                .arg(&f),
+        );
+        files.push(fs::read(&f).unwrap());
+    }
+    // The exported requests name their keys by the module's CHR rule.
+    for f in &files {
+        let (req, _, _) = parse_pka_file_any(f);
+        let chr = chr_of(&req);
+        assert!(chr.starts_with(b"ZZ") && chr.len() == 16, "{chr:?}");
+    }
+    let mut c = Conn::open(a);
+    c.select();
+    assert_eq!(c.verify_pin(), 0x9000);
+    for f in &files {
+        let (req, _, _) = parse_pka_file_any(f);
+        assert_eq!(
+            c.tx(&picohsm_wire::apdu::build_extended(
+                0x80, 0x54, 0, 0, &req, 4
+            ))
+            .1,
+            0x9000
+        );
+    }
+    drop(c);
+    let config = a.dir().join("softhsm.toml");
+    fs::write(
+        &config,
+        format!(
+            "login = \"pka+pin\"\nseparator = \":\"\n[[authenticator]]\ntype = \"pkcs11\"\nmodule = \"{}\"\ntoken-label = \"auth\"\n",
+            softhsm_module().display()
+        ),
+    )
+    .unwrap();
+    std::env::set_var("SOFTHSM2_CONF", &hsm.conf);
+    let secret = format!("{PIN}:{SOFTHSM_PIN}");
+    keygen_sign_verify(a, Some(&config), &secret, "06");
+
+    // A wrong SoftHSM PIN is the authenticator's, not the primary's.
+    let out = ours(
+        a,
+        Some(&config),
+        &["--login", "--pin", &format!("{PIN}:000000"), "-O"],
+    );
+    assert!(all_text(&out).contains("0x80504b04"), "{}", all_text(&out));
+}
+
+/// The register payload (content of tag 67) of a PKA file, whichever of the
+/// two layouts (`30 { 67 …, 7F21 …, 7F21 … }`, or a bare `67 …`).
+fn parse_pka_file_any(file: &[u8]) -> (Vec<u8>, (), ()) {
+    let (outer, _) = picohsm_wire::tlv::parse_one(file).unwrap();
+    let req = if outer.tag == 0x67 {
+        outer.value.to_vec()
+    } else {
+        let items = picohsm_wire::tlv::parse_all(outer.value).unwrap();
+        assert_eq!(items[0].tag, 0x67);
+        items[0].value.to_vec()
+    };
+    (req, (), ())
+}

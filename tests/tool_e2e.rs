@@ -11,51 +11,18 @@
 
 mod common;
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
+use common::softhsm::*;
 use common::*;
 use picohsm_wire::cvc::AuthRequest;
 use picohsm_wire::tlv;
 
 const SO_PIN: &str = "3537363231383830";
 const PIN: &str = "648219";
-
-/// Path of `picohsm-tool`, built once per test process.
-fn tool_binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("PICOHSM_TOOL_BIN") {
-            return PathBuf::from(p);
-        }
-        let dir = target_profile_dir();
-        let bin = dir.join("picohsm-tool");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "-p",
-            "picohsm-tool",
-            "--bin",
-            "picohsm-tool",
-        ]);
-        if dir.file_name() == Some(OsStr::new("release")) {
-            cmd.arg("--release");
-        }
-        let out = run_cmd_allow_fail(&mut cmd);
-        assert!(
-            out.status.success() || bin.is_file(),
-            "cannot build picohsm-tool:\n{}",
-            text(&out)
-        );
-        assert!(bin.is_file(), "{} missing after the build", bin.display());
-        bin
-    })
-    .clone()
-}
 
 /// `picohsm-tool --reader <card's reader> args…`, whatever its exit status.
 fn tool_on<S: AsRef<OsStr>>(card: &VCard, args: &[S]) -> Output {
@@ -373,68 +340,15 @@ fn keygen_export_register_status_and_a_test_login() {
     assert!(e.contains("authenticator refused its PIN"), "{e}");
 }
 
-/// A SoftHSM2 token in its own directory.
-struct SoftHsm {
-    _dir: tempfile::TempDir,
-    conf: PathBuf,
-}
-
-const SOFTHSM_PIN: &str = "123456";
-
-fn softhsm_module() -> PathBuf {
-    [
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.is_file())
-    .expect("libsofthsm2.so not found; run scripts/setup-env.sh (package softhsm2)")
-}
-
-impl SoftHsm {
-    fn new(label: &str) -> SoftHsm {
-        let dir = tempfile::tempdir().unwrap();
-        let tokens = dir.path().join("tokens");
-        fs::create_dir_all(&tokens).unwrap();
-        let conf = dir.path().join("softhsm2.conf");
-        fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                tokens.display()
-            ),
-        )
-        .unwrap();
-        run_cmd(
-            Command::new("softhsm2-util")
-                .env("SOFTHSM2_CONF", &conf)
-                .args(["--init-token", "--free", "--label", label])
-                .args(["--pin", SOFTHSM_PIN, "--so-pin", "12345678"]),
-        );
-        SoftHsm { _dir: dir, conf }
-    }
-
-    fn keygen(&self, curve: &str, label: &str, id: &str) {
-        run_cmd(
-            Command::new("pkcs11-tool")
-                .env("SOFTHSM2_CONF", &self.conf)
-                .arg("--module")
-                .arg(softhsm_module())
-                .args(["--login", "--pin", SOFTHSM_PIN, "--keypairgen"])
-                .args(["--key-type", curve, "--label", label, "--id", id]),
-        );
-    }
-
-    fn tool(&self, card: &VCard, args: &[&str]) -> Output {
-        run_cmd_allow_fail(
-            Command::new(tool_binary())
-                .env("SOFTHSM2_CONF", &self.conf)
-                .arg("--reader")
-                .arg(card.reader_name())
-                .args(args),
-        )
-    }
+/// `picohsm-tool` on `card` with SoftHSM2's configuration.
+fn hsm_tool(hsm: &SoftHsm, card: &VCard, args: &[&str]) -> Output {
+    run_cmd_allow_fail(
+        Command::new(tool_binary())
+            .env("SOFTHSM2_CONF", &hsm.conf)
+            .arg("--reader")
+            .arg(card.reader_name())
+            .args(args),
+    )
 }
 
 fn path_str(p: &Path) -> String {
@@ -451,7 +365,8 @@ fn softhsm_keys_exported_registered_two_of_three_and_logged_in() {
     let mut files = Vec::new();
     for label in ["p256", "brainpool"] {
         let file = card.dir().join(format!("{label}.pka"));
-        let out = hsm.tool(
+        let out = hsm_tool(
+            &hsm,
             &card,
             &[
                 "--json",
@@ -484,7 +399,8 @@ fn softhsm_keys_exported_registered_two_of_three_and_logged_in() {
         files.push((file, chr));
     }
     // A wrong token PIN is exit 4; an ambiguous choice a usage error.
-    let out = hsm.tool(
+    let out = hsm_tool(
+        &hsm,
         &card,
         &[
             "pka",
@@ -500,7 +416,8 @@ fn softhsm_keys_exported_registered_two_of_three_and_logged_in() {
         ],
     );
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    let out = hsm.tool(
+    let out = hsm_tool(
+        &hsm,
         &card,
         &[
             "pka",
@@ -537,7 +454,8 @@ fn softhsm_keys_exported_registered_two_of_three_and_logged_in() {
     }
 
     // Log in with the SoftHSM token as authenticator: two rounds.
-    let out = hsm.tool(
+    let out = hsm_tool(
+        &hsm,
         &card,
         &[
             "pka",

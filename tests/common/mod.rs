@@ -19,6 +19,7 @@
 #![allow(dead_code)]
 
 pub mod pka;
+pub mod softhsm;
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
@@ -324,6 +325,40 @@ pub fn target_profile_dir() -> PathBuf {
         Some(d) if d.join("deps").is_dir() => d,
         _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debug"),
     }
+}
+
+/// Path of `picohsm-tool`, built once per test process (a no-op when it is
+/// up to date). `PICOHSM_TOOL_BIN` overrides it.
+pub fn tool_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("PICOHSM_TOOL_BIN") {
+            return PathBuf::from(p);
+        }
+        let dir = target_profile_dir();
+        let bin = dir.join("picohsm-tool");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+            "build",
+            "-p",
+            "picohsm-tool",
+            "--bin",
+            "picohsm-tool",
+        ]);
+        if dir.file_name() == Some(OsStr::new("release")) {
+            cmd.arg("--release");
+        }
+        let out = run_cmd_allow_fail(&mut cmd);
+        assert!(
+            out.status.success() || bin.is_file(),
+            "cannot build picohsm-tool:\n{}",
+            text(&out)
+        );
+        assert!(bin.is_file(), "{} missing after the build", bin.display());
+        bin
+    })
+    .clone()
 }
 
 /// Path of `picohsm-vcard`, built once per test process (a no-op when it is

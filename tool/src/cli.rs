@@ -134,12 +134,24 @@ fn parse_so_pin(s: &str) -> Result<SoPin, String> {
     Ok(SoPin(Zeroizing::new(arr)))
 }
 
-fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+/// An identifier given in hex (CKA_ID). A newtype, because clap reads an
+/// `Option<Vec<u8>>` field as a list of numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HexId(pub Vec<u8>);
+
+impl std::ops::Deref for HexId {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+fn parse_hex(s: &str) -> Result<HexId, String> {
     let v = hex::decode(s).map_err(|_| format!("{s:?} is not hexadecimal"))?;
     if v.is_empty() || v.len() > 255 {
         return Err("1 to 255 bytes".into());
     }
-    Ok(v)
+    Ok(HexId(v))
 }
 
 /// The curves by the names OpenSSL, OpenSC and the SEC/RFC standards use.
@@ -231,7 +243,7 @@ pub struct KeygenArgs {
     pub label: String,
     /// The key's CKA_ID in hex (default: OpenSC's, a hash of the public key).
     #[arg(long, value_name = "HEX", value_parser = parse_hex)]
-    pub id: Option<Vec<u8>>,
+    pub id: Option<HexId>,
     /// The key's name (CHR) for PKA (default: device serial + a sequence
     /// number no other key of the device has).
     #[arg(long)]
@@ -261,7 +273,7 @@ pub struct ExportArgs {
     pub token_label: Option<String>,
     /// PKCS#11: the key's CKA_ID in hex.
     #[arg(long, value_name = "HEX", requires = "pkcs11_module", value_parser = parse_hex)]
-    pub key_id: Option<Vec<u8>>,
+    pub key_id: Option<HexId>,
     /// PKCS#11: the token's user PIN (the key signs its own request).
     #[arg(long, requires = "pkcs11_module", value_parser = parse_pin)]
     pub pin: Option<Pin>,
@@ -359,6 +371,33 @@ pub fn change_values(a: &ChangeArgs) -> Result<(Secret, Secret), String> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn hex_ids_are_one_value() {
+        let cli =
+            Cli::try_parse_from(["picohsm-tool", "keygen", "--pin", "123456", "--id", "0A1B"])
+                .unwrap();
+        let Command::Keygen(k) = cli.command else {
+            panic!("keygen")
+        };
+        assert_eq!(k.id, Some(HexId(vec![0x0A, 0x1B])));
+        let cli = Cli::try_parse_from([
+            "picohsm-tool",
+            "pka",
+            "export",
+            "-o",
+            "f",
+            "--pkcs11-module",
+            "/m.so",
+            "--key-id",
+            "02",
+        ])
+        .unwrap();
+        let Command::Pka(PkaCommand::Export(e)) = cli.command else {
+            panic!("export")
+        };
+        assert_eq!(e.key_id, Some(HexId(vec![2])));
+    }
 
     #[test]
     fn the_cli_is_consistent() {

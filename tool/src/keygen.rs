@@ -45,7 +45,13 @@ pub fn run(cli: &Cli, a: &KeygenArgs, out: &mut Out) -> Res<Value> {
                     admin::fresh_chr(&name, &taken, 1)
                 }
             };
-            admin::generate_key(l, &a.key_type, &a.label, a.id.as_deref(), &chr)
+            admin::generate_key(
+                l,
+                &a.key_type,
+                &a.label,
+                a.id.as_ref().map(|i| i.0.as_slice()),
+                &chr,
+            )
         })?
     };
     let req = AuthRequest::parse(&key.request).ok();

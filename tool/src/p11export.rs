@@ -231,7 +231,7 @@ pub fn run(a: &ExportArgs, out: &mut Out) -> Res<Value> {
             template.push(Attribute::Label(l.as_bytes().to_vec()));
         }
         if let Some(id) = &a.key_id {
-            template.push(Attribute::Id(id.clone()));
+            template.push(Attribute::Id(id.0.clone()));
         }
         for h in session
             .find_objects(&template)
