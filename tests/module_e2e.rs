@@ -7,7 +7,6 @@ mod common;
 use std::fs;
 
 use common::*;
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as P11Error, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
@@ -150,18 +149,8 @@ fn rv(e: P11Error) -> RvError {
 #[test]
 fn login_errors_and_token_flags_are_exact() {
     let card = card_with_opensc_keys();
-    let p11 = Pkcs11::new(module_path()).unwrap();
-    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .unwrap();
-    let slot = p11
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| {
-            p11.get_slot_info(*s)
-                .is_ok_and(|i| i.slot_description() == card.reader_name())
-        })
-        .expect("our slot");
+    let p11 = our_module();
+    let slot = slot_of(&p11, &card);
     let session = p11.open_ro_session(slot).unwrap();
     let key = session
         .find_objects(&[

@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error as P11Error, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
@@ -54,24 +54,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn module() -> Pkcs11 {
-    let p11 = Pkcs11::new(module_path()).unwrap();
-    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .unwrap();
-    p11
-}
-
-fn slot_of(p11: &Pkcs11, card: &VCard) -> Slot {
-    p11.get_all_slots()
-        .unwrap()
-        .into_iter()
-        .find(|s| {
-            p11.get_slot_info(*s)
-                .is_ok_and(|i| i.slot_description() == card.reader_name())
-        })
-        .expect("a slot for the card's reader")
-}
-
 fn logged_in_key(p11: &Pkcs11, slot: Slot) -> (Session, ObjectHandle) {
     let session = p11.open_rw_session(slot).unwrap();
     session
@@ -96,7 +78,7 @@ fn drain_events(p11: &Pkcs11) {
 fn slot_events_removal_and_reinsertion() {
     let _serial = serial();
     let mut card = card_with_key();
-    let p11 = module();
+    let p11 = our_module();
     let slot = slot_of(&p11, &card);
     drain_events(&p11);
     assert_eq!(p11.get_slot_event().unwrap(), None, "nothing happened yet");
@@ -143,7 +125,7 @@ fn slot_events_removal_and_reinsertion() {
 fn finalize_ends_a_blocking_wait() {
     let _serial = serial();
     let card = VCard::start();
-    let p11 = module();
+    let p11 = our_module();
     let _ = slot_of(&p11, &card);
     drain_events(&p11);
     let (tx, rx) = mpsc::channel();
@@ -201,7 +183,7 @@ fn select_from_another_connection(reader: &str) {
 fn a_reset_by_another_process_ends_the_login_and_the_sessions() {
     let _serial = serial();
     let card = card_with_key();
-    let p11 = module();
+    let p11 = our_module();
     let slot = slot_of(&p11, &card);
     let (session, key) = logged_in_key(&p11, slot);
     session.sign(&Mechanism::Ecdsa, key, &[3; 32]).unwrap();
@@ -283,7 +265,7 @@ fn four_threads(p11: &Pkcs11, slots: &[Slot], n: usize) -> Duration {
 fn four_threads_sign_on_one_token_and_on_two_tokens() {
     let _serial = serial();
     let cards = [card_with_key(), card_with_key()];
-    let p11 = module();
+    let p11 = our_module();
     let slots: Vec<Slot> = cards.iter().map(|c| slot_of(&p11, c)).collect();
     let one = four_threads(&p11, &slots[..1], 50);
     let two = four_threads(&p11, &slots, 50);

@@ -10,7 +10,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as P11Error, RvError};
 use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::mechanism::Mechanism;
@@ -49,34 +48,7 @@ fn card_with_our_keys() -> VCard {
 }
 
 fn public_pem(card: &VCard, id: &str, dir: &Path) -> PathBuf {
-    let der = dir.join(format!("pub{id}.der"));
-    let pem = dir.join(format!("pub{id}.pem"));
-    ours(
-        card,
-        &[
-            "--read-object",
-            "--type",
-            "pubkey",
-            "--id",
-            id,
-            "-o",
-            &s(&der),
-        ],
-    );
-    run(
-        "openssl",
-        [
-            "pkey",
-            "-pubin",
-            "-inform",
-            "DER",
-            "-in",
-            &s(&der),
-            "-out",
-            &s(&pem),
-        ],
-    );
-    pem
+    public_pem_with(our_pkcs11_tool_command(card), id, dir)
 }
 
 /// Signs `input` with `mech` through this module, then checks the signature
@@ -511,18 +483,8 @@ fn ecdh_session_keys_kdfs_and_their_errors_through_cryptoki() {
     );
     let z = fs::read(&z_path).unwrap();
 
-    let p11 = Pkcs11::new(module_path()).unwrap();
-    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .unwrap();
-    let slot = p11
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| {
-            p11.get_slot_info(*s)
-                .is_ok_and(|i| i.slot_description() == card.reader_name())
-        })
-        .expect("our slot");
+    let p11 = our_module();
+    let slot = slot_of(&p11, &card);
     let session = p11.open_rw_session(slot).unwrap();
     let template = |len: usize| {
         vec![

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use common::*;
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as P11Error, RvError};
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::UserType;
@@ -497,18 +496,8 @@ fn set_attributes_and_destroy_through_cryptoki() {
             "42",
         ],
     );
-    let p11 = Pkcs11::new(module_path()).unwrap();
-    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .unwrap();
-    let slot = p11
-        .get_all_slots()
-        .unwrap()
-        .into_iter()
-        .find(|s| {
-            p11.get_slot_info(*s)
-                .is_ok_and(|i| i.slot_description() == card.reader_name())
-        })
-        .expect("our slot");
+    let p11 = our_module();
+    let slot = slot_of(&p11, &card);
 
     // Read-only session and no login are refused.
     let ro = p11.open_ro_session(slot).unwrap();

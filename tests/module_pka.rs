@@ -11,12 +11,10 @@ use std::process::Command;
 
 use common::pka::*;
 use common::*;
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as P11Error, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::{Session, UserType};
-use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use picohsm_wire::curve::Curve;
 
@@ -24,6 +22,7 @@ const CKU_PICOHSM_PKA: u32 = 0x8050_4B41;
 const CKR_PICOHSM_PKA_MORE_NEEDED: u64 = 0x8050_4B01;
 const CKR_PICOHSM_PIN_NEEDED: u64 = 0x8050_4B02;
 const CKR_PICOHSM_AUTHENTICATOR_PIN_INCORRECT: u64 = 0x8050_4B04;
+const CKR_PICOHSM_AUTHENTICATOR_PIN_LOCKED: u64 = 0x8050_4B05;
 const CKR_PICOHSM_KEY_NOT_REGISTERED: u64 = 0x8050_4B06;
 const CKR_PICOHSM_SIGNATURE_REFUSED: u64 = 0x8050_4B07;
 const CKR_PICOHSM_PKA_NOT_CONFIGURED: u64 = 0x8050_4B08;
@@ -96,11 +95,7 @@ fn keygen_sign_verify(a: &VCard, config: Option<&Path>, secret: &str, id: &str) 
     let dir = a.dir();
     let data = dir.join("data.txt");
     fs::write(&data, b"signed after a PKA login").unwrap();
-    let (sig, der, pem) = (
-        dir.join("sig.bin"),
-        dir.join("pub.der"),
-        dir.join("pub.pem"),
-    );
+    let sig = dir.join("sig.bin");
     let out = ours(
         a,
         config,
@@ -127,33 +122,11 @@ fn keygen_sign_verify(a: &VCard, config: Option<&Path>, secret: &str, id: &str) 
         text.contains("EXTERNAL AUTHENTICATE: accepted") || text.contains("granted"),
         "the module logs the PKA steps: {text}"
     );
-    let out = ours(
-        a,
-        config,
-        &[
-            "--read-object",
-            "--type",
-            "pubkey",
-            "--id",
-            id,
-            "-o",
-            &s(&der),
-        ],
-    );
-    assert!(out.status.success(), "{}", all_text(&out));
-    run(
-        "openssl",
-        [
-            "pkey",
-            "-pubin",
-            "-inform",
-            "DER",
-            "-in",
-            &s(&der),
-            "-out",
-            &s(&pem),
-        ],
-    );
+    let mut read = our_pkcs11_tool_command(a);
+    if let Some(p) = config {
+        read.env("PICOHSM_PKCS11_CONFIG", p);
+    }
+    let pem = public_pem_with(read, id, dir);
     openssl_ok(&[
         "dgst",
         "-sha256",
@@ -277,24 +250,6 @@ fn pkcs11_tool_with_config_pka_pin_one_secret_and_a_separator() {
     keygen_sign_verify(a2, Some(&same), PIN, "03");
 }
 
-fn module() -> Pkcs11 {
-    let p11 = Pkcs11::new(module_path()).unwrap();
-    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .unwrap();
-    p11
-}
-
-fn slot_of(p11: &Pkcs11, card: &VCard) -> Slot {
-    p11.get_all_slots()
-        .unwrap()
-        .into_iter()
-        .find(|s| {
-            p11.get_slot_info(*s)
-                .is_ok_and(|i| i.slot_description() == card.reader_name())
-        })
-        .expect("a slot for the card's reader")
-}
-
 fn rv(e: P11Error) -> u64 {
     match e {
         P11Error::Pkcs11(RvError::VendorDefined(v), _) => v,
@@ -348,7 +303,7 @@ fn vendor_user_type_two_of_three_with_progress_then_the_pin() {
     let (k3, _) = firmware_key(c, 2, Curve::P256);
     register_all(a, &[k1, k2, k3]);
 
-    let p11 = module();
+    let p11 = our_module();
     let slot = slot_of(&p11, a);
     let session = p11.open_rw_session(slot).unwrap();
     assert_eq!(progress(&session), (3, 2, 0));
@@ -403,7 +358,7 @@ fn vendor_path_failures_have_their_own_codes() {
     init_authenticator(b, PIN);
     init_authenticator(plain, PIN);
     init_pka(a, 1, 1);
-    let p11 = module();
+    let p11 = our_module();
 
     // A token without PKA.
     let s_plain = p11.open_ro_session(slot_of(&p11, plain)).unwrap();
@@ -472,7 +427,7 @@ fn a_wrong_signature_is_refused_and_the_wrong_pin_costs_the_authenticator() {
     init_pka(a, 1, 1);
     let (file, _) = firmware_key(b, 1, Curve::P256);
     register_all(a, &[file]);
-    let p11 = module();
+    let p11 = our_module();
     let session = p11.open_ro_session(slot_of(&p11, a)).unwrap();
     assert_eq!(
         rv(pka_login(&session, "000000").unwrap_err()),
@@ -519,6 +474,28 @@ fn a_wrong_signature_is_refused_and_the_wrong_pin_costs_the_authenticator() {
         CKR_PICOHSM_SIGNATURE_REFUSED
     );
     assert_eq!(progress(&session), (1, 1, 0));
+
+    // Wrong authenticator PINs block B's PIN (3 tries), and a blocked
+    // authenticator PIN has its own code, the right PIN included.
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        codes.push(rv(pka_login(&session, "000000").unwrap_err()));
+    }
+    assert_eq!(
+        codes,
+        [
+            // 63C2, 63C1, then 6983: the third wrong try blocks.
+            CKR_PICOHSM_AUTHENTICATOR_PIN_INCORRECT,
+            CKR_PICOHSM_AUTHENTICATOR_PIN_INCORRECT,
+            CKR_PICOHSM_AUTHENTICATOR_PIN_LOCKED,
+            CKR_PICOHSM_AUTHENTICATOR_PIN_LOCKED
+        ],
+        "{codes:x?}"
+    );
+    assert_eq!(
+        rv(pka_login(&session, PIN).unwrap_err()),
+        CKR_PICOHSM_AUTHENTICATOR_PIN_LOCKED
+    );
 }
 
 /// An authenticated request (§6.2) named `chr`, for a key only this test
@@ -678,7 +655,7 @@ fn an_rsa_authenticator_key_logs_in_through_the_vendor_path() {
     init_pka(a, 1, 1);
     let (file, _) = firmware_rsa_key(b, 1, 2048);
     register_all(a, &[file]);
-    let p11 = module();
+    let p11 = our_module();
     let session = p11.open_rw_session(slot_of(&p11, a)).unwrap();
     assert_eq!(
         rv(pka_login(&session, PIN).unwrap_err()),

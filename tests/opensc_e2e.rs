@@ -52,22 +52,7 @@ fn der_to_pem(der: &Path, pem: &Path) {
 
 /// Exports the public key of `id` as PEM (via DER from pkcs11-tool).
 fn public_pem(card: &VCard, id: &str, dir: &Path) -> PathBuf {
-    let der = dir.join(format!("pub{id}.der"));
-    let pem = dir.join(format!("pub{id}.pem"));
-    p11(
-        card,
-        &[
-            "--read-object",
-            "--type",
-            "pubkey",
-            "--id",
-            id,
-            "-o",
-            &s(&der),
-        ],
-    );
-    der_to_pem(&der, &pem);
-    pem
+    public_pem_with(pkcs11_tool_command(card), id, dir)
 }
 
 /// Exports an EC public key from its CKA_EC_PARAMS and CKA_EC_POINT as

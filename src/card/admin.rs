@@ -816,23 +816,14 @@ pub fn generate_key(
             "GENERATE ASYMMETRIC KEY PAIR",
             StatusWord::FILE_FULL,
         ))?;
-    let mut key = Vec::new();
-    match spec {
-        KeySpec::Ec(c) => {
-            tlv::push(&mut key, 0x06, oid::ECDSA_SHA256);
-            tlv::push(&mut key, 0x81, c.prime());
-            tlv::push(&mut key, 0x82, c.a());
-            tlv::push(&mut key, 0x83, c.b());
-            tlv::push(&mut key, 0x84, c.generator());
-            tlv::push(&mut key, 0x85, c.order());
-            tlv::push(&mut key, 0x87, c.cofactor());
-        }
-        KeySpec::Rsa(bits) => {
-            tlv::push(&mut key, 0x06, oid::RSA_V15_SHA256);
-            tlv::push(&mut key, 0x82, &[0x01, 0x00, 0x01]);
-            tlv::push(&mut key, 0x02, &(*bits as u16).to_be_bytes());
-        }
-    }
+    let key = match spec {
+        KeySpec::Ec(c) => picohsm_wire::cvc::ec_keygen_template(oid::ECDSA_SHA256, *c),
+        KeySpec::Rsa(bits) => picohsm_wire::cvc::rsa_keygen_template(
+            oid::RSA_V15_SHA256,
+            *bits as u16,
+            &[0x01, 0x00, 0x01],
+        ),
+    };
     let mut template = Vec::new();
     tlv::push(&mut template, cvc::TAG_PROFILE, &[0x00]);
     tlv::push(&mut template, cvc::TAG_CAR, chr);

@@ -18,7 +18,7 @@
 use cryptoki_sys::*;
 use picohsm_wire::apdu::build_extended;
 use picohsm_wire::curve::Curve;
-use picohsm_wire::cvc::{oid, AuthRequest};
+use picohsm_wire::cvc::{self, oid, AuthRequest};
 use picohsm_wire::tlv;
 use sha1::{Digest, Sha1};
 
@@ -168,23 +168,12 @@ fn spec(mech: &Mechanism, public: &[Attr], private: &[Attr]) -> Result<Spec> {
 /// The GENERATE ASYMMETRIC KEY PAIR data: the content of the `7F4E` body
 /// OpenSC builds (§7.1).
 fn gakp_template(spec: &Spec, serial: &str) -> Vec<u8> {
-    let mut key = Vec::new();
-    match spec {
-        Spec::Ec(c) => {
-            tlv::push(&mut key, 0x06, oid::ECDSA_SHA256);
-            tlv::push(&mut key, 0x81, c.prime());
-            tlv::push(&mut key, 0x82, c.a());
-            tlv::push(&mut key, 0x83, c.b());
-            tlv::push(&mut key, 0x84, c.generator());
-            tlv::push(&mut key, 0x85, c.order());
-            tlv::push(&mut key, 0x87, c.cofactor());
-        }
+    let key = match spec {
+        Spec::Ec(c) => cvc::ec_keygen_template(oid::ECDSA_SHA256, *c),
         Spec::Rsa { bits, exponent } => {
-            tlv::push(&mut key, 0x06, oid::RSA_V15_SHA256);
-            tlv::push(&mut key, 0x82, exponent);
-            tlv::push(&mut key, 0x02, &(*bits as u16).to_be_bytes());
+            cvc::rsa_keygen_template(oid::RSA_V15_SHA256, *bits as u16, exponent)
         }
-    }
+    };
     let mut v = Vec::new();
     tlv::push(&mut v, 0x5F29, &[0x00]);
     tlv::push(&mut v, 0x42, b"UTCA00001");

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::pka::authenticator::{candidates, AuthKey, Authenticator};
 use crate::pka::config::Config;
 use crate::transport::pcsc::Pcsc;
-use crate::transport::Transport;
+use crate::transport::{Link, Transport};
 use crate::vendor;
 
 /// What the module remembers of a PKA login in progress on a token.
@@ -37,15 +37,20 @@ pub struct Progress {
     pub pin_verified: bool,
 }
 
-/// The token's PKA status (CKR_PICOHSM_PKA_NOT_CONFIGURED without PKA).
-pub fn status(t: &mut Token) -> Result<Status> {
-    t.transport
-        .transact(card::pka::status)?
+/// The PKA status of the card behind `l` (CKR_PICOHSM_PKA_NOT_CONFIGURED
+/// without PKA).
+fn configured_status(l: &mut dyn Link) -> Result<Status> {
+    card::pka::status(l)?
         .filter(|s| s.total > 0)
         .ok_or(Error::new(
             vendor::CKR_PICOHSM_PKA_NOT_CONFIGURED,
             "the token has no PKA",
         ))
+}
+
+/// The token's PKA status (CKR_PICOHSM_PKA_NOT_CONFIGURED without PKA).
+pub fn status(t: &mut Token) -> Result<Status> {
+    t.transport.transact(configured_status)
 }
 
 /// Runs one round: one more authenticator's key accepted. Returns the
@@ -59,12 +64,7 @@ pub fn one_round(
     say: &mut dyn FnMut(String),
 ) -> Result<Status> {
     let (st, registered) = t.transport.transact(|l| {
-        let st = card::pka::status(l)?
-            .filter(|s| s.total > 0)
-            .ok_or(Error::new(
-                vendor::CKR_PICOHSM_PKA_NOT_CONFIGURED,
-                "the token has no PKA",
-            ))?;
+        let st = configured_status(l)?;
         let reg = card::pka::registered(l, st.total)?;
         Ok((st, reg))
     })?;

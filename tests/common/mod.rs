@@ -814,3 +814,47 @@ impl Drop for VCard {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Our module through the `cryptoki` crate
+
+/// libpicohsm_pkcs11.so loaded with `cryptoki` and initialised (OS locking).
+pub fn our_module() -> cryptoki::context::Pkcs11 {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    let p11 = Pkcs11::new(module_path()).expect("load libpicohsm_pkcs11.so");
+    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .expect("C_Initialize");
+    p11
+}
+
+/// The slot of `card`'s reader.
+pub fn slot_of(p11: &cryptoki::context::Pkcs11, card: &VCard) -> cryptoki::slot::Slot {
+    p11.get_all_slots()
+        .expect("C_GetSlotList")
+        .into_iter()
+        .find(|s| {
+            p11.get_slot_info(*s)
+                .is_ok_and(|i| i.slot_description() == card.reader_name())
+        })
+        .unwrap_or_else(|| panic!("no slot for {:?}", card.reader_name()))
+}
+
+/// The public key with CKA_ID `id` (hex) as PEM in `dir`, read with
+/// `pkcs11-tool --read-object` through `tool` (a pkcs11-tool command with
+/// its module and slot chosen) and converted by openssl.
+pub fn public_pem_with(mut tool: Command, id: &str, dir: &Path) -> PathBuf {
+    let der = dir.join(format!("pub{id}.der"));
+    let pem = dir.join(format!("pub{id}.pem"));
+    run_cmd(
+        tool.args(["--read-object", "--type", "pubkey", "--id", id, "-o"])
+            .arg(&der),
+    );
+    run_cmd(
+        Command::new("openssl")
+            .args(["pkey", "-pubin", "-inform", "DER", "-in"])
+            .arg(&der)
+            .arg("-out")
+            .arg(&pem),
+    );
+    pem
+}

@@ -268,19 +268,7 @@ pub fn last_key_ref(conn: &mut Conn) -> u8 {
 
 /// OpenSC's key-generation template for secp256r1 (§7.1).
 pub fn keygen_template() -> Vec<u8> {
-    let c = Curve::P256;
-    let mut pk = Vec::new();
-    tlv::push(&mut pk, 0x06, cvc::oid::ECDSA_SHA256);
-    for (t, v) in [
-        (0x81, c.prime()),
-        (0x82, c.a()),
-        (0x83, c.b()),
-        (0x84, c.generator()),
-        (0x85, c.order()),
-        (0x87, c.cofactor()),
-    ] {
-        tlv::push(&mut pk, t, v);
-    }
+    let pk = cvc::ec_keygen_template(cvc::oid::ECDSA_SHA256, Curve::P256);
     let mut t = Vec::new();
     tlv::push(&mut t, 0x5F29, &[0]);
     tlv::push(&mut t, 0x42, b"UTCA00001");

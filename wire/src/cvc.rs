@@ -205,6 +205,16 @@ impl<'a> AuthRequest<'a> {
 /// Builds the value of a `7F49` template for an EC key with explicit domain
 /// parameters (`81` p, `82` a, `83` b, `84` G, `85` n, `86` point, `87` h).
 pub fn ec_public_key(algorithm: &[u8], curve: crate::curve::Curve, point: &[u8]) -> Vec<u8> {
+    ec_template(algorithm, curve, Some(point))
+}
+
+/// The `7F49` value of a GENERATE ASYMMETRIC KEY PAIR template for an EC
+/// key (§7.1): the domain parameters, no point.
+pub fn ec_keygen_template(algorithm: &[u8], curve: crate::curve::Curve) -> Vec<u8> {
+    ec_template(algorithm, curve, None)
+}
+
+fn ec_template(algorithm: &[u8], curve: crate::curve::Curve, point: Option<&[u8]>) -> Vec<u8> {
     let mut v = Vec::new();
     tlv::push(&mut v, 0x06, algorithm);
     tlv::push(&mut v, 0x81, curve.prime());
@@ -212,8 +222,20 @@ pub fn ec_public_key(algorithm: &[u8], curve: crate::curve::Curve, point: &[u8])
     tlv::push(&mut v, 0x83, curve.b());
     tlv::push(&mut v, 0x84, curve.generator());
     tlv::push(&mut v, 0x85, curve.order());
-    tlv::push(&mut v, 0x86, point);
+    if let Some(point) = point {
+        tlv::push(&mut v, 0x86, point);
+    }
     tlv::push(&mut v, 0x87, curve.cofactor());
+    v
+}
+
+/// The `7F49` value of a GENERATE ASYMMETRIC KEY PAIR template for an RSA
+/// key (§7.1): `82` public exponent, `02` modulus size in bits.
+pub fn rsa_keygen_template(algorithm: &[u8], bits: u16, exponent: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    tlv::push(&mut v, 0x06, algorithm);
+    tlv::push(&mut v, 0x82, exponent);
+    tlv::push(&mut v, 0x02, &bits.to_be_bytes());
     v
 }
 
