@@ -61,17 +61,7 @@ fn primary_with_keys(a: &VCard, n: u8, m: u8, files: &[Vec<u8>]) {
     drop(c);
     // A key on the primary to sign with, made through the module after a
     // PKA + PIN login (one secret: all PINs are the test PIN).
-    let out = text(&run_cmd(our_pkcs11_tool_command(a).args([
-        "--login",
-        "--pin",
-        PIN,
-        "--keypairgen",
-        "--key-type",
-        "EC:prime256v1",
-        "--id",
-        "01",
-    ])));
-    assert!(out.contains("Key pair generated"), "{out}");
+    our_keypairgen(a, PIN, "EC:prime256v1", "01");
 }
 
 #[test]

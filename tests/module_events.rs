@@ -34,17 +34,7 @@ fn rv(e: P11Error) -> RvError {
 fn card_with_key() -> VCard {
     let card = VCard::start();
     sc_hsm_tool(&card, ["--initialize", "--so-pin", SO_PIN, "--pin", PIN]);
-    let out = text(&run_cmd(our_pkcs11_tool_command(&card).args([
-        "--login",
-        "--pin",
-        PIN,
-        "--keypairgen",
-        "--key-type",
-        "EC:prime256v1",
-        "--id",
-        "01",
-    ])));
-    assert!(out.contains("Key pair generated"), "{out}");
+    our_keypairgen(&card, PIN, "EC:prime256v1", "01");
     card
 }
 

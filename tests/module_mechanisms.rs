@@ -336,34 +336,9 @@ fn pkcs11_tool_signs_verifies_decrypts_and_derives_with_every_mechanism() {
     }
 
     // ECDH with a peer key made by openssl: both sides get the same secret.
-    let peer = dir.join("peer.pem");
-    let peer_pub = dir.join("peer_pub.der");
-    run(
-        "openssl",
-        [
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            &s(&peer),
-        ],
-    );
-    run(
-        "openssl",
-        [
-            "pkey",
-            "-in",
-            &s(&peer),
-            "-pubout",
-            "-outform",
-            "DER",
-            "-out",
-            &s(&peer_pub),
-        ],
-    );
-    let (z_card, z_ossl) = (dir.join("z_card.bin"), dir.join("z_ossl.bin"));
+    let (peer, peer_pub) = openssl_p256_peer(&dir);
+    let z_card = dir.join("z_card.bin");
+    let z_ossl = openssl_derive(&peer, &ec_pem);
     for mech in ["ECDH1-DERIVE", "ECDH1-COFACTOR-DERIVE"] {
         ours_login(
             &card,
@@ -379,22 +354,9 @@ fn pkcs11_tool_signs_verifies_decrypts_and_derives_with_every_mechanism() {
                 &s(&z_card),
             ],
         );
-        run(
-            "openssl",
-            [
-                "pkeyutl",
-                "-derive",
-                "-inkey",
-                &s(&peer),
-                "-peerkey",
-                &s(&ec_pem),
-                "-out",
-                &s(&z_ossl),
-            ],
-        );
         let z = fs::read(&z_card).unwrap();
         assert_eq!(z.len(), 32);
-        assert_eq!(z, fs::read(&z_ossl).unwrap(), "{mech}: secrets agree");
+        assert_eq!(z, z_ossl, "{mech}: secrets agree");
     }
 }
 
@@ -437,51 +399,11 @@ fn ecdh_session_keys_kdfs_and_their_errors_through_cryptoki() {
     let ec_pem = public_pem(&card, "07", &dir);
 
     // The peer: a key openssl makes, its point raw, and openssl's Z.
-    let peer = dir.join("peer.pem");
-    run(
-        "openssl",
-        [
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            &s(&peer),
-        ],
-    );
-    let peer_der = dir.join("peer_pub.der");
-    run(
-        "openssl",
-        [
-            "pkey",
-            "-in",
-            &s(&peer),
-            "-pubout",
-            "-outform",
-            "DER",
-            "-out",
-            &s(&peer_der),
-        ],
-    );
+    let (peer, peer_der) = openssl_p256_peer(&dir);
     let spki = fs::read(&peer_der).unwrap();
     let point = spki[spki.len() - 65..].to_vec();
     assert_eq!(point[0], 0x04);
-    let z_path = dir.join("z.bin");
-    run(
-        "openssl",
-        [
-            "pkeyutl",
-            "-derive",
-            "-inkey",
-            &s(&peer),
-            "-peerkey",
-            &s(&ec_pem),
-            "-out",
-            &s(&z_path),
-        ],
-    );
-    let z = fs::read(&z_path).unwrap();
+    let z = openssl_derive(&peer, &ec_pem);
 
     let p11 = our_module();
     let slot = slot_of(&p11, &card);

@@ -292,35 +292,8 @@ fn pkcs11_tool_keys_signatures_decrypt_derive_objects() {
     assert_eq!(fs::read(&pt).unwrap(), b"secret message");
 
     // ECDH with a peer key made by openssl.
-    let peer = dir.join("peer.pem");
-    let peer_pub = dir.join("peer_pub.der");
-    run(
-        "openssl",
-        [
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            &s(&peer),
-        ],
-    );
-    run(
-        "openssl",
-        [
-            "pkey",
-            "-in",
-            &s(&peer),
-            "-pubout",
-            "-outform",
-            "DER",
-            "-out",
-            &s(&peer_pub),
-        ],
-    );
+    let (peer, peer_pub) = openssl_p256_peer(&dir);
     let z_card = dir.join("z_card.bin");
-    let z_ossl = dir.join("z_ossl.bin");
     p11_login(
         &card,
         &[
@@ -336,22 +309,9 @@ fn pkcs11_tool_keys_signatures_decrypt_derive_objects() {
         ],
     );
     let card_pem = public_pem(&card, "01", &dir);
-    run(
-        "openssl",
-        [
-            "pkeyutl",
-            "-derive",
-            "-inkey",
-            &s(&peer),
-            "-peerkey",
-            &s(&card_pem),
-            "-out",
-            &s(&z_ossl),
-        ],
-    );
     assert_eq!(
         fs::read(&z_card).unwrap(),
-        fs::read(&z_ossl).unwrap(),
+        openssl_derive(&peer, &card_pem),
         "ECDH secrets agree"
     );
 

@@ -66,10 +66,11 @@ fn register_and_log_in(a: &VCard, b: &VCard, curve: &str, id: &str) {
     let chr = chr_of(&request);
 
     // sc-hsm-tool itself cannot register: it sends no PIN (6982).
-    let out = run_cmd_allow_fail(sc_hsm_tool_command(a).args([
-        "--register-public-key",
-        b.dir().join(format!("pka-{id}.bin")).to_str().unwrap(),
-    ]));
+    let file = b.dir().join(format!("register-{id}.bin"));
+    std::fs::write(&file, &pka_file).unwrap();
+    let out = run_cmd_allow_fail(
+        sc_hsm_tool_command(a).args(["--register-public-key", file.to_str().unwrap()]),
+    );
     assert!(
         text(&out).contains("Security status not satisfied"),
         "{}",

@@ -858,3 +858,54 @@ pub fn public_pem_with(mut tool: Command, id: &str, dir: &Path) -> PathBuf {
     );
     pem
 }
+
+/// An ECDH peer made by openssl in `dir`: its P-256 private key (PEM) and
+/// public key (DER SubjectPublicKeyInfo).
+pub fn openssl_p256_peer(dir: &Path) -> (PathBuf, PathBuf) {
+    let (peer, public) = (dir.join("peer.pem"), dir.join("peer_pub.der"));
+    run_cmd(
+        Command::new("openssl")
+            .args(["genpkey", "-algorithm", "EC", "-pkeyopt"])
+            .args(["ec_paramgen_curve:P-256", "-out"])
+            .arg(&peer),
+    );
+    run_cmd(
+        Command::new("openssl")
+            .args(["pkey", "-in"])
+            .arg(&peer)
+            .args(["-pubout", "-outform", "DER", "-out"])
+            .arg(&public),
+    );
+    (peer, public)
+}
+
+/// openssl's ECDH secret of private key `peer` (PEM) with `public` (PEM).
+pub fn openssl_derive(peer: &Path, public: &Path) -> Vec<u8> {
+    let out = peer.with_extension("z");
+    run_cmd(
+        Command::new("openssl")
+            .args(["pkeyutl", "-derive", "-inkey"])
+            .arg(peer)
+            .arg("-peerkey")
+            .arg(public)
+            .arg("-out")
+            .arg(&out),
+    );
+    fs::read(out).expect("openssl's secret")
+}
+
+/// A key pair generated through our module with pkcs11-tool (`key_type` as
+/// pkcs11-tool names it), after `--login --pin pin`; checks it was made.
+pub fn our_keypairgen(card: &VCard, pin: &str, key_type: &str, id: &str) {
+    let out = text(&run_cmd(our_pkcs11_tool_command(card).args([
+        "--login",
+        "--pin",
+        pin,
+        "--keypairgen",
+        "--key-type",
+        key_type,
+        "--id",
+        id,
+    ])));
+    assert!(out.contains("Key pair generated"), "{out}");
+}

@@ -243,17 +243,7 @@ pub fn opensc_key(b: &VCard, curve: &str, id: &str) -> (Vec<u8>, u8) {
         c.select();
         last_key_ref(&mut c)
     };
-    let file = b.dir().join(format!("pka-{id}.bin"));
-    sc_hsm_tool(
-        b,
-        [
-            "--export-for-pub-key-auth",
-            file.to_str().unwrap(),
-            "-i",
-            &key_ref.to_string(),
-        ],
-    );
-    (fs::read(file).unwrap(), key_ref)
+    (export_for_pka(b, key_ref), key_ref)
 }
 
 /// The card's key reference of the key pkcs11-tool just made: the highest CCxx.
@@ -301,17 +291,7 @@ pub fn firmware_key_with_pin(b: &VCard, key_ref: u8, curve: Curve, pin: &str) ->
     let r = AuthRequest::parse(&req).unwrap();
     assert!(r.cert.is_self_described(), "CAR = CHR");
     drop(c);
-    let file = b.dir().join(format!("fw-{key_ref}.bin"));
-    sc_hsm_tool(
-        b,
-        [
-            "--export-for-pub-key-auth",
-            file.to_str().unwrap(),
-            "-i",
-            &key_ref.to_string(),
-        ],
-    );
-    (fs::read(file).unwrap(), key_ref)
+    (export_for_pka(b, key_ref), key_ref)
 }
 
 /// INITIALIZE (§4.1) with PKA `n` of `m` and no user PIN: a PKA-only
@@ -355,7 +335,12 @@ pub fn firmware_rsa_key(b: &VCard, key_ref: u8, bits: u16) -> (Vec<u8>, u8) {
     ));
     assert!(AuthRequest::parse(&req).is_ok());
     drop(c);
-    let file = b.dir().join(format!("rsa-{key_ref}.bin"));
+    (export_for_pka(b, key_ref), key_ref)
+}
+
+/// `sc-hsm-tool --export-for-pub-key-auth` of key `key_ref`: the PKA file.
+pub fn export_for_pka(b: &VCard, key_ref: u8) -> Vec<u8> {
+    let file = b.dir().join(format!("pka-key-{key_ref}.bin"));
     sc_hsm_tool(
         b,
         [
@@ -365,5 +350,5 @@ pub fn firmware_rsa_key(b: &VCard, key_ref: u8, bits: u16) -> (Vec<u8>, u8) {
             &key_ref.to_string(),
         ],
     );
-    (fs::read(file).unwrap(), key_ref)
+    fs::read(file).unwrap()
 }
