@@ -9,6 +9,7 @@
 extern crate alloc;
 
 pub mod apdu;
+pub mod cmd;
 pub mod codes;
 pub mod curve;
 pub mod cvc;

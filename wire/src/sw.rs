@@ -13,10 +13,14 @@ impl StatusWord {
     pub const OK_AUTHENTICATED: Self = Self(0x9001);
     /// 6282: READ BINARY offset beyond the end of the file.
     pub const END_OF_FILE: Self = Self(0x6282);
+    /// 6300: authentication failed (EXTERNAL AUTHENTICATE on some cards).
+    pub const AUTH_FAILED: Self = Self(0x6300);
     /// 6400: execution error (crypto failure, MKEK locked).
     pub const EXEC_ERROR: Self = Self(0x6400);
     /// 6581: memory failure (flash write failed).
     pub const MEMORY_FAILURE: Self = Self(0x6581);
+    /// 6600: the Pico HSM's button was not pressed in time.
+    pub const NO_BUTTON_PRESS: Self = Self(0x6600);
     /// 6700: wrong length.
     pub const WRONG_LENGTH: Self = Self(0x6700);
     /// 6881: logical channel not supported.

@@ -1,0 +1,149 @@
+//! The file commands (docs/protocol.md §2.3, §3.5-§3.8): SELECT of the
+//! applet, READ BINARY and UPDATE BINARY of an EF by FID with the offset
+//! data object `54`, DELETE FILE and ENUMERATE OBJECTS.
+
+use alloc::vec::Vec;
+
+use super::{Apdu, Cmd, CLA_ISO, CLA_PROPRIETARY};
+use crate::codes::{ins, AID};
+use crate::sw::StatusWord;
+use crate::tlv;
+
+/// Tag of the offset data object of READ/UPDATE BINARY (§3.5).
+pub const TAG_OFFSET: u16 = 0x54;
+/// Tag of the data of UPDATE BINARY (§3.6).
+pub const TAG_DATA: u16 = 0x53;
+/// Le of a whole-file read: the card answers what it has, up to its buffer.
+pub const READ_ALL: usize = 65536;
+/// Bytes of file data the host puts in one UPDATE BINARY.
+pub const WRITE_CHUNK: usize = 1024;
+
+/// SELECT of the SmartCard-HSM applet by AID, asking for the FCP.
+pub fn select_applet() -> Apdu {
+    Apdu::new(Cmd::SelectApplet, [CLA_ISO, ins::SELECT, 0x04, 0x00], AID, 256)
+}
+
+/// READ BINARY (odd form, `B1`) of EF `fid` from `offset`.
+pub fn read_binary(fid: u16, offset: u16) -> Apdu {
+    let [hi, lo] = fid.to_be_bytes();
+    Apdu::extended(
+        Cmd::ReadBinary,
+        [CLA_ISO, ins::READ_BINARY_ODD, hi, lo],
+        &tlv::encode(TAG_OFFSET, &offset.to_be_bytes()),
+        READ_ALL,
+    )
+}
+
+/// What a READ BINARY answer means for a whole-file read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadStatus {
+    /// Data follows; there may be more.
+    Data,
+    /// The offset is past the end of the file (`6282`).
+    End,
+    /// The file does not exist (`6A82`).
+    Missing,
+    /// Another status word: a failure.
+    Failed,
+}
+
+impl ReadStatus {
+    /// The meaning of `sw` after READ BINARY.
+    pub fn of(sw: StatusWord) -> ReadStatus {
+        match sw {
+            StatusWord::OK => ReadStatus::Data,
+            StatusWord::END_OF_FILE => ReadStatus::End,
+            StatusWord::FILE_NOT_FOUND => ReadStatus::Missing,
+            _ => ReadStatus::Failed,
+        }
+    }
+}
+
+/// UPDATE BINARY (odd form, `D7`) of `chunk` at `offset` of EF `fid`,
+/// creating the file if needed.
+pub fn update_binary(fid: u16, offset: u16, chunk: &[u8]) -> Apdu {
+    let [hi, lo] = fid.to_be_bytes();
+    let mut body = Vec::with_capacity(chunk.len() + 10);
+    tlv::push(&mut body, TAG_OFFSET, &offset.to_be_bytes());
+    tlv::push(&mut body, TAG_DATA, chunk);
+    Apdu::extended(
+        Cmd::UpdateBinary,
+        [CLA_ISO, ins::UPDATE_BINARY_ODD, hi, lo],
+        &body,
+        0,
+    )
+}
+
+/// The offset and data of an UPDATE BINARY body (the card's side).
+pub fn parse_update_body(body: &[u8]) -> Option<(usize, &[u8])> {
+    let off = tlv::find(body, TAG_OFFSET).ok().flatten()?.value;
+    let data = tlv::find(body, TAG_DATA).ok().flatten()?.value;
+    let offset = match off {
+        [a, b] => u16::from_be_bytes([*a, *b]) as usize,
+        [a] => *a as usize,
+        _ => return None,
+    };
+    Some((offset, data))
+}
+
+/// DELETE FILE of EF `fid` (P1 `02`: by FID).
+pub fn delete_file(fid: u16) -> Apdu {
+    Apdu::new(
+        Cmd::DeleteFile,
+        [CLA_ISO, ins::DELETE_FILE, 0x02, 0x00],
+        &fid.to_be_bytes(),
+        0,
+    )
+}
+
+/// ENUMERATE OBJECTS: every key and descriptor FID.
+pub fn enumerate() -> Apdu {
+    Apdu::extended(
+        Cmd::Enumerate,
+        [CLA_PROPRIETARY, ins::LIST_KEYS, 0x00, 0x00],
+        &[],
+        READ_ALL,
+    )
+}
+
+/// The FIDs of an ENUMERATE OBJECTS answer.
+pub fn parse_enumerate(data: &[u8]) -> Vec<u16> {
+    data.chunks_exact(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .collect()
+}
+
+/// The answer to ENUMERATE OBJECTS (the card's side).
+pub fn encode_enumerate(fids: impl IntoIterator<Item = u16>) -> Vec<u8> {
+    fids.into_iter().flat_map(u16::to_be_bytes).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::hex;
+
+    #[test]
+    fn bytes_as_the_traces_have_them() {
+        assert_eq!(
+            select_applet().bytes(),
+            hex("00 A4 04 00 0B E8 2B 06 01 04 01 81 C3 1F 02 01 00")
+        );
+        assert_eq!(
+            read_binary(0x2F02, 0).bytes(),
+            hex("00 B1 2F 02 00 00 04 54 02 00 00 00 00")
+        );
+        assert_eq!(enumerate().bytes(), hex("80 58 00 00 00 00 00"));
+        assert_eq!(delete_file(0xC901).bytes(), hex("00 E4 02 00 02 C9 01"));
+        let u = update_binary(0xCF01, 2, &[0xAA]);
+        assert_eq!(u.bytes(), hex("00 D7 CF 01 00 00 07 54 02 00 02 53 01 AA"));
+        assert_eq!(parse_update_body(&u.bytes()[7..]), Some((2, &[0xAA][..])));
+    }
+
+    #[test]
+    fn enumerate_round_trip() {
+        let fids = [0xCC00, 0xC401, 0xCE01];
+        assert_eq!(parse_enumerate(&encode_enumerate(fids)), fids);
+        assert_eq!(ReadStatus::of(StatusWord(0x6282)), ReadStatus::End);
+    }
+}
