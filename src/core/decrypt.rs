@@ -9,7 +9,7 @@ use cryptoki_sys::*;
 use parking_lot::Mutex;
 use zeroize::Zeroizing;
 
-use crate::card;
+use crate::card::Card;
 use crate::core::api::{MechParam, Mechanism};
 use crate::core::keyop::private_key;
 use crate::core::object::KeyInfo;
@@ -86,18 +86,8 @@ fn take(session: CK_SESSION_HANDLE) -> Result<Op> {
 fn run(slot: CK_SLOT_ID, op: &Op, data: &[u8]) -> Result<Vec<u8>> {
     on_token(slot, |t| {
         t.transport.transact(|l| {
-            let (d, sw) = card::exchange(
-                l,
-                &picohsm_wire::apdu::build_extended(0x80, 0x62, op.key_ref, op.algo, data, 65536),
-            )?;
-            match sw.0 {
-                0x9000 => Ok(d),
-                0x6A80 | 0x6700 => fail(
-                    CKR_ENCRYPTED_DATA_INVALID,
-                    "the card refused the ciphertext",
-                ),
-                _ => Err(card::sw_error(sw, "DECIPHER")),
-            }
+            // A ciphertext the card refuses is CKR_ENCRYPTED_DATA_INVALID.
+            Ok(Card::new(l).decipher(op.key_ref, op.algo, data)?)
         })
     })
 }

@@ -9,7 +9,7 @@ use cryptoki_sys::*;
 use picohsm_wire::curve::Curve;
 use zeroize::Zeroizing;
 
-use crate::card;
+use crate::card::Card;
 use crate::core::api::{Attr, MechParam, Mechanism};
 use crate::core::keygen::{attr_bool, attr_string, attr_ulong};
 use crate::core::keyop::private_key;
@@ -171,7 +171,7 @@ pub fn derive_key(
     };
     let point = peer_point(curve, public_data)?;
     let z = Zeroizing::new(on_token(slot, |t| {
-        t.transport.transact(|l| card::ecdh(l, key_ref, &point))
+        t.transport.transact(|l| Ok(Card::new(l).ecdh(key_ref, &point)?))
     })?);
     let (kind, len) = key_type_and_len(template, z.len(), kdf.is_some())?;
     let value = match kdf {

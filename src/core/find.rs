@@ -6,7 +6,7 @@ use cryptoki_sys::*;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 
-use crate::card;
+use crate::card::Card;
 use crate::core::api::{Attr, AttrValue};
 use crate::core::object::{b, load_private_value, ul, Class, Object};
 use crate::core::state::{on_token, session_slot};
@@ -45,7 +45,7 @@ pub fn find_objects_init(session: CK_SESSION_HANDLE, template: &[Attr]) -> Resul
             .iter()
             .any(|(k, v)| *k == CKA_CLASS && *v == ul(vendor::CKO_PICOHSM_PKA_STATUS))
         {
-            let st = t.transport.transact(card::pka::status)?;
+            let st = t.transport.transact(|l| Ok(Card::new(l).pka_status()?))?;
             if let Some(o) = st.filter(|s| s.total > 0).map(pka_status_object) {
                 if o.matches(&want) {
                     found.push_back(t.pka_status_handle);
@@ -107,7 +107,7 @@ pub fn get_attribute(
     let (slot, _) = session_slot(session)?;
     on_token(slot, |t| {
         if object == t.pka_status_handle {
-            let st = t.transport.transact(card::pka::status)?.unwrap_or_default();
+            let st = t.transport.transact(|l| Ok(Card::new(l).pka_status()?))?.unwrap_or_default();
             return Ok(match pka_status_object(st).attrs.get(&kind) {
                 Some(v) => AttrValue::Value(v.clone()),
                 None => AttrValue::Invalid,
@@ -151,7 +151,7 @@ pub fn get_attribute(
 }
 
 /// The PKA status object (include/picohsm_pkcs11.h), from the card's status.
-fn pka_status_object(st: crate::card::pka::Status) -> Object {
+fn pka_status_object(st: crate::card::PkaStatus) -> Object {
     let mut o = Object::new(Class::Data, 0, None, false);
     o.set(CKA_CLASS, ul(vendor::CKO_PICOHSM_PKA_STATUS));
     o.set(CKA_MODIFIABLE, b(false));

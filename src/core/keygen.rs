@@ -16,13 +16,11 @@
 //! X coordinate of the EC point (the bytes after `04`, first half).
 
 use cryptoki_sys::*;
-use picohsm_wire::apdu::build_extended;
+use picohsm_wire::codes::fid;
 use picohsm_wire::curve::Curve;
-use picohsm_wire::cvc::{self, oid, AuthRequest};
-use picohsm_wire::tlv;
-use sha1::{Digest, Sha1};
 
-use crate::card::{self, pkcs15};
+use crate::card::keys::{key_fid, KeySpec, OPENSC_CAR};
+use crate::card::Card;
 use crate::core::api::{Attr, Mechanism};
 use crate::core::object::Class;
 use crate::core::state::{on_token, session_slot};
@@ -90,26 +88,7 @@ pub fn check_writable(rw: bool, t: &Token) -> Result<()> {
     Ok(())
 }
 
-/// OpenSC's default ("mozilla") intrinsic id of a public key: SHA-1 of the
-/// RSA modulus as the card gave it, or of the X coordinate of an
-/// uncompressed EC point (`04 ‖ X ‖ Y`).
-pub fn intrinsic_id_rsa(modulus: &[u8]) -> Vec<u8> {
-    Sha1::digest(modulus).to_vec()
-}
-
-/// See [`intrinsic_id_rsa`]: SHA-1 of `point[1 .. 1 + (len-1)/2]`.
-pub fn intrinsic_id_ec(point: &[u8]) -> Vec<u8> {
-    let half = point.len().saturating_sub(1) / 2;
-    Sha1::digest(point.get(1..1 + half).unwrap_or_default()).to_vec()
-}
-
-/// What to generate.
-enum Spec {
-    Ec(Curve),
-    Rsa { bits: usize, exponent: Vec<u8> },
-}
-
-fn spec(mech: &Mechanism, public: &[Attr], private: &[Attr]) -> Result<Spec> {
+fn spec(mech: &Mechanism, public: &[Attr], private: &[Attr]) -> Result<KeySpec> {
     let key_type = match mech.kind {
         CKM_EC_KEY_PAIR_GEN => CKK_EC,
         CKM_RSA_PKCS_KEY_PAIR_GEN => CKK_RSA,
@@ -140,7 +119,7 @@ fn spec(mech: &Mechanism, public: &[Attr], private: &[Attr]) -> Result<Spec> {
             .ok_or(Error::new(CKR_TEMPLATE_INCOMPLETE, "CKA_EC_PARAMS missing"))?;
         let curve = Curve::from_oid_der(params)
             .ok_or(Error::new(CKR_CURVE_NOT_SUPPORTED, "unsupported curve"))?;
-        Ok(Spec::Ec(curve))
+        Ok(KeySpec::Ec(curve))
     } else {
         let bits = attr_ulong(public, CKA_MODULUS_BITS)?.ok_or(Error::new(
             CKR_TEMPLATE_INCOMPLETE,
@@ -161,25 +140,8 @@ fn spec(mech: &Mechanism, public: &[Attr], private: &[Attr]) -> Result<Spec> {
                 e.to_vec()
             }
         };
-        Ok(Spec::Rsa { bits, exponent })
+        Ok(KeySpec::Rsa { bits, exponent })
     }
-}
-
-/// The GENERATE ASYMMETRIC KEY PAIR data: the content of the `7F4E` body
-/// OpenSC builds (§7.1).
-fn gakp_template(spec: &Spec, serial: &str) -> Vec<u8> {
-    let key = match spec {
-        Spec::Ec(c) => cvc::ec_keygen_template(oid::ECDSA_SHA256, *c),
-        Spec::Rsa { bits, exponent } => {
-            cvc::rsa_keygen_template(oid::RSA_V15_SHA256, *bits as u16, exponent)
-        }
-    };
-    let mut v = Vec::new();
-    tlv::push(&mut v, 0x5F29, &[0x00]);
-    tlv::push(&mut v, 0x42, b"UTCA00001");
-    tlv::push(&mut v, 0x7F49, &key);
-    tlv::push(&mut v, 0x5F20, format!("{serial}00001").as_bytes());
-    v
 }
 
 /// C_GenerateKeyPair: (public, private) handles of the new key.
@@ -206,63 +168,19 @@ pub fn generate_key_pair(
     }
     on_token(slot, |t| {
         check_writable(rw, t)?;
-        let template = gakp_template(&spec, &t.serial());
-        let key_id = t.transport.transact(|l| {
-            let fids = card::enumerate(l)?;
-            let key_id = (1..=255u8)
-                .find(|i| !fids.contains(&(0xCC00 | *i as u16)))
-                .ok_or(Error::new(CKR_DEVICE_MEMORY, "no free key id"))?;
-            let resp = card::ok(
-                l,
-                &build_extended(0x00, 0x46, key_id, 0x00, &template, 65536),
-                "GENERATE ASYMMETRIC KEY PAIR",
+        let chr = format!("{}00001", t.serial());
+        let key_ref = t.transport.transact(|l| {
+            let key = Card::new(l).generate_key(
+                &spec,
+                OPENSC_CAR,
+                chr.as_bytes(),
+                &label,
+                given_id.as_deref(),
             )?;
-            let req = AuthRequest::parse(&resp)
-                .map_err(|_| Error::new(CKR_DEVICE_ERROR, "bad key-generation response"))?;
-            let (kind, key_bits, usage, intrinsic) = match &spec {
-                Spec::Ec(c) => {
-                    let point = req
-                        .cert
-                        .key_field(0x86)
-                        .ok_or(Error::new(CKR_DEVICE_ERROR, "no EC point in response"))?;
-                    (
-                        pkcs15::KeyKind::Ec,
-                        c.bits(),
-                        pkcs15::USAGE_SIGN | pkcs15::USAGE_DERIVE,
-                        intrinsic_id_ec(point),
-                    )
-                }
-                Spec::Rsa { bits, .. } => {
-                    let n = req
-                        .cert
-                        .key_field(0x81)
-                        .ok_or(Error::new(CKR_DEVICE_ERROR, "no modulus in response"))?;
-                    (
-                        pkcs15::KeyKind::Rsa,
-                        *bits,
-                        pkcs15::USAGE_SIGN | pkcs15::USAGE_DECRYPT,
-                        intrinsic_id_rsa(n),
-                    )
-                }
-            };
-            let prkd = pkcs15::PrivateKeyDesc {
-                label: label.clone(),
-                id: given_id.clone().unwrap_or(intrinsic),
-                usage,
-                kind,
-                key_bits,
-                key_reference: Some(key_id),
-                auth_id: Some(vec![1]),
-                private: true,
-                modifiable: true,
-            };
-            // The card already wrote the request to CEid; the PrKD replaces
-            // its default one.
-            card::write_ef(l, 0xC400 | key_id as u16, &prkd.encode())?;
-            Ok(key_id)
+            Ok(key.key_ref)
         })?;
         t.objects = None;
-        let fid = 0xCC00 | key_id as u16;
+        let fid = key_fid(fid::KEY_PREFIX, key_ref);
         let objs = t.objects()?;
         let find = |c: Class| {
             objs.iter()
@@ -272,41 +190,4 @@ pub fn generate_key_pair(
         };
         Ok((find(Class::PublicKey)?, find(Class::PrivateKey)?))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn template_matches_the_opensc_trace() {
-        // §7.1, RSA 2048: 5F29 01 00 42 09 "UTCA00001" 7F49 15 {06 0A …
-        // 82 03 010001 02 02 0800} 5F20 10 "ESPICOHSMTR00001".
-        let t = gakp_template(
-            &Spec::Rsa {
-                bits: 2048,
-                exponent: vec![1, 0, 1],
-            },
-            "ESPICOHSMTR",
-        );
-        assert_eq!(t.len(), 0x3A);
-        assert_eq!(&t[..3], &[0x5F, 0x29, 0x01]);
-        let k = tlv::find(&t, 0x7F49).unwrap().unwrap();
-        assert_eq!(k.value.len(), 0x15);
-        assert!(k
-            .value
-            .ends_with(&[0x82, 0x03, 1, 0, 1, 0x02, 0x02, 0x08, 0x00]));
-        assert!(t.ends_with(b"ESPICOHSMTR00001"));
-        // EC P-256: 7F49 81 DA.
-        let t = gakp_template(&Spec::Ec(Curve::P256), "ESPICOHSMTR");
-        assert_eq!(tlv::find(&t, 0x7F49).unwrap().unwrap().value.len(), 0xDA);
-    }
-
-    #[test]
-    fn intrinsic_ec_id_hashes_x() {
-        let mut p = vec![0x04];
-        p.extend_from_slice(&[0xAA; 32]);
-        p.extend_from_slice(&[0xBB; 32]);
-        assert_eq!(intrinsic_id_ec(&p), Sha1::digest([0xAA; 32]).to_vec());
-    }
 }

@@ -9,7 +9,8 @@ use cryptoki_sys::*;
 use picohsm_wire::curve::Curve;
 use picohsm_wire::cvc::{oid, AuthRequest};
 
-use crate::card::{self, pkcs15, x509};
+use crate::card::Card;
+use crate::card::{pkcs15, x509};
 use crate::error::Result;
 use crate::transport::Link;
 
@@ -264,7 +265,7 @@ fn cert_object(
 
 /// Reads every object from the card (one PC/SC transaction, caller's).
 pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
-    let fids = card::enumerate(link)?;
+    let fids = Card::new(link).enumerate()?;
     let mut out = Vec::new();
     for &f in &fids {
         let (prefix, id8) = ((f >> 8) as u8, f as u8);
@@ -272,12 +273,12 @@ pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
             // Key 0 is the device key: not an application key (OpenSC hides it too).
             0xCC if id8 != 0 => {
                 let desc_fid = 0xC400 | id8 as u16;
-                let Some(desc) = card::read_ef(link, desc_fid)?
+                let Some(desc) = Card::new(link).read_ef(desc_fid)?
                     .and_then(|d| pkcs15::PrivateKeyDesc::parse(&d).ok())
                 else {
                     continue;
                 };
-                let ce = card::read_ef(link, 0xCE00 | id8 as u16)?;
+                let ce = Card::new(link).read_ef(0xCE00 | id8 as u16)?;
                 let mut cert = None;
                 let public = match ce.as_deref() {
                     Some(c) if c.first() == Some(&0x67) => public_from_request(c),
@@ -312,11 +313,11 @@ pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
             }
             0xC8 => {
                 let Some(desc) =
-                    card::read_ef(link, f)?.and_then(|d| pkcs15::CertDesc::parse(&d).ok())
+                    Card::new(link).read_ef(f)?.and_then(|d| pkcs15::CertDesc::parse(&d).ok())
                 else {
                     continue;
                 };
-                let Some(der) = card::read_ef(link, desc.fid)? else {
+                let Some(der) = Card::new(link).read_ef(desc.fid)? else {
                     continue;
                 };
                 if let Some((o, _)) = cert_object(
@@ -332,7 +333,7 @@ pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
             }
             0xC9 => {
                 let Some(desc) =
-                    card::read_ef(link, f)?.and_then(|d| pkcs15::DataDesc::parse(&d).ok())
+                    Card::new(link).read_ef(f)?.and_then(|d| pkcs15::DataDesc::parse(&d).ok())
                 else {
                     continue;
                 };
@@ -349,7 +350,7 @@ pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
                 if !desc.private {
                     o.set(
                         CKA_VALUE,
-                        card::read_ef(link, desc.fid)?.unwrap_or_default(),
+                        Card::new(link).read_ef(desc.fid)?.unwrap_or_default(),
                     );
                 }
                 out.push(o);
@@ -363,7 +364,7 @@ pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
 /// Reads the value of a private data object (after login).
 pub fn load_private_value(link: &mut dyn Link, o: &mut Object) -> Result<()> {
     if o.class == Class::Data && o.private && !o.attrs.contains_key(&CKA_VALUE) {
-        o.set(CKA_VALUE, card::read_ef(link, o.fid)?.unwrap_or_default());
+        o.set(CKA_VALUE, Card::new(link).read_ef(o.fid)?.unwrap_or_default());
     }
     Ok(())
 }

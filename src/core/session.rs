@@ -5,6 +5,7 @@
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
+use crate::card::Card;
 use crate::card::{self, PinState};
 use crate::core::api::SessionInfo;
 use crate::core::state::{self, on_token, session_slot, with_module, Session};
@@ -176,11 +177,11 @@ pub fn login(
             CKU_SO => {
                 let so = so_pin_bytes(pin)?;
                 t.transport
-                    .transact(|l| card::verify(l, picohsm_wire::codes::pin_ref::SO, &so))?;
+                    .transact(|l| Ok(Card::new(l).verify(picohsm_wire::codes::pin_ref::SO, &so)?))?;
                 t.login = Login::So;
             }
             vendor::CKU_PICOHSM_PKA => {
-                let st = round::one_round(t, &config, &pcsc, &reader, pin, &mut say)?;
+                let st = round::one_round(&mut t.primary(), &config, &pcsc, &reader, pin, &mut say)?;
                 if !st.granted() {
                     log::info!(
                         "slot {slot}: PKA: {} of {} keys accepted, more authenticators needed",
@@ -203,7 +204,7 @@ pub fn login(
 fn finish_pka(t: &mut Token, slot: CK_SLOT_ID) -> Result<()> {
     let needs_pin = t
         .transport
-        .transact(|l| card::pin_state(l, card::USER_PIN))?
+        .transact(|l| Ok(Card::new(l).pin_state(card::USER_PIN)?))?
         != PinState::Absent;
     if needs_pin && !t.pka.pin_verified {
         log::info!("slot {slot}: PKA granted; the token's PIN is still needed");
@@ -219,7 +220,7 @@ fn verify_user_pin(t: &mut Token, pin: &[u8]) -> Result<()> {
         return fail(CKR_PIN_LEN_RANGE, "PIN length");
     }
     t.transport
-        .transact(|l| card::verify(l, card::USER_PIN, pin))?;
+        .transact(|l| Ok(Card::new(l).verify(card::USER_PIN, pin)?))?;
     t.pka.pin_verified = true;
     Ok(())
 }
@@ -240,7 +241,7 @@ fn user_login(
         LoginMode::Pin => None,
         _ => t
             .transport
-            .transact(card::pka::status)?
+            .transact(|l| Ok(Card::new(l).pka_status()?))?
             .filter(|s| s.total > 0),
     };
     let mode = match (config.login, pka) {
@@ -266,13 +267,13 @@ fn user_login(
             t.login = Login::User;
         }
         LoginMode::Pka => {
-            round::until_quorum(t, config, pcsc, reader, secret, say)?;
+            round::until_quorum(&mut t.primary(), config, pcsc, reader, secret, say)?;
             finish_pka(t, slot)?;
         }
         LoginMode::PkaPin | LoginMode::Auto => {
             let (pin, auth_pin) = split_secret(secret, config.separator.as_deref());
             if !(t.pka.granted) {
-                round::until_quorum(t, config, pcsc, reader, auth_pin, say)?;
+                round::until_quorum(&mut t.primary(), config, pcsc, reader, auth_pin, say)?;
             }
             verify_user_pin(t, pin)?;
             t.login = Login::User;
@@ -282,7 +283,7 @@ fn user_login(
 }
 
 fn t_pin_state(t: &mut Token) -> Result<PinState> {
-    t.transport.transact(|l| card::pin_state(l, card::USER_PIN))
+    t.transport.transact(|l| Ok(Card::new(l).pin_state(card::USER_PIN)?))
 }
 
 /// `<token PIN><separator><authenticator PIN>`, or the whole secret for
@@ -311,7 +312,7 @@ pub fn logout(session: CK_SESSION_HANDLE) -> Result<()> {
 /// C_GenerateRandom: from the card.
 pub fn generate_random(session: CK_SESSION_HANDLE, len: usize) -> Result<Vec<u8>> {
     let (slot, _) = session_slot(session)?;
-    on_token(slot, |t| t.transport.transact(|l| card::challenge(l, len)))
+    on_token(slot, |t| t.transport.transact(|l| Ok(Card::new(l).challenge(len)?)))
 }
 
 /// C_SeedRandom: the card's generator takes no seed.

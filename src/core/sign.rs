@@ -13,7 +13,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
 use zeroize::Zeroizing;
 
-use crate::card;
+use crate::card::Card;
 use crate::core::api::{MechParam, Mechanism};
 use crate::core::object::KeyInfo;
 use crate::core::state::{on_token, session_slot};
@@ -358,7 +358,7 @@ fn finish(slot: CK_SLOT_ID, op: &SignOp, data: &[u8]) -> Result<Vec<u8>> {
             return fail(CKR_USER_NOT_LOGGED_IN, "key use needs a login");
         }
         t.transport
-            .transact(|l| card::sign(l, op.key_ref, algo, &input))
+            .transact(|l| Ok(Card::new(l).sign(op.key_ref, algo, &input)?))
     })?;
     match op.key {
         KeyInfo::Ec(curve) => der_to_raw(&sig, curve.field_size()),

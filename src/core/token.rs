@@ -9,7 +9,8 @@ use picohsm_wire::codes::pin_ref;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::card::{self, AppletInfo, PinState};
+use crate::card::Card;
+use crate::card::{AppletInfo, PinState};
 use crate::core::object::{self, Class, Object};
 use crate::error::Result;
 use crate::transport::pcsc::{Pcsc, PcscTransport};
@@ -99,29 +100,14 @@ impl Token {
     /// (CKR_TOKEN_NOT_RECOGNIZED otherwise).
     pub fn connect(pcsc: &Pcsc, reader: &str) -> Result<Token> {
         let mut transport = pcsc.connect(reader)?;
-        let (applet, devaut, tokeninfo) = transport.transact(|l| {
-            let applet = card::select_applet(l)?;
-            let devaut = card::read_ef(l, 0x2F02)?;
-            let tokeninfo = card::read_ef(l, 0x2F03)?;
-            Ok((applet, devaut, tokeninfo))
+        let (applet, device_name, info) = transport.transact(|l| {
+            let mut card = Card::new(l);
+            let applet = card.select_applet()?;
+            Ok((applet, card.device_name()?, card.token_info()?))
         })?;
-        let device_name = devaut
-            .as_deref()
-            .and_then(picohsm_wire::cvc::first_chr)
-            .map(printable)
-            .unwrap_or_default();
-        let (mut label, mut manufacturer) = (None, None);
-        if let Some(ti) = tokeninfo {
-            if let Ok((seq, _)) = picohsm_wire::tlv::parse_one(&ti) {
-                for t in picohsm_wire::tlv::iter(seq.value).flatten() {
-                    match t.tag {
-                        0x80 => label = Some(printable(t.value)),
-                        0x0C => manufacturer = Some(printable(t.value)),
-                        _ => {}
-                    }
-                }
-            }
-        }
+        let device_name = device_name.as_deref().map(printable).unwrap_or_default();
+        let label = info.label.as_deref().map(printable);
+        let manufacturer = info.manufacturer.as_deref().map(printable);
         Ok(Token {
             transport,
             applet,
@@ -137,6 +123,15 @@ impl Token {
         })
     }
 
+    /// The token as a PKA round sees it.
+    pub fn primary(&mut self) -> crate::pka::round::Primary<'_> {
+        crate::pka::round::Primary {
+            transport: &mut self.transport,
+            device_name: &self.device_name,
+            progress: &mut self.pka,
+        }
+    }
+
     /// The token serial as OpenSC shows it: the device name without its
     /// 5-character sequence number.
     pub fn serial(&self) -> String {
@@ -147,15 +142,15 @@ impl Token {
     /// CK_TOKEN_INFO from the card's current state.
     pub fn info(&mut self) -> Result<CK_TOKEN_INFO> {
         let (user, so, free, pka_only) = self.transport.transact(|l| {
-            let user = card::pin_state(l, pin_ref::USER)?;
-            let so = card::pin_state(l, pin_ref::SO)?;
-            let free = card::ok(l, &[0x80, 0x50, 0x00, 0x00], "INITIALIZE query").ok();
+            let user = Card::new(l).pin_state(pin_ref::USER)?;
+            let so = Card::new(l).pin_state(pin_ref::SO)?;
+            let free = Card::new(l).version().ok().flatten().map(|v| v.free);
             // A token without user PIN may still have a login: PKA. Its
             // "PIN" is then the authenticator's (applications such as NSS
             // only offer a login for an initialised user PIN).
             let pka_only = user == PinState::Absent
                 && so != PinState::Absent
-                && card::pka::status(l)?.is_some_and(|s| s.total > 0);
+                && Card::new(l).pka_status()?.is_some_and(|s| s.total > 0);
             Ok((user, so, free, pka_only))
         })?;
         let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED;
@@ -181,11 +176,7 @@ impl Token {
             PinState::TriesLeft(n) if n < 3 => flags |= CKF_SO_PIN_COUNT_LOW,
             _ => {}
         }
-        let free_mem = free
-            .filter(|f| f.len() >= 4)
-            .map_or(CK_UNAVAILABLE_INFORMATION, |f| {
-                u32::from_be_bytes([f[0], f[1], f[2], f[3]]) as CK_ULONG
-            });
+        let free_mem = free.map_or(CK_UNAVAILABLE_INFORMATION, |f| f as CK_ULONG);
         let mut info = CK_TOKEN_INFO {
             label: [b' '; 32],
             manufacturerID: [b' '; 32],
@@ -228,7 +219,7 @@ impl Token {
         self.login = Login::None;
         self.pka = Default::default();
         self.transport
-            .transact(|l| card::select_applet(l).map(|_| ()))
+            .transact(|l| { Card::new(l).select_applet()?; Ok(()) })
     }
 }
 

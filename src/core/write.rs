@@ -23,10 +23,12 @@
 
 use cryptoki_sys::*;
 
-use crate::card::{self, pkcs15, x509};
+use crate::card::keys::{intrinsic_id_ec, intrinsic_id_rsa};
+use crate::card::Card;
+use crate::card::{pkcs15, x509};
 use crate::core::api::Attr;
 use crate::core::keygen::{
-    attr, attr_bool, attr_string, attr_ulong, check_writable, intrinsic_id_ec, intrinsic_id_rsa,
+    attr, attr_bool, attr_string, attr_ulong, check_writable,
 };
 use crate::core::object::{Class, Object};
 use crate::core::state::{on_token, session_slot};
@@ -50,8 +52,8 @@ fn fid(prefix: u8, id: u8) -> u16 {
 /// Replaces a file as OpenSC does (`sc_hsm_update_ef` with erase): delete,
 /// then create and write.
 fn replace_ef(l: &mut dyn Link, f: u16, data: &[u8]) -> Result<()> {
-    card::delete_ef(l, f)?;
-    card::write_ef(l, f, data)
+    Card::new(l).delete_ef(f)?;
+    Ok(Card::new(l).write_ef(f, data)?)
 }
 
 /// The handle of the object (class, fid), after re-reading the card.
@@ -132,7 +134,7 @@ fn create_certificate(slot: CK_SLOT_ID, rw: bool, template: &[Attr]) -> Result<C
                 replace_ef(l, f, &der)?;
                 return Ok(f);
             }
-            let listed = card::enumerate(l)?;
+            let listed = Card::new(l).enumerate()?;
             let mut free = None;
             for j in 0..=255u8 {
                 if listed.contains(&fid(CD, j)) {
@@ -140,7 +142,7 @@ fn create_certificate(slot: CK_SLOT_ID, rw: bool, template: &[Attr]) -> Result<C
                 }
                 // CAxx is not listed by the card: make sure it is unused
                 // (PSO also stores CV certificates there).
-                if card::read_ef(l, fid(CA_CERT, j))?.is_none() {
+                if Card::new(l).read_ef(fid(CA_CERT, j))?.is_none() {
                     free = Some(j);
                     break;
                 }
@@ -191,7 +193,7 @@ fn create_data(slot: CK_SLOT_ID, rw: bool, template: &[Attr]) -> Result<CK_OBJEC
     on_token(slot, |t| {
         check_writable(rw, t)?;
         let f = t.transport.transact(|l| {
-            let listed = card::enumerate(l)?;
+            let listed = Card::new(l).enumerate()?;
             let j = (0..=255u8)
                 .find(|j| !listed.contains(&fid(DCOD, *j)))
                 .ok_or(Error::new(CKR_DEVICE_MEMORY, "no free data object id"))?;
@@ -254,7 +256,7 @@ pub fn destroy_object(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> R
         }
         t.transport.transact(|l| {
             for f in &files {
-                card::delete_ef(l, *f)?;
+                Card::new(l).delete_ef(*f)?;
             }
             Ok(())
         })?;
@@ -312,7 +314,7 @@ pub fn set_attributes(
             Class::PrivateKey | Class::PublicKey => {
                 let d = o.desc_fid.unwrap_or(fid(PRKD, o.fid as u8));
                 t.transport.transact(|l| {
-                    let mut desc = card::read_ef(l, d)?
+                    let mut desc = Card::new(l).read_ef(d)?
                         .and_then(|v| pkcs15::PrivateKeyDesc::parse(&v).ok())
                         .ok_or(Error::new(CKR_DEVICE_ERROR, "unreadable PrKD"))?;
                     if let Some(v) = &label {
@@ -321,7 +323,7 @@ pub fn set_attributes(
                     if let Some(v) = &id {
                         desc.id = v.clone();
                     }
-                    card::write_ef(l, d, &desc.encode())
+                    Ok(Card::new(l).write_ef(d, &desc.encode())?)
                 })?;
             }
             Class::Certificate => {
@@ -332,7 +334,7 @@ pub fn set_attributes(
                     );
                 };
                 t.transport.transact(|l| {
-                    let mut desc = card::read_ef(l, d)?
+                    let mut desc = Card::new(l).read_ef(d)?
                         .and_then(|v| pkcs15::CertDesc::parse(&v).ok())
                         .ok_or(Error::new(CKR_DEVICE_ERROR, "unreadable CD"))?;
                     if let Some(v) = &label {
@@ -341,7 +343,7 @@ pub fn set_attributes(
                     if let Some(v) = &id {
                         desc.id = v.clone();
                     }
-                    card::write_ef(l, d, &desc.encode())
+                    Ok(Card::new(l).write_ef(d, &desc.encode())?)
                 })?;
             }
             Class::Data => {
@@ -352,13 +354,13 @@ pub fn set_attributes(
                     return fail(CKR_ATTRIBUTE_READ_ONLY, "data object without DCOD");
                 };
                 t.transport.transact(|l| {
-                    let mut desc = card::read_ef(l, d)?
+                    let mut desc = Card::new(l).read_ef(d)?
                         .and_then(|v| pkcs15::DataDesc::parse(&v).ok())
                         .ok_or(Error::new(CKR_DEVICE_ERROR, "unreadable DCOD"))?;
                     if let Some(v) = &label {
                         desc.label = v.clone();
                     }
-                    card::write_ef(l, d, &desc.encode())
+                    Ok(Card::new(l).write_ef(d, &desc.encode())?)
                 })?;
             }
             Class::SecretKey => return fail(CKR_OBJECT_HANDLE_INVALID, "unknown object"),

@@ -17,14 +17,27 @@
 
 use zeroize::Zeroizing;
 
-use crate::card::{self, pka::Status};
-use crate::core::token::Token;
+use crate::card::Card;
+use crate::card::PkaStatus as Status;
 use crate::error::{Error, Result};
 use crate::pka::authenticator::{candidates, AuthKey, Authenticator};
 use crate::pka::config::Config;
-use crate::transport::pcsc::Pcsc;
+use crate::transport::pcsc::{Pcsc, PcscTransport};
 use crate::transport::{Link, Transport};
 use crate::vendor;
+
+/// The primary token as a round needs it: its connection, its device
+/// name (what the authenticator signs with the challenge) and the login's
+/// progress, kept by whoever owns the token.
+pub struct Primary<'a> {
+    /// The primary's own connection (never a SELECT: it would end the
+    /// login).
+    pub transport: &'a mut PcscTransport,
+    /// The device name (docs/protocol.md §3.3).
+    pub device_name: &'a str,
+    /// The login in progress.
+    pub progress: &'a mut Progress,
+}
 
 /// What the module remembers of a PKA login in progress on a token.
 #[derive(Debug, Clone, Default)]
@@ -40,7 +53,7 @@ pub struct Progress {
 /// The PKA status of the card behind `l` (CKR_PICOHSM_PKA_NOT_CONFIGURED
 /// without PKA).
 fn configured_status(l: &mut dyn Link) -> Result<Status> {
-    card::pka::status(l)?
+    Card::new(l).pka_status()?
         .filter(|s| s.total > 0)
         .ok_or(Error::new(
             vendor::CKR_PICOHSM_PKA_NOT_CONFIGURED,
@@ -49,23 +62,23 @@ fn configured_status(l: &mut dyn Link) -> Result<Status> {
 }
 
 /// The token's PKA status (CKR_PICOHSM_PKA_NOT_CONFIGURED without PKA).
-pub fn status(t: &mut Token) -> Result<Status> {
-    t.transport.transact(configured_status)
+pub fn status(p: &mut Primary<'_>) -> Result<Status> {
+    p.transport.transact(configured_status)
 }
 
 /// Runs one round: one more authenticator's key accepted. Returns the
 /// status after it. `say` hears each step, in words (no secrets).
 pub fn one_round(
-    t: &mut Token,
+    p: &mut Primary<'_>,
     config: &Config,
     pcsc: &Pcsc,
     reader: &str,
     pin: &[u8],
     say: &mut dyn FnMut(String),
 ) -> Result<Status> {
-    let (st, registered) = t.transport.transact(|l| {
+    let (st, registered) = p.transport.transact(|l| {
         let st = configured_status(l)?;
-        let reg = card::pka::registered(l, st.total)?;
+        let reg = Card::new(l).pka_registered(st.total)?;
         Ok((st, reg))
     })?;
     say(format!(
@@ -73,7 +86,7 @@ pub fn one_round(
         st.authenticated, st.required, st.total, st.missing
     ));
     if st.granted() {
-        t.pka.granted = true;
+        p.progress.granted = true;
         return Ok(st);
     }
     let pending: Vec<Vec<u8>> = registered
@@ -116,17 +129,17 @@ pub fn one_round(
         log::warn!("PKA login: {} refused its PIN", auth.name());
         return Err(e);
     }
-    let name = Zeroizing::new(t.device_name.clone().into_bytes());
-    let reuse = t.pka.challenge.clone().filter(|_| st.authenticated > 0);
+    let name = Zeroizing::new(p.device_name.as_bytes().to_vec());
+    let reuse = p.progress.challenge.clone().filter(|_| st.authenticated > 0);
     let mut said = Vec::new();
-    let r = t.transport.transact(|l| {
+    let r = p.transport.transact(|l| {
         let challenge = match reuse {
             Some(c) => {
                 said.push("challenge: the round's own, again".to_string());
                 c
             }
             None => {
-                let c = card::challenge(l, 8)?;
+                let c = Card::new(l).challenge(8)?;
                 said.push(format!("challenge: {} bytes from the token", c.len()));
                 c
             }
@@ -135,11 +148,11 @@ pub fn one_round(
         tbs.extend_from_slice(&challenge);
         let sig = auth.sign(&key, &tbs)?;
         said.push(format!("signature: {} bytes", sig.len()));
-        card::pka::select_key(l, &key.chr)?;
+        Card::new(l).select_pka_key(&key.chr)?;
         said.push("MSE SET AT: key selected".to_string());
-        card::pka::external_authenticate(l, &sig)?;
+        Card::new(l).external_authenticate(&sig)?;
         said.push("EXTERNAL AUTHENTICATE: accepted".to_string());
-        let after = card::pka::status(l)?.unwrap_or(st);
+        let after = Card::new(l).pka_status()?.unwrap_or(st);
         Ok((challenge, after))
     });
     auth.lock();
@@ -154,8 +167,8 @@ pub fn one_round(
             e.rv
         );
     })?;
-    t.pka.challenge = Some(challenge);
-    t.pka.granted = after.granted();
+    p.progress.challenge = Some(challenge);
+    p.progress.granted = after.granted();
     say(format!(
         "status: {} authenticated public key(s) in {} of {} scheme{}",
         after.authenticated,
@@ -189,7 +202,7 @@ fn pick(
 /// Rounds until the quorum, each with the next authenticator found, all
 /// unlocked with `pin` (C_Login(CKU_USER) on a `pka` / `pka+pin` token).
 pub fn until_quorum(
-    t: &mut Token,
+    p: &mut Primary<'_>,
     config: &Config,
     pcsc: &Pcsc,
     reader: &str,
@@ -198,7 +211,7 @@ pub fn until_quorum(
 ) -> Result<Status> {
     let mut progressed = false;
     loop {
-        match one_round(t, config, pcsc, reader, pin, say) {
+        match one_round(p, config, pcsc, reader, pin, say) {
             Ok(st) if st.granted() => return Ok(st),
             Ok(_) => progressed = true,
             Err(e)

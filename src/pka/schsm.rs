@@ -13,6 +13,7 @@ use picohsm_wire::curve::Curve;
 use picohsm_wire::cvc::{oid, AuthRequest, Cvc};
 use sha2::{Digest, Sha256};
 
+use crate::card::Card;
 use crate::card::{self, pkcs15};
 use crate::core::sign::{der_to_raw, digest_info_prefix, pkcs1_type1};
 use crate::error::{Error, Result};
@@ -67,21 +68,21 @@ fn key_of_request(ce: &[u8]) -> Option<(Vec<u8>, KeyKind)> {
 }
 
 fn list_keys(l: &mut dyn Link) -> Result<Vec<AuthKey>> {
-    card::select_applet(l)?;
+    Card::new(l).select_applet()?;
     let mut out = Vec::new();
-    for f in card::enumerate(l)? {
+    for f in Card::new(l).enumerate()? {
         let (prefix, id) = ((f >> 8) as u8, f as u8);
         // Key 0 is the device key: it signs requests, never challenges.
         if prefix != 0xCC || id == 0 {
             continue;
         }
-        let Some(ce) = card::read_ef(l, 0xCE00 | id as u16)? else {
+        let Some(ce) = Card::new(l).read_ef(0xCE00 | id as u16)? else {
             continue;
         };
         let Some((chr, kind)) = key_of_request(&ce) else {
             continue;
         };
-        let label = card::read_ef(l, 0xC400 | id as u16)?
+        let label = Card::new(l).read_ef(0xC400 | id as u16)?
             .and_then(|d| pkcs15::PrivateKeyDesc::parse(&d).ok())
             .map(|d| d.label)
             .unwrap_or_default();
@@ -114,7 +115,7 @@ impl Authenticator for CardAuthenticator {
             return Err(pin_error(Error::new(CKR_PIN_LEN_RANGE, "PIN length")));
         }
         self.transport
-            .transact(|l| card::verify(l, card::USER_PIN, pin))
+            .transact(|l| Ok(Card::new(l).verify(card::USER_PIN, pin)?))
             .map_err(pin_error)
     }
 
@@ -127,14 +128,14 @@ impl Authenticator for CardAuthenticator {
             KeyKind::Ec(n) => {
                 let der = self
                     .transport
-                    .transact(|l| card::sign(l, id, 0x70, &digest))?;
+                    .transact(|l| Ok(Card::new(l).sign(id, 0x70, &digest)?))?;
                 der_to_raw(&der, n)
             }
             KeyKind::Rsa(k) => {
                 let mut t = digest_info_prefix(CKM_SHA256).to_vec();
                 t.extend_from_slice(&digest);
                 let block = pkcs1_type1(&t, k)?;
-                self.transport.transact(|l| card::sign(l, id, 0x20, &block))
+                self.transport.transact(|l| Ok(Card::new(l).sign(id, 0x20, &block)?))
             }
         }
     }
@@ -143,7 +144,7 @@ impl Authenticator for CardAuthenticator {
         // A SELECT clears the card's PIN state (§2.3).
         let _ = self
             .transport
-            .transact(|l| card::select_applet(l).map(|_| ()));
+            .transact(|l| { Card::new(l).select_applet()?; Ok(()) });
     }
 }
 

@@ -35,6 +35,10 @@ pub const TAG_EFFECTIVE: u16 = 0x5F25;
 pub const TAG_EXPIRY: u16 = 0x5F24;
 /// Signature.
 pub const TAG_SIGNATURE: u16 = 0x5F37;
+/// Public key field `81`: the RSA modulus, or the EC prime.
+pub const KEY_MODULUS_OR_PRIME: u16 = 0x81;
+/// Public key field `86`: the EC public point.
+pub const KEY_EC_POINT: u16 = 0x86;
 
 /// Signature algorithm OIDs (value bytes, without `06 L`) of TR-03110 §A.6.4.
 pub mod oid {
