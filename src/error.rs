@@ -46,7 +46,11 @@ pub fn fail<T>(rv: CK_RV, origin: &'static str) -> Result<T> {
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.sw {
-            Some(sw) => write!(f, "{}: card answered {sw} (CK_RV {:#x})", self.origin, self.rv),
+            Some(sw) => write!(
+                f,
+                "{}: card answered {sw} (CK_RV {:#x})",
+                self.origin, self.rv
+            ),
             None => write!(f, "{} (CK_RV {:#x})", self.origin, self.rv),
         }
     }

@@ -107,9 +107,7 @@ pub fn rv_of(command: Cmd, sw: StatusWord) -> CK_RV {
             }
         }
         (Ecdh, StatusWord::WRONG_DATA | StatusWord::WRONG_LENGTH) => CKR_MECHANISM_PARAM_INVALID,
-        (Decipher, StatusWord::WRONG_DATA | StatusWord::WRONG_LENGTH) => {
-            CKR_ENCRYPTED_DATA_INVALID
-        }
+        (Decipher, StatusWord::WRONG_DATA | StatusWord::WRONG_LENGTH) => CKR_ENCRYPTED_DATA_INVALID,
         (MseSetAt, StatusWord::CONDITIONS) => vendor::CKR_PICOHSM_ALREADY_AUTHENTICATED,
         (MseSetAt, StatusWord::REF_NOT_FOUND) => vendor::CKR_PICOHSM_KEY_NOT_REGISTERED,
         (
@@ -228,10 +226,14 @@ mod tests {
             rv_of(Cmd::ExternalAuthenticate, sw),
             vendor::CKR_PICOHSM_SIGNATURE_REFUSED
         );
-        assert_eq!(rv_of(Cmd::ChangeReferenceData(0x81), StatusWord(0x6700)),
+        assert_eq!(
+            rv_of(Cmd::ChangeReferenceData(0x81), StatusWord(0x6700)),
             CKR_PIN_LEN_RANGE
         );
-        assert_eq!(rv_of(Cmd::Verify(0x81), StatusWord(0x6700)), CKR_DATA_LEN_RANGE);
+        assert_eq!(
+            rv_of(Cmd::Verify(0x81), StatusWord(0x6700)),
+            CKR_DATA_LEN_RANGE
+        );
         assert_eq!(rv_of(Cmd::Sign, StatusWord(0x6700)), CKR_DATA_LEN_RANGE);
         assert_eq!(
             rv_of(Cmd::Ecdh, StatusWord::WRONG_DATA),

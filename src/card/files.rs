@@ -167,10 +167,10 @@ impl Card<'_> {
     }
 
     /// The device name: the CHR of the first certificate in EF.C_DevAut
-    /// (docs/protocol.md §3.3), as bytes; `None` without a chain.
-    pub fn device_name(&mut self) -> CardResult<Option<Vec<u8>>> {
+    /// (docs/protocol.md §3.3); `None` without a chain.
+    pub fn device_name(&mut self) -> CardResult<Option<String>> {
         let chain = self.read_ef(fid::EF_DEVAUT)?.unwrap_or_default();
-        Ok(cvc::first_chr(&chain).map(<[u8]>::to_vec))
+        Ok(cvc::first_chr(&chain).map(|c| String::from_utf8_lossy(c).into_owned()))
     }
 
     /// Whether EF.TokenInfo may be written: this project's firmware says

@@ -109,7 +109,10 @@ pub struct KeyEntry {
 
 fn describe_key(cert: &Cvc<'_>) -> String {
     if oid::is_ec(cert.algorithm) {
-        match cert.key_field(cvc::KEY_MODULUS_OR_PRIME).and_then(Curve::from_prime) {
+        match cert
+            .key_field(cvc::KEY_MODULUS_OR_PRIME)
+            .and_then(Curve::from_prime)
+        {
             Some(c) => format!("EC {}", c.name()),
             None => "EC".into(),
         }

@@ -49,7 +49,10 @@ pub fn exchange(link: &mut dyn Link, apdu: &[u8]) -> Result<(Vec<u8>, StatusWord
     r.truncate(r.len() - 2);
     while sw.sw1() == StatusWord::more_data(0).sw1() {
         if r.len() > MAX_RESPONSE {
-            return Err(Error::new(CKR_DEVICE_ERROR, "response longer than any command's"));
+            return Err(Error::new(
+                CKR_DEVICE_ERROR,
+                "response longer than any command's",
+            ));
         }
         let mut more = link.transmit(cmd::get_response(sw.sw2()).bytes())?;
         sw = StatusWord::from_response(&more).ok_or(short)?;

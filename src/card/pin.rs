@@ -34,7 +34,11 @@ impl Card<'_> {
 
     /// RESET RETRY COUNTER of the user PIN with the SO-PIN: with a new PIN,
     /// or (without one) the counter only, which needs option `0020`.
-    pub fn reset_retry_counter(&mut self, so_pin: &[u8; 8], new_pin: Option<&[u8]>) -> CardResult<()> {
+    pub fn reset_retry_counter(
+        &mut self,
+        so_pin: &[u8; 8],
+        new_pin: Option<&[u8]>,
+    ) -> CardResult<()> {
         let mut data = Zeroizing::new(so_pin.to_vec());
         let mode = match new_pin {
             Some(p) => {
@@ -49,8 +53,11 @@ impl Card<'_> {
     /// A new user PIN in a card session where the SO-PIN was verified
     /// (RESET RETRY COUNTER P1 02).
     pub fn set_user_pin(&mut self, new_pin: &[u8]) -> CardResult<()> {
-        self.ok(&pin::reset_retry_counter(reset::NEW_PIN_IN_SO_SESSION, new_pin))
-            .map(drop)
+        self.ok(&pin::reset_retry_counter(
+            reset::NEW_PIN_IN_SO_SESSION,
+            new_pin,
+        ))
+        .map(drop)
     }
 
     /// INITIALIZE DEVICE (docs/protocol.md §4.1). Erases every key and

@@ -139,8 +139,8 @@ impl Card<'_> {
         let req = file.parsed()?;
         let chr = req.cert.chr.to_vec();
         if let Some(device) = &file.device {
-            let (dev, _) =
-                Cvc::parse(device).map_err(|_| CardError::Invalid("bad device certificate".into()))?;
+            let (dev, _) = Cvc::parse(device)
+                .map_err(|_| CardError::Invalid("bad device certificate".into()))?;
             let dev_name = String::from_utf8_lossy(dev.chr).into_owned();
             // The issuers first, root side last in the file: verify from the
             // root down, skipping those the card knows.
@@ -170,7 +170,9 @@ impl Card<'_> {
                     Some(car) if self.mse_set_dst(car)? => {
                         match self.pso_verify_certificate(device) {
                             Ok(()) => say(format!("device certificate {dev_name}: verified")),
-                            Err(e) => say(format!("device certificate {dev_name}: not accepted ({e})")),
+                            Err(e) => {
+                                say(format!("device certificate {dev_name}: not accepted ({e})"))
+                            }
                         }
                     }
                     _ => say(format!(
@@ -333,7 +335,6 @@ pub struct Registration {
     /// The registered key's CHR.
     pub chr: Vec<u8>,
 }
-
 
 /// A CHR for a new key: the device serial (the device name without its
 /// 5-character sequence) and a sequence number no other key of the card

@@ -45,6 +45,52 @@ use picohsm_wire::tlv;
 use super::pkcs15::{self, PrivateKeyDesc};
 use super::*;
 use crate::core::object::{self, ul, Class, KeyInfo, Object};
+use crate::error::Result;
+
+// ---------------------------------------------------------------------------
+// The driver's commands as functions of a link, the form these tests were
+// first written in: each is one `Card` method, its error as the module
+// sees it (CardError -> Error, the one SW table).
+
+fn select_applet(l: &mut dyn Link) -> Result<AppletInfo> {
+    Ok(Card::new(l).select_applet()?)
+}
+fn read_ef(l: &mut dyn Link, fid: u16) -> Result<Option<Vec<u8>>> {
+    Ok(Card::new(l).read_ef(fid)?)
+}
+fn write_ef(l: &mut dyn Link, fid: u16, data: &[u8]) -> Result<()> {
+    Ok(Card::new(l).write_ef(fid, data)?)
+}
+fn delete_ef(l: &mut dyn Link, fid: u16) -> Result<()> {
+    Ok(Card::new(l).delete_ef(fid)?)
+}
+fn enumerate(l: &mut dyn Link) -> Result<Vec<u16>> {
+    Ok(Card::new(l).enumerate()?)
+}
+fn pin_state(l: &mut dyn Link, reference: u8) -> Result<PinState> {
+    Ok(Card::new(l).pin_state(reference)?)
+}
+fn verify(l: &mut dyn Link, reference: u8, pin: &[u8]) -> Result<()> {
+    Ok(Card::new(l).verify(reference, pin)?)
+}
+fn sign(l: &mut dyn Link, key_ref: u8, algorithm: u8, data: &[u8]) -> Result<Vec<u8>> {
+    Ok(Card::new(l).sign(key_ref, algorithm, data)?)
+}
+fn ecdh(l: &mut dyn Link, key_ref: u8, point: &[u8]) -> Result<Vec<u8>> {
+    Ok(Card::new(l).ecdh(key_ref, point)?)
+}
+fn challenge(l: &mut dyn Link, n: usize) -> Result<Vec<u8>> {
+    Ok(Card::new(l).challenge(n)?)
+}
+/// The module's raw send: data on 9000/9001, else the SW's error.
+fn ok(l: &mut dyn Link, apdu: &[u8], _origin: &'static str) -> Result<Vec<u8>> {
+    let (d, sw) = exchange(l, apdu)?;
+    if sw.is_ok() {
+        Ok(d)
+    } else {
+        Err(Error::new(sw_to_rv(sw), "command"))
+    }
+}
 
 // ---------------------------------------------------------------------------
 // Fixtures (compiled in: CI has no `reference/` next to the clone).
@@ -1070,7 +1116,7 @@ fn keygen_ec_p256() {
 
     let fids = enumerate(&mut r).unwrap();
     assert!(!fids.contains(&0xCC01));
-    let resp = super::ok(
+    let resp = ok(
         &mut r,
         &build_extended(0x00, 0x46, 0x01, 0x00, &template, 65536),
         "GENERATE",
@@ -1101,7 +1147,7 @@ fn keygen_rsa_2048() {
     let fids = enumerate(&mut r).unwrap();
     let free = (1..=255u8).find(|i| !fids.contains(&(0xCC00 | *i as u16)));
     assert_eq!(free, Some(gen.cmd[2]));
-    let resp = super::ok(
+    let resp = ok(
         &mut r,
         &build_extended(0x00, 0x46, 0x02, 0x00, &template, 65536),
         "GENERATE",
@@ -1236,7 +1282,7 @@ fn initialize_query_free_memory_and_version() {
     let mut r = Replay::default();
     r.same(t.at(5)).same(t.at(7));
     let info = select_applet(&mut r).unwrap();
-    let d = super::ok(&mut r, &[0x80, 0x50, 0x00, 0x00], "INITIALIZE query").unwrap();
+    let d = ok(&mut r, &[0x80, 0x50, 0x00, 0x00], "INITIALIZE query").unwrap();
     r.done();
     assert_eq!(d, [0x00, 0x10, 0x00, 0x00, 0x00, 0x06, 0x06]);
     assert_eq!((d[5], d[6]), info.version);

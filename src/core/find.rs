@@ -107,7 +107,10 @@ pub fn get_attribute(
     let (slot, _) = session_slot(session)?;
     on_token(slot, |t| {
         if object == t.pka_status_handle {
-            let st = t.transport.transact(|l| Ok(Card::new(l).pka_status()?))?.unwrap_or_default();
+            let st = t
+                .transport
+                .transact(|l| Ok(Card::new(l).pka_status()?))?
+                .unwrap_or_default();
             return Ok(match pka_status_object(st).attrs.get(&kind) {
                 Some(v) => AttrValue::Value(v.clone()),
                 None => AttrValue::Invalid,

@@ -273,7 +273,8 @@ pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
             // Key 0 is the device key: not an application key (OpenSC hides it too).
             0xCC if id8 != 0 => {
                 let desc_fid = 0xC400 | id8 as u16;
-                let Some(desc) = Card::new(link).read_ef(desc_fid)?
+                let Some(desc) = Card::new(link)
+                    .read_ef(desc_fid)?
                     .and_then(|d| pkcs15::PrivateKeyDesc::parse(&d).ok())
                 else {
                     continue;
@@ -312,8 +313,9 @@ pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
                 out.push(publ);
             }
             0xC8 => {
-                let Some(desc) =
-                    Card::new(link).read_ef(f)?.and_then(|d| pkcs15::CertDesc::parse(&d).ok())
+                let Some(desc) = Card::new(link)
+                    .read_ef(f)?
+                    .and_then(|d| pkcs15::CertDesc::parse(&d).ok())
                 else {
                     continue;
                 };
@@ -332,8 +334,9 @@ pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
                 }
             }
             0xC9 => {
-                let Some(desc) =
-                    Card::new(link).read_ef(f)?.and_then(|d| pkcs15::DataDesc::parse(&d).ok())
+                let Some(desc) = Card::new(link)
+                    .read_ef(f)?
+                    .and_then(|d| pkcs15::DataDesc::parse(&d).ok())
                 else {
                     continue;
                 };
@@ -364,7 +367,10 @@ pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
 /// Reads the value of a private data object (after login).
 pub fn load_private_value(link: &mut dyn Link, o: &mut Object) -> Result<()> {
     if o.class == Class::Data && o.private && !o.attrs.contains_key(&CKA_VALUE) {
-        o.set(CKA_VALUE, Card::new(link).read_ef(o.fid)?.unwrap_or_default());
+        o.set(
+            CKA_VALUE,
+            Card::new(link).read_ef(o.fid)?.unwrap_or_default(),
+        );
     }
     Ok(())
 }

@@ -176,12 +176,14 @@ pub fn login(
         match user_type {
             CKU_SO => {
                 let so = so_pin_bytes(pin)?;
-                t.transport
-                    .transact(|l| Ok(Card::new(l).verify(picohsm_wire::codes::pin_ref::SO, &so)?))?;
+                t.transport.transact(|l| {
+                    Ok(Card::new(l).verify(picohsm_wire::codes::pin_ref::SO, &so)?)
+                })?;
                 t.login = Login::So;
             }
             vendor::CKU_PICOHSM_PKA => {
-                let st = round::one_round(&mut t.primary(), &config, &pcsc, &reader, pin, &mut say)?;
+                let st =
+                    round::one_round(&mut t.primary(), &config, &pcsc, &reader, pin, &mut say)?;
                 if !st.granted() {
                     log::info!(
                         "slot {slot}: PKA: {} of {} keys accepted, more authenticators needed",
@@ -283,7 +285,8 @@ fn user_login(
 }
 
 fn t_pin_state(t: &mut Token) -> Result<PinState> {
-    t.transport.transact(|l| Ok(Card::new(l).pin_state(card::USER_PIN)?))
+    t.transport
+        .transact(|l| Ok(Card::new(l).pin_state(card::USER_PIN)?))
 }
 
 /// `<token PIN><separator><authenticator PIN>`, or the whole secret for
@@ -312,7 +315,9 @@ pub fn logout(session: CK_SESSION_HANDLE) -> Result<()> {
 /// C_GenerateRandom: from the card.
 pub fn generate_random(session: CK_SESSION_HANDLE, len: usize) -> Result<Vec<u8>> {
     let (slot, _) = session_slot(session)?;
-    on_token(slot, |t| t.transport.transact(|l| Ok(Card::new(l).challenge(len)?)))
+    on_token(slot, |t| {
+        t.transport.transact(|l| Ok(Card::new(l).challenge(len)?))
+    })
 }
 
 /// C_SeedRandom: the card's generator takes no seed.

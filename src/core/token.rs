@@ -105,7 +105,10 @@ impl Token {
             let applet = card.select_applet()?;
             Ok((applet, card.device_name()?, card.token_info()?))
         })?;
-        let device_name = device_name.as_deref().map(printable).unwrap_or_default();
+        let device_name = device_name
+            .as_deref()
+            .map(|n| printable(n.as_bytes()))
+            .unwrap_or_default();
         let label = info.label.as_deref().map(printable);
         let manufacturer = info.manufacturer.as_deref().map(printable);
         Ok(Token {
@@ -218,8 +221,10 @@ impl Token {
     pub fn logout(&mut self) -> Result<()> {
         self.login = Login::None;
         self.pka = Default::default();
-        self.transport
-            .transact(|l| { Card::new(l).select_applet()?; Ok(()) })
+        self.transport.transact(|l| {
+            Card::new(l).select_applet()?;
+            Ok(())
+        })
     }
 }
 

@@ -27,9 +27,7 @@ use crate::card::keys::{intrinsic_id_ec, intrinsic_id_rsa};
 use crate::card::Card;
 use crate::card::{pkcs15, x509};
 use crate::core::api::Attr;
-use crate::core::keygen::{
-    attr, attr_bool, attr_string, attr_ulong, check_writable,
-};
+use crate::core::keygen::{attr, attr_bool, attr_string, attr_ulong, check_writable};
 use crate::core::object::{Class, Object};
 use crate::core::state::{on_token, session_slot};
 use crate::core::token::Token;
@@ -314,7 +312,8 @@ pub fn set_attributes(
             Class::PrivateKey | Class::PublicKey => {
                 let d = o.desc_fid.unwrap_or(fid(PRKD, o.fid as u8));
                 t.transport.transact(|l| {
-                    let mut desc = Card::new(l).read_ef(d)?
+                    let mut desc = Card::new(l)
+                        .read_ef(d)?
                         .and_then(|v| pkcs15::PrivateKeyDesc::parse(&v).ok())
                         .ok_or(Error::new(CKR_DEVICE_ERROR, "unreadable PrKD"))?;
                     if let Some(v) = &label {
@@ -334,7 +333,8 @@ pub fn set_attributes(
                     );
                 };
                 t.transport.transact(|l| {
-                    let mut desc = Card::new(l).read_ef(d)?
+                    let mut desc = Card::new(l)
+                        .read_ef(d)?
                         .and_then(|v| pkcs15::CertDesc::parse(&v).ok())
                         .ok_or(Error::new(CKR_DEVICE_ERROR, "unreadable CD"))?;
                     if let Some(v) = &label {
@@ -354,7 +354,8 @@ pub fn set_attributes(
                     return fail(CKR_ATTRIBUTE_READ_ONLY, "data object without DCOD");
                 };
                 t.transport.transact(|l| {
-                    let mut desc = Card::new(l).read_ef(d)?
+                    let mut desc = Card::new(l)
+                        .read_ef(d)?
                         .and_then(|v| pkcs15::DataDesc::parse(&v).ok())
                         .ok_or(Error::new(CKR_DEVICE_ERROR, "unreadable DCOD"))?;
                     if let Some(v) = &label {

@@ -53,7 +53,8 @@ pub struct Progress {
 /// The PKA status of the card behind `l` (CKR_PICOHSM_PKA_NOT_CONFIGURED
 /// without PKA).
 fn configured_status(l: &mut dyn Link) -> Result<Status> {
-    Card::new(l).pka_status()?
+    Card::new(l)
+        .pka_status()?
         .filter(|s| s.total > 0)
         .ok_or(Error::new(
             vendor::CKR_PICOHSM_PKA_NOT_CONFIGURED,
@@ -130,7 +131,11 @@ pub fn one_round(
         return Err(e);
     }
     let name = Zeroizing::new(p.device_name.as_bytes().to_vec());
-    let reuse = p.progress.challenge.clone().filter(|_| st.authenticated > 0);
+    let reuse = p
+        .progress
+        .challenge
+        .clone()
+        .filter(|_| st.authenticated > 0);
     let mut said = Vec::new();
     let r = p.transport.transact(|l| {
         let challenge = match reuse {

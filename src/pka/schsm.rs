@@ -82,7 +82,8 @@ fn list_keys(l: &mut dyn Link) -> Result<Vec<AuthKey>> {
         let Some((chr, kind)) = key_of_request(&ce) else {
             continue;
         };
-        let label = Card::new(l).read_ef(0xC400 | id as u16)?
+        let label = Card::new(l)
+            .read_ef(0xC400 | id as u16)?
             .and_then(|d| pkcs15::PrivateKeyDesc::parse(&d).ok())
             .map(|d| d.label)
             .unwrap_or_default();
@@ -135,16 +136,18 @@ impl Authenticator for CardAuthenticator {
                 let mut t = digest_info_prefix(CKM_SHA256).to_vec();
                 t.extend_from_slice(&digest);
                 let block = pkcs1_type1(&t, k)?;
-                self.transport.transact(|l| Ok(Card::new(l).sign(id, 0x20, &block)?))
+                self.transport
+                    .transact(|l| Ok(Card::new(l).sign(id, 0x20, &block)?))
             }
         }
     }
 
     fn lock(&mut self) {
         // A SELECT clears the card's PIN state (§2.3).
-        let _ = self
-            .transport
-            .transact(|l| { Card::new(l).select_applet()?; Ok(()) });
+        let _ = self.transport.transact(|l| {
+            Card::new(l).select_applet()?;
+            Ok(())
+        });
     }
 }
 

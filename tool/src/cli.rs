@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use picohsm_pkcs11::card::admin::KeySpec;
+use picohsm_pkcs11::card::keys::KeySpec;
 use picohsm_wire::curve::Curve;
 use zeroize::Zeroizing;
 
@@ -178,7 +178,7 @@ fn parse_key_type(s: &str) -> Result<KeySpec, String> {
             )
         }),
         "rsa" => match param.parse::<usize>() {
-            Ok(b) if (1024..=4096).contains(&b) && b % 8 == 0 => Ok(KeySpec::Rsa(b)),
+            Ok(b) if (1024..=4096).contains(&b) && b % 8 == 0 => Ok(KeySpec::rsa(b)),
             _ => Err("RSA sizes are 1024 to 4096 bits, a multiple of 8".into()),
         },
         _ => Err(format!("{s:?}: use ec:<curve> or rsa:<bits>")),
@@ -418,7 +418,7 @@ mod tests {
             parse_key_type("ec:brainpoolP256r1").unwrap(),
             KeySpec::Ec(Curve::BrainpoolP256r1)
         );
-        assert_eq!(parse_key_type("rsa:4096").unwrap(), KeySpec::Rsa(4096));
+        assert_eq!(parse_key_type("rsa:4096").unwrap(), KeySpec::rsa(4096));
         assert!(parse_key_type("rsa:512").is_err());
         assert!(parse_key_type("ec:sect163k1").is_err());
     }

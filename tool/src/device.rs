@@ -3,9 +3,10 @@
 //! and a connection that runs the card driver's commands in one PC/SC
 //! transaction.
 
-use picohsm_pkcs11::card::admin::{self, AdminResult, Version};
+use picohsm_pkcs11::card::files::is_smartcard_hsm_atr;
+use picohsm_pkcs11::card::{Card, CardResult, PinState, Version};
 use picohsm_pkcs11::transport::pcsc::{Pcsc, PcscTransport};
-use picohsm_pkcs11::transport::{Link, Transport};
+use picohsm_pkcs11::transport::Transport;
 
 use crate::fail::{Failure, Res};
 
@@ -29,7 +30,7 @@ pub struct ReaderInfo {
 impl ReaderInfo {
     /// Whether it holds a SmartCard-HSM (by ATR).
     pub fn is_hsm(&self) -> bool {
-        self.atr.as_deref().is_some_and(admin::is_smartcard_hsm_atr)
+        self.atr.as_deref().is_some_and(is_smartcard_hsm_atr)
     }
 }
 
@@ -173,11 +174,11 @@ impl Device {
     }
 
     /// Runs `f` on the card in one PC/SC transaction.
-    pub fn run<R>(&mut self, f: impl FnOnce(&mut dyn Link) -> AdminResult<R>) -> Res<R> {
+    pub fn run<R>(&mut self, f: impl FnOnce(&mut Card<'_>) -> CardResult<R>) -> Res<R> {
         let mut out = None;
         self.transport
-            .transact(|l| {
-                out = Some(f(l));
+            .transact(|c| {
+                out = Some(f(&mut Card::new(c)));
                 Ok(())
             })
             .map_err(Failure::from)?;
@@ -188,15 +189,15 @@ impl Device {
     }
 
     /// As [`Device::run`], with the applet selected first if (and only if)
-    /// it is not ([`admin::ensure_selected`]).
+    /// it is not ([`Card::ensure_selected`]).
     pub fn run_selected<R>(
         &mut self,
-        f: impl FnOnce(&mut dyn Link, Version) -> AdminResult<R>,
+        f: impl FnOnce(&mut Card<'_>, Version) -> CardResult<R>,
     ) -> Res<R> {
         let reader = self.reader.clone();
-        self.run(|l| {
-            let (v, _) = admin::ensure_selected(l)?;
-            f(l, v)
+        self.run(|c| {
+            let (v, _) = c.ensure_selected()?;
+            f(c, v)
         })
         .map_err(not_hsm(&reader))
     }
@@ -208,12 +209,12 @@ impl Device {
     /// logged in before ([`session_in_use`], [`end_session`]).
     pub fn run_session<R>(
         &mut self,
-        f: impl FnOnce(&mut dyn Link, Version) -> AdminResult<R>,
+        f: impl FnOnce(&mut Card<'_>, Version) -> CardResult<R>,
     ) -> Res<R> {
-        self.run_selected(|l, v| {
-            let in_use = session_in_use(l)?;
-            let r = f(l, v);
-            let ended = end_session(l, in_use);
+        self.run_selected(|c, v| {
+            let in_use = session_in_use(c)?;
+            let r = f(c, v);
+            let ended = end_session(c, in_use);
             let r = r?;
             ended?;
             Ok(r)
@@ -238,22 +239,21 @@ pub fn not_hsm(reader: &str) -> impl Fn(Failure) -> Failure + '_ {
 /// session the tool itself raised (by verifying a PIN in it) is ended with
 /// a SELECT afterwards ([`end_session`]), so no PIN-verified state outlives
 /// the command.
-pub fn session_in_use(l: &mut dyn Link) -> AdminResult<bool> {
-    use picohsm_pkcs11::card::{self, PinState};
+pub fn session_in_use(c: &mut Card<'_>) -> CardResult<bool> {
     use picohsm_wire::codes::pin_ref;
-    if card::pin_state(l, pin_ref::USER)? == PinState::Verified
-        || card::pin_state(l, pin_ref::SO)? == PinState::Verified
+    if c.pin_state(pin_ref::USER)? == PinState::Verified
+        || c.pin_state(pin_ref::SO)? == PinState::Verified
     {
         return Ok(true);
     }
-    Ok(card::pka::status(l)?.is_some_and(|s| s.authenticated > 0))
+    Ok(c.pka_status()?.is_some_and(|s| s.authenticated > 0))
 }
 
 /// Ends the session with a SELECT (a logout, §2.3) unless it was in use
 /// before the command ([`session_in_use`]).
-pub fn end_session(l: &mut dyn Link, was_in_use: bool) -> AdminResult<()> {
+pub fn end_session(c: &mut Card<'_>, was_in_use: bool) -> CardResult<()> {
     if !was_in_use {
-        admin::select(l)?;
+        c.select_applet()?;
     }
     Ok(())
 }

@@ -2,10 +2,13 @@
 //! status word and its meaning when the card answered one) and what to do.
 
 use cryptoki_sys::*;
-use picohsm_pkcs11::card::admin::{pin_name, sw_meaning, AdminError};
+use picohsm_pkcs11::card::error::{pin_name, sw_meaning};
+use picohsm_pkcs11::card::CardError;
 use picohsm_pkcs11::error::Error;
 use picohsm_pkcs11::vendor;
+use picohsm_wire::cmd::Cmd;
 use picohsm_wire::codes::pin_ref;
+use picohsm_wire::sw::StatusWord;
 
 /// Success.
 pub const OK: i32 = 0;
@@ -71,92 +74,120 @@ impl Failure {
 /// The tool's results.
 pub type Res<T> = std::result::Result<T, Failure>;
 
-/// What to do about a status word, in general; callers add what they know.
-fn sw_hint(command: &str, sw: u16) -> Option<String> {
-    let s = match (sw, command) {
-        (0x6982, c) if c.starts_with("MANAGE PKA") => {
+/// What to do about a status word answered to `command`, in general;
+/// callers add what they know.
+fn sw_hint(command: Cmd, sw: StatusWord) -> Option<String> {
+    use Cmd::*;
+    let pka = matches!(command, PkaRegister | PkaStatus | PkaEnumerate);
+    let s = match sw {
+        StatusWord::SECURITY_STATUS if pka => {
             "verify a PIN in the same session: pass --pin (or --so-pin on a device without user PIN)"
         }
-        (0x6982, _) => {
+        StatusWord::SECURITY_STATUS => {
             "the device wants a login first: the user PIN; on a PKA device, a PKA login as well, which the PKCS#11 module (libpicohsm_pkcs11.so) does before using keys"
         }
-        (0x6400, _) => "the device's keys are locked: verify the user PIN (--pin) in the same session",
-        (0x6A82 | 0x6A86, c) if c.starts_with("MANAGE PKA") => {
+        StatusWord::EXEC_ERROR => "the device's keys are locked: verify the user PIN (--pin) in the same session",
+        StatusWord::FILE_NOT_FOUND | StatusWord::WRONG_P1P2 if pka => {
             "this device was initialised without PKA: initialise it with --pka-keys N [--pka-required M]"
         }
-        (0x6A84, c) if c.starts_with("MANAGE PKA") => {
+        StatusWord::FILE_FULL if pka => {
             "every PKA slot is taken (see picohsm-tool pka status); re-initialise with more --pka-keys, or replace a key with --replace SLOT"
         }
-        (0x6A84, _) => "the device is full: delete keys or objects first",
-        (0x6A89, c) if c.starts_with("MANAGE PKA") => "a key with this name (CHR) is already registered",
-        (0x6984, c) if c.starts_with("MANAGE PKA") => {
+        StatusWord::FILE_FULL => "the device is full: delete keys or objects first",
+        StatusWord::FILE_EXISTS if pka => "a key with this name (CHR) is already registered",
+        StatusWord::DATA_INVALID if pka => {
             "the request's self-signature does not verify: export the key again"
         }
-        (0x6985, c) if c.starts_with("MANAGE PKA") => {
+        StatusWord::CONDITIONS if pka => {
             "replacing a key needs the device option 0008 (init --replace-pka), and the request's device signature must verify"
         }
-        (0x6A81, _) => "the device does not support this curve or key type",
-        (0x6986, c) if c.starts_with("RESET RETRY") => {
+        StatusWord::FUNC_NOT_SUPPORTED => "the device does not support this curve or key type",
+        StatusWord::NOT_ALLOWED if command == ResetRetryCounter => {
             "the device does not allow this reset: it was initialised with --no-pin-reset, or (without --new-pin) without --reset-counter-only"
         }
-        (0x6A80, c) if c.starts_with("INITIALIZE") => {
+        StatusWord::WRONG_DATA if command == Initialize => {
             "the device refused the parameters: a Pico HSM takes at most 8 PKA keys, and m must not exceed n"
         }
-        (0x6A88, c) if c.starts_with("VERIFY (no such PIN") => {
+        StatusWord::REF_NOT_FOUND if matches!(command, Verify(_)) => {
             "this device has no user PIN (PKA only): pass --so-pin instead"
         }
-        (0x6600, _) => "press the device's button when it blinks, then run the command again",
+        StatusWord::NO_BUTTON_PRESS => "press the device's button when it blinks, then run the command again",
         _ => return None,
     };
     Some(s.to_string())
 }
 
-impl From<AdminError> for Failure {
-    fn from(e: AdminError) -> Failure {
+/// The command as a message names it: a VERIFY refusal says why.
+fn command_name(command: Cmd, sw: StatusWord) -> &'static str {
+    match (command, sw) {
+        (Cmd::Verify(_), StatusWord::DATA_INVALID) => "VERIFY (transport PIN: change it first)",
+        (Cmd::Verify(_), StatusWord::REF_NOT_FOUND) => "VERIFY (no such PIN on the device)",
+        _ => command.name(),
+    }
+}
+
+impl From<CardError> for Failure {
+    fn from(e: CardError) -> Failure {
+        match e.pin_refused() {
+            Some((reference, 0)) => {
+                return Failure {
+                    code: PIN,
+                    message: format!("the {} is blocked", pin_name(reference)),
+                    hint: Some(if reference == pin_ref::SO {
+                        "nothing can unblock the SO-PIN".into()
+                    } else {
+                        "unblock it with picohsm-tool pin unblock --so-pin <SO-PIN> --new-pin <PIN>"
+                            .into()
+                    }),
+                    sw: e.sw().map(|sw| sw.0),
+                    tries_left: Some(0),
+                }
+            }
+            Some((reference, tries_left)) => {
+                return Failure {
+                    code: PIN,
+                    message: format!(
+                        "wrong {}: {tries_left} {} left",
+                        pin_name(reference),
+                        if tries_left == 1 { "try" } else { "tries" }
+                    ),
+                    hint: Some(if reference == pin_ref::SO {
+                        "the SO-PIN is the 16 hex digits set at initialisation; when no tries are left it is blocked for good".into()
+                    } else {
+                        "check the PIN; when no tries are left it is blocked, and only the SO can unblock it (picohsm-tool pin unblock --so-pin …)".into()
+                    }),
+                    sw: e.sw().map(|sw| sw.0),
+                    tries_left: Some(tries_left),
+                }
+            }
+            None => {}
+        }
         match e {
-            AdminError::Card { command, sw } => Failure {
+            // A card that refuses the applet is no SmartCard-HSM: a device
+            // problem, said as the module says it.
+            CardError::Status {
+                command: Cmd::SelectApplet,
+                ..
+            }
+            | CardError::Malformed {
+                command: Cmd::SelectApplet,
+                ..
+            } => from_module(e.into()),
+            CardError::Status { command, sw } => Failure {
                 code: CARD,
                 message: format!(
-                    "{command} failed: the card answered {:04X} ({})",
+                    "{} failed: the card answered {:04X} ({})",
+                    command_name(command, sw),
                     sw.0,
                     sw_meaning(sw)
                 ),
-                hint: sw_hint(command, sw.0),
+                hint: sw_hint(command, sw),
                 sw: Some(sw.0),
                 tries_left: None,
             },
-            AdminError::WrongPin {
-                reference,
-                tries_left,
-            } => Failure {
-                code: PIN,
-                message: format!(
-                    "wrong {}: {tries_left} {} left",
-                    pin_name(reference),
-                    if tries_left == 1 { "try" } else { "tries" }
-                ),
-                hint: Some(if reference == pin_ref::SO {
-                    "the SO-PIN is the 16 hex digits set at initialisation; when no tries are left it is blocked for good".into()
-                } else {
-                    "check the PIN; when no tries are left it is blocked, and only the SO can unblock it (picohsm-tool pin unblock --so-pin …)".into()
-                }),
-                sw: Some(0x63C0 | tries_left as u16),
-                tries_left: Some(tries_left),
-            },
-            AdminError::PinBlocked { reference } => Failure {
-                code: PIN,
-                message: format!("the {} is blocked", pin_name(reference)),
-                hint: Some(if reference == pin_ref::SO {
-                    "nothing can unblock the SO-PIN".into()
-                } else {
-                    "unblock it with picohsm-tool pin unblock --so-pin <SO-PIN> --new-pin <PIN>"
-                        .into()
-                }),
-                sw: Some(0x6983),
-                tries_left: Some(0),
-            },
-            AdminError::Module(e) => from_module(e),
-            AdminError::Invalid(s) => Failure::card(s),
+            CardError::Malformed { command, what } => Failure::card(format!("{command}: {what}")),
+            CardError::Invalid(s) => Failure::card(s),
+            CardError::Link(e) => from_module(e),
         }
     }
 }

@@ -3,8 +3,7 @@
 //! step is what SCS3 cannot do (§6.8): it needs PKA first, then a "Reset
 //! User-PIN" with the SO-PIN.
 
-use picohsm_pkcs11::card::admin::{self, InitParams};
-use picohsm_pkcs11::card::{self, PinState};
+use picohsm_pkcs11::card::{InitParams, PinState};
 use picohsm_wire::codes::{opt, pin_ref};
 use serde_json::{json, Value};
 
@@ -48,7 +47,7 @@ pub fn run(cli: &Cli, a: &InitArgs, out: &mut Out) -> Res<Value> {
         key_domains: None,
     };
     let (_pcsc, mut dev) = Device::open(cli.reader.as_deref())?;
-    let so_state = dev.run_selected(|l, _| Ok(card::pin_state(l, pin_ref::SO)?))?;
+    let so_state = dev.run_selected(|c, _| Ok(c.pin_state(pin_ref::SO)?))?;
     if so_state != PinState::Absent && !a.force {
         return Err(Failure::usage(format!(
             "the device in \"{}\" is already initialised; init erases every key, certificate and registered PKA key on it",
@@ -58,20 +57,20 @@ pub fn run(cli: &Cli, a: &InitArgs, out: &mut Out) -> Res<Value> {
     }
     let (label_written, free) = {
         let _p = Progress::start(format!("initialising the device in \"{}\"", dev.reader));
-        dev.run(|l| {
-            admin::initialize(l, &params)?;
+        dev.run(|c| {
+            c.initialize(&params)?;
             // INITIALIZE left this session authenticated (§4.1): the label
             // is written in it, then a SELECT ends it.
             let written = match &a.label {
-                Some(label) if admin::tokeninfo_writable(l)? => {
-                    admin::write_label(l, label)?;
+                Some(label) if c.tokeninfo_writable()? => {
+                    c.write_label(label)?;
                     Some(true)
                 }
                 Some(_) => Some(false),
                 None => None,
             };
-            admin::select(l)?;
-            let free = admin::version(l)?.map(|v| v.free);
+            c.select_applet()?;
+            let free = c.version()?.map(|v| v.free);
             Ok((written, free))
         })?
     };

@@ -2,7 +2,8 @@
 //! so OpenSC and the module list it, and a CHR of its own with CAR = CHR,
 //! so it can be exported for PKA and checked by any firmware (§6.7).
 
-use picohsm_pkcs11::card::admin::{self, KeySpec};
+use picohsm_pkcs11::card::keys::KeySpec;
+use picohsm_pkcs11::card::pka::fresh_chr;
 use picohsm_wire::codes::pin_ref;
 use picohsm_wire::cvc::AuthRequest;
 use serde_json::{json, Value};
@@ -15,7 +16,7 @@ use crate::out::{Out, Progress};
 fn describe(spec: &KeySpec) -> String {
     match spec {
         KeySpec::Ec(c) => format!("EC {}", c.name()),
-        KeySpec::Rsa(b) => format!("RSA {b}"),
+        KeySpec::Rsa { bits, .. } => format!("RSA {bits}"),
     }
 }
 
@@ -34,23 +35,24 @@ pub fn run(cli: &Cli, a: &KeygenArgs, out: &mut Out) -> Res<Value> {
             "generating an {what} key on the device in \"{}\"",
             dev.reader
         ));
-        dev.run_session(|l, _| {
-            admin::verify(l, pin_ref::USER, &a.pin.0)?;
+        dev.run_session(|c, _| {
+            c.verify(pin_ref::USER, &a.pin.0)?;
             let chr = match &a.chr {
                 Some(c) => c.as_bytes().to_vec(),
                 None => {
-                    let name = admin::device_name(l)?.unwrap_or_default();
-                    let taken: Vec<Vec<u8>> =
-                        admin::keys(l)?.into_iter().filter_map(|k| k.chr).collect();
-                    admin::fresh_chr(&name, &taken, 1)
+                    let name = c.device_name()?.unwrap_or_default();
+                    let taken: Vec<Vec<u8>> = c.keys()?.into_iter().filter_map(|k| k.chr).collect();
+                    fresh_chr(&name, &taken, 1)
                 }
             };
-            admin::generate_key(
-                l,
+            // CAR = CHR: a request that names itself is one the upstream
+            // firmware can check at PKA login (docs/protocol.md §6.7).
+            c.generate_key(
                 &a.key_type,
+                &chr,
+                &chr,
                 &a.label,
                 a.id.as_ref().map(|i| i.0.as_slice()),
-                &chr,
             )
         })?
     };

@@ -3,7 +3,7 @@
 //! are sent (VERIFY without data, MANAGE PKA status/enumerate, READ
 //! BINARY), and SELECT only to a card whose applet is not selected.
 
-use picohsm_pkcs11::card::{self, admin, PinState};
+use picohsm_pkcs11::card::{Card, CardResult, PinState};
 use picohsm_wire::codes::pin_ref;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -91,13 +91,11 @@ impl PkaInfo {
 }
 
 /// Reads the PKA state: `None` when the device has no PKA.
-pub fn pka_info(
-    l: &mut dyn picohsm_pkcs11::transport::Link,
-) -> admin::AdminResult<Option<PkaInfo>> {
-    let Some(st) = card::pka::status(l)?.filter(|s| s.total > 0) else {
+pub fn pka_info(c: &mut Card<'_>) -> CardResult<Option<PkaInfo>> {
+    let Some(st) = c.pka_status()?.filter(|s| s.total > 0) else {
         return Ok(None);
     };
-    let keys = card::pka::registered(l, st.total)?;
+    let keys = c.pka_registered(st.total)?;
     Ok(Some(PkaInfo {
         total: st.total,
         required: st.required,
@@ -141,15 +139,18 @@ pub struct DeviceInfo {
 
 /// Reads what `list` shows.
 pub fn device_info(dev: &mut Device) -> Res<DeviceInfo> {
-    dev.run_selected(|l, v| {
-        let device_name = admin::device_name(l)?;
+    dev.run_selected(|c, v| {
+        let device_name = c.device_name()?;
         let serial = device_name
             .as_ref()
             .map(|n| n[..n.len().saturating_sub(5)].to_string());
-        let label = admin::label(l)?;
-        let user = card::pin_state(l, pin_ref::USER)?;
-        let so = card::pin_state(l, pin_ref::SO)?;
-        let pka = pka_info(l)?;
+        let label = c
+            .token_info()?
+            .label
+            .map(|l| String::from_utf8_lossy(&l).into_owned());
+        let user = c.pin_state(pin_ref::USER)?;
+        let so = c.pin_state(pin_ref::SO)?;
+        let pka = pka_info(c)?;
         Ok(DeviceInfo {
             device_name,
             serial,

@@ -14,7 +14,7 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use picohsm_pkcs11::card::admin::PkaFile;
+use picohsm_pkcs11::card::pka::PkaFile;
 use picohsm_pkcs11::pka::chr_for_public_key;
 use picohsm_wire::curve::Curve;
 use picohsm_wire::cvc::{self, oid};

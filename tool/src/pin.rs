@@ -1,7 +1,8 @@
 //! `pin change` (CHANGE REFERENCE DATA, §5.2) and `pin unblock` (RESET
 //! RETRY COUNTER with the SO-PIN, §5.3).
 
-use picohsm_pkcs11::card::{self, admin, PinState};
+use picohsm_pkcs11::card::error::pin_name;
+use picohsm_pkcs11::card::PinState;
 use picohsm_wire::codes::pin_ref;
 use serde_json::{json, Value};
 
@@ -22,8 +23,8 @@ pub fn change(cli: &Cli, a: &ChangeArgs, out: &mut Out) -> Res<Value> {
     })?;
     let reference = if a.so { pin_ref::SO } else { pin_ref::USER };
     let (_pcsc, mut dev) = Device::open(cli.reader.as_deref())?;
-    dev.run_session(|l, _| admin::change_pin(l, reference, &old, &new))?;
-    let name = admin::pin_name(reference);
+    dev.run_session(|c, _| c.change_pin(reference, &old, &new))?;
+    let name = pin_name(reference);
     out.line(format!(
         "Changed the {name} of the device in \"{}\"",
         dev.reader
@@ -34,9 +35,9 @@ pub fn change(cli: &Cli, a: &ChangeArgs, out: &mut Out) -> Res<Value> {
 /// Runs `pin unblock`.
 pub fn unblock(cli: &Cli, a: &UnblockArgs, out: &mut Out) -> Res<Value> {
     let (_pcsc, mut dev) = Device::open(cli.reader.as_deref())?;
-    let after = dev.run_session(|l, _| {
-        admin::reset_retry_counter(l, &a.so_pin.0, a.new_pin.as_ref().map(|p| p.0.as_slice()))?;
-        Ok(card::pin_state(l, pin_ref::USER)?)
+    let after = dev.run_session(|c, _| {
+        c.reset_retry_counter(&a.so_pin.0, a.new_pin.as_ref().map(|p| p.0.as_slice()))?;
+        Ok(c.pin_state(pin_ref::USER)?)
     })?;
     let info = PinInfo::of(after);
     out.line(format!(

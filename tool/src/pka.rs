@@ -2,7 +2,8 @@
 
 use std::fs;
 
-use picohsm_pkcs11::card::admin::{self, PkaFile};
+use picohsm_pkcs11::card::keys::KeyEntry;
+use picohsm_pkcs11::card::pka::PkaFile;
 use picohsm_wire::codes::pin_ref;
 use picohsm_wire::cvc::Cvc;
 use serde_json::{json, Value};
@@ -23,8 +24,8 @@ pub fn write_file(path: &std::path::Path, data: &[u8]) -> Res<()> {
 }
 
 /// The key `--key-ref` / `--key-label` / `--chr` names, or the only one.
-fn choose_key(keys: &[admin::KeyEntry], a: &ExportArgs) -> Res<admin::KeyEntry> {
-    let chosen: Vec<&admin::KeyEntry> = keys
+fn choose_key(keys: &[KeyEntry], a: &ExportArgs) -> Res<KeyEntry> {
+    let chosen: Vec<&KeyEntry> = keys
         .iter()
         .filter(|k| a.key_ref.is_none_or(|r| k.key_ref == r))
         .filter(|k| a.key_label.as_deref().is_none_or(|n| k.label == n))
@@ -70,9 +71,9 @@ pub fn export(cli: &Cli, a: &ExportArgs, out: &mut Out) -> Res<Value> {
         return p11export::run(a, out);
     }
     let (_pcsc, mut dev) = Device::open(cli.reader.as_deref())?;
-    let keys = dev.run_selected(|l, _| admin::keys(l))?;
+    let keys = dev.run_selected(|c, _| c.keys())?;
     let key = choose_key(&keys, a)?;
-    let file = dev.run_selected(|l, _| admin::export(l, key.key_ref))?;
+    let file = dev.run_selected(|c, _| c.export(key.key_ref))?;
     let encoded = file.encode();
     write_file(&a.output, &encoded)?;
     let chr = String::from_utf8_lossy(&file.chr().map_err(Failure::from)?).into_owned();
@@ -149,18 +150,18 @@ pub fn register(cli: &Cli, a: &RegisterArgs, out: &mut Out) -> Res<Value> {
         "registering {chr} on the device in \"{}\"",
         dev.reader
     ));
-    if dev.run_selected(|l, _| pka_info(l))?.is_none() {
+    if dev.run_selected(|c, _| pka_info(c))?.is_none() {
         return Err(
             Failure::card(format!("the device in \"{}\" has no PKA", dev.reader))
                 .hint("initialise it with picohsm-tool init --pka-keys N [--pka-required M]"),
         );
     }
     let mut said = Vec::new();
-    let r = dev.run_session(|l, _| {
+    let r = dev.run_session(|c, _| {
         // HEAD firmware wants a PIN verified in the session (§6.3).
         match (&a.so_pin, &a.pin) {
-            (Some(so), _) => admin::verify(l, pin_ref::SO, &so.0[..])?,
-            (None, Some(pin)) => admin::verify(l, pin_ref::USER, &pin.0)?,
+            (Some(so), _) => c.verify(pin_ref::SO, &so.0[..])?,
+            (None, Some(pin)) => c.verify(pin_ref::USER, &pin.0)?,
             (None, None) => {}
         }
         said.push(format!(
@@ -174,8 +175,8 @@ pub fn register(cli: &Cli, a: &RegisterArgs, out: &mut Out) -> Res<Value> {
         if file.self_signed() {
             said.push("self-signed request (PKCS#11 key): no device chain".into());
         }
-        admin::register(l, &file, a.replace, &mut |s| said.push(s))?;
-        pka_info(l)
+        c.register(&file, a.replace, &mut |s| said.push(s))?;
+        pka_info(c)
     });
     for s in said {
         out.step(s);
@@ -198,7 +199,7 @@ pub fn register(cli: &Cli, a: &RegisterArgs, out: &mut Out) -> Res<Value> {
 /// Runs `pka status`.
 pub fn status(cli: &Cli, out: &mut Out) -> Res<Value> {
     let (_pcsc, mut dev) = Device::open(cli.reader.as_deref())?;
-    let info = dev.run_selected(|l, _| pka_info(l))?;
+    let info = dev.run_selected(|c, _| pka_info(c))?;
     let Some(p) = info else {
         return Err(
             Failure::card(format!("the device in \"{}\" has no PKA", dev.reader))

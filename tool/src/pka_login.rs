@@ -7,17 +7,15 @@
 
 use std::time::{Duration, Instant};
 
-use picohsm_pkcs11::card::{self, admin, PinState};
-use picohsm_pkcs11::core::token::Token;
+use picohsm_pkcs11::card::PinState;
 use picohsm_pkcs11::pka::config::{AuthenticatorSpec, Config};
-use picohsm_pkcs11::pka::round;
-use picohsm_pkcs11::transport::Transport;
+use picohsm_pkcs11::pka::round::{self, Primary};
 use picohsm_pkcs11::vendor;
 use picohsm_wire::codes::pin_ref;
 use serde_json::{json, Value};
 
 use crate::cli::{Cli, LoginArgs};
-use crate::device;
+use crate::device::{self, Device};
 use crate::fail::{from_module, Failure, Res};
 use crate::out::{Out, Progress};
 
@@ -61,22 +59,33 @@ pub fn run(cli: &Cli, a: &LoginArgs, out: &mut Out) -> Res<Value> {
     let config = config(a)?;
     let pcsc = device::pcsc()?;
     let reader = device::choose(&pcsc, cli.reader.as_deref())?;
-    let mut t = Token::connect(&pcsc, &reader).map_err(|e| device::not_hsm(&reader)(e.into()))?;
+    let mut dev = Device::connect(&pcsc, &reader)?;
+    // SELECT first: a test login starts from a session of its own.
+    let (device_name, user_pin) = dev
+        .run(|c| {
+            c.select_applet()?;
+            Ok((
+                c.device_name()?.unwrap_or_default(),
+                c.pin_state(pin_ref::USER)?,
+            ))
+        })
+        .map_err(device::not_hsm(&reader))?;
     out.step(format!(
-        "device: {} in \"{reader}\" (SELECT: a new session)",
-        t.device_name
+        "device: {device_name} in \"{reader}\" (SELECT: a new session)"
     ));
-    let user_pin = t
-        .transport
-        .transact(|l| card::pin_state(l, pin_ref::USER))
-        .map_err(from_module)?;
+    let mut progress = round::Progress::default();
     let deadline = Instant::now() + Duration::from_secs(a.wait);
     let mut waiting: Option<Progress> = None;
     let mut rounds = 0u32;
     let mut challenge_shown: Option<Vec<u8>> = None;
     let status = loop {
         let mut said = Vec::new();
-        let r = round::one_round(&mut t, &config, &pcsc, &reader, &a.pin.0, &mut |s| {
+        let mut primary = Primary {
+            transport: &mut dev.transport,
+            device_name: &device_name,
+            progress: &mut progress,
+        };
+        let r = round::one_round(&mut primary, &config, &pcsc, &reader, &a.pin.0, &mut |s| {
             said.push(s)
         });
         let waitable = matches!(
@@ -109,7 +118,7 @@ pub fn run(cli: &Cli, a: &LoginArgs, out: &mut Out) -> Res<Value> {
         match r {
             Ok(st) => {
                 rounds += 1;
-                if let Some(c) = &t.pka.challenge {
+                if let Some(c) = &progress.challenge {
                     if challenge_shown.as_ref() != Some(c) {
                         out.step(format!("challenge: {}", hex::encode_upper(c)));
                         challenge_shown = Some(c.clone());
@@ -138,16 +147,9 @@ pub fn run(cli: &Cli, a: &LoginArgs, out: &mut Out) -> Res<Value> {
     ));
     let pin_verified = match &a.primary_pin {
         Some(p) => {
-            let mut r = Ok(());
-            t.transport
-                .transact(|l| {
-                    r = admin::verify(l, pin_ref::USER, &p.0);
-                    Ok(())
-                })
-                .map_err(from_module)?;
-            if let Err(e) = r {
-                let _ = t.logout();
-                return Err(e.into());
+            if let Err(e) = dev.run(|c| c.verify(pin_ref::USER, &p.0)) {
+                let _ = dev.run(|c| c.select_applet());
+                return Err(e);
             }
             out.step("user PIN: verified (the keys are unlocked)");
             true
@@ -159,7 +161,7 @@ pub fn run(cli: &Cli, a: &LoginArgs, out: &mut Out) -> Res<Value> {
             false
         }
     };
-    t.logout().map_err(from_module)?;
+    dev.run(|c| c.select_applet())?;
     out.step("logged out again (SELECT): this was a test login");
     out.line(format!(
         "PKA login succeeded: {} authenticated public key(s) in {} of {} scheme",
@@ -167,7 +169,7 @@ pub fn run(cli: &Cli, a: &LoginArgs, out: &mut Out) -> Res<Value> {
     ));
     Ok(json!({
         "reader": reader,
-        "device_name": t.device_name,
+        "device_name": device_name,
         "granted": true,
         "authenticated": status.authenticated,
         "required": status.required,

@@ -28,7 +28,10 @@ impl AppletInfo {
     /// Reads tag 85 of the applet's FCP; `None` if it is not there.
     pub fn parse(fcp: &[u8]) -> Option<AppletInfo> {
         let (t, _) = tlv::parse_one(fcp).ok()?;
-        let p = tlv::find(t.value, TAG_FCP_PROPRIETARY).ok().flatten()?.value;
+        let p = tlv::find(t.value, TAG_FCP_PROPRIETARY)
+            .ok()
+            .flatten()?
+            .value;
         let n = p.len();
         (n >= 5).then(|| AppletInfo {
             options: u16::from_be_bytes([p[0], p[1]]),
@@ -219,7 +222,10 @@ mod tests {
         };
         let data = hex("80 02 00 01 81 06 36 34 38 32 31 39 82 08 12 34 56 78 90 12 34 56 91 01 03 92 01 01 93 02 01 01");
         assert_eq!(p.encode().as_slice(), data);
-        assert_eq!(p.command().bytes(), [hex("80 50 00 00 00 00 20"), data].concat());
+        assert_eq!(
+            p.command().bytes(),
+            [hex("80 50 00 00 00 00 20"), data].concat()
+        );
         assert!(!alloc::format!("{p:?}").contains("648219"));
     }
 }

@@ -20,7 +20,12 @@ pub const WRITE_CHUNK: usize = 1024;
 
 /// SELECT of the SmartCard-HSM applet by AID, asking for the FCP.
 pub fn select_applet() -> Apdu {
-    Apdu::new(Cmd::SelectApplet, [CLA_ISO, ins::SELECT, 0x04, 0x00], AID, 256)
+    Apdu::new(
+        Cmd::SelectApplet,
+        [CLA_ISO, ins::SELECT, 0x04, 0x00],
+        AID,
+        256,
+    )
 }
 
 /// READ BINARY (odd form, `B1`) of EF `fid` from `offset`.

@@ -115,7 +115,10 @@ mod tests {
             reset_retry_counter(reset::NEW_PIN_IN_SO_SESSION, b"648219").cmd,
             Cmd::SetUserPin
         );
-        assert_eq!(PinState::of(StatusWord(0x63C2)), Some(PinState::TriesLeft(2)));
+        assert_eq!(
+            PinState::of(StatusWord(0x63C2)),
+            Some(PinState::TriesLeft(2))
+        );
         assert_eq!(PinState::of(StatusWord(0x6A88)), Some(PinState::Absent));
         assert_eq!(PinState::of(StatusWord(0x6A80)), None);
     }

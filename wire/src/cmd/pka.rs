@@ -163,14 +163,23 @@ mod tests {
     fn bytes_as_the_login_trace_has_them() {
         assert_eq!(status().bytes(), hex("80 54 00 00 00"));
         assert_eq!(enumerate(3).bytes(), hex("80 54 02 03 00"));
+        assert_eq!(mse_set_at(b"AB").bytes(), hex("00 22 81 A4 04 83 02 41 42"));
         assert_eq!(
-            mse_set_at(b"AB").bytes(),
-            hex("00 22 81 A4 04 83 02 41 42")
+            mse_set_dst(b"AB").bytes(),
+            hex("00 22 81 B6 04 83 02 41 42")
         );
-        assert_eq!(mse_set_dst(b"AB").bytes(), hex("00 22 81 B6 04 83 02 41 42"));
-        assert_eq!(external_authenticate(&[1, 2]).bytes(), hex("00 82 00 00 02 01 02"));
-        assert_eq!(register(&[7], Some(2)).bytes(), hex("80 54 01 02 00 00 01 07 00 04"));
-        assert_eq!(pso_verify_certificate(&[7]).bytes(), hex("00 2A 00 BE 00 00 01 07"));
+        assert_eq!(
+            external_authenticate(&[1, 2]).bytes(),
+            hex("00 82 00 00 02 01 02")
+        );
+        assert_eq!(
+            register(&[7], Some(2)).bytes(),
+            hex("80 54 01 02 00 00 01 07 00 04")
+        );
+        assert_eq!(
+            pso_verify_certificate(&[7]).bytes(),
+            hex("00 2A 00 BE 00 00 01 07")
+        );
     }
 
     #[test]
