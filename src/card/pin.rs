@@ -2,7 +2,6 @@
 
 use picohsm_wire::cmd::pin::{self, reset, PinState};
 use picohsm_wire::cmd::Cmd;
-use picohsm_wire::codes::pin_ref;
 use zeroize::Zeroizing;
 
 use super::{Card, CardError, CardResult};
@@ -78,11 +77,6 @@ impl Card<'_> {
         picohsm_wire::tlv::push(&mut data, tag::SO_PIN, so_pin);
         self.ok(&initialize_short(&data)).map(drop)
     }
-}
-
-/// Whether PIN `reference` is the SO-PIN.
-pub fn is_so(reference: u8) -> bool {
-    reference == pin_ref::SO
 }
 
 #[cfg(test)]

@@ -114,7 +114,7 @@ fn token_present_in(slot: CK_SLOT_ID) -> bool {
         return true;
     }
     pcsc.atr_of(&reader)
-        .is_some_and(|atr| atr.windows(5).any(|w| w == b"THSM1"))
+        .is_some_and(|atr| crate::card::files::is_smartcard_hsm_atr(&atr))
 }
 
 /// C_GetSlotInfo.

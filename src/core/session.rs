@@ -329,11 +329,6 @@ pub fn seed_random(session: CK_SESSION_HANDLE, _seed: &[u8]) -> Result<()> {
     )
 }
 
-/// Forgets sessions of a slot whose token went away.
-pub fn forget(slot: CK_SLOT_ID) {
-    state::drop_token(slot);
-}
-
 /// An operation a NULL mechanism can end (PKCS#11 3.0 §5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpKind {

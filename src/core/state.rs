@@ -22,8 +22,6 @@ pub type TokenRef = Arc<Mutex<Option<Token>>>;
 
 /// One PC/SC reader; never removed while the module is loaded.
 pub struct Slot {
-    /// Its stable id (from the reader name).
-    pub id: CK_SLOT_ID,
     /// PC/SC reader name.
     pub reader: String,
     /// The token, once a SmartCard-HSM answered in it.
@@ -80,7 +78,6 @@ impl Module {
         for reader in self.pcsc.readers()? {
             let id = slot_id(&reader);
             self.slots.entry(id).or_insert_with(|| Slot {
-                id,
                 reader,
                 token: Arc::new(Mutex::new(None)),
             });

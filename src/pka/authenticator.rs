@@ -7,8 +7,9 @@
 //! `r ‖ s`, each half the field size, for EC; PKCS#1 v1.5 over SHA-256 for
 //! RSA.
 
+use crate::card::files::is_smartcard_hsm_atr;
+use crate::transport::pcsc::reader_matches;
 use cryptoki_sys::*;
-use glob::Pattern;
 
 use crate::error::{Error, Result};
 use crate::pka::config::{AuthenticatorSpec, Config};
@@ -79,11 +80,6 @@ pub fn pin_error(e: Error) -> Error {
     }
 }
 
-/// Whether a reader name matches a glob (a plain string matches itself).
-pub fn reader_matches(pattern: &str, reader: &str) -> bool {
-    Pattern::new(pattern).map_or(pattern == reader, |p| p.matches(reader))
-}
-
 /// The authenticators to try for a primary in `primary_reader`: the
 /// configured ones, or every other reader holding a SmartCard-HSM.
 pub fn candidates(
@@ -96,10 +92,7 @@ pub fn candidates(
         .into_iter()
         .filter(|r| r != primary_reader)
         .collect();
-    let hsm_in = |r: &String| {
-        pcsc.atr_of(r)
-            .is_some_and(|atr| atr.windows(5).any(|w| w == b"THSM1"))
-    };
+    let hsm_in = |r: &String| pcsc.atr_of(r).is_some_and(|atr| is_smartcard_hsm_atr(&atr));
     let mut out: Vec<Box<dyn Authenticator>> = Vec::new();
     if config.authenticators.is_empty() {
         for r in readers.iter().filter(|r| hsm_in(r)) {
@@ -154,6 +147,9 @@ mod tests {
         assert!(reader_matches("Virtual PCD*", "Virtual PCD 00 01"));
         assert!(reader_matches("Virtual PCD 00 01", "Virtual PCD 00 01"));
         assert!(!reader_matches("Nitrokey*", "Virtual PCD 00 01"));
+        // The settings' `reader = "..."` picks what `--reader` picks: a
+        // part of the name is enough without wildcards.
+        assert!(reader_matches("PCD 00 01", "Virtual PCD 00 01"));
     }
 
     #[test]

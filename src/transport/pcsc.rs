@@ -25,6 +25,17 @@ pub fn map_err(e: pcsc::Error) -> Error {
     }
 }
 
+/// Whether `pattern` names the reader `name`: a glob if it has `*`, `?`
+/// or `[`, else any part of the name. The module's settings and
+/// `picohsm-tool --reader` choose readers by this one rule.
+pub fn reader_matches(pattern: &str, name: &str) -> bool {
+    if pattern.contains(['*', '?', '[']) {
+        glob::Pattern::new(pattern).is_ok_and(|p| p.matches(name))
+    } else {
+        name.contains(pattern)
+    }
+}
+
 /// A PC/SC context (one per module instance).
 pub struct Pcsc {
     ctx: Context,

@@ -5,7 +5,7 @@
 
 use picohsm_pkcs11::card::files::is_smartcard_hsm_atr;
 use picohsm_pkcs11::card::{Card, CardResult, PinState, Version};
-use picohsm_pkcs11::transport::pcsc::{Pcsc, PcscTransport};
+use picohsm_pkcs11::transport::pcsc::{reader_matches, Pcsc, PcscTransport};
 use picohsm_pkcs11::transport::Transport;
 
 use crate::fail::{Failure, Res};
@@ -46,16 +46,6 @@ pub fn readers(pcsc: &Pcsc) -> Res<Vec<ReaderInfo>> {
         .collect())
 }
 
-/// Whether `pattern` (a glob if it has `*`, `?` or `[`, else a part of the
-/// name) matches the reader `name`.
-pub fn matches(pattern: &str, name: &str) -> bool {
-    if pattern.contains(['*', '?', '[']) {
-        glob::Pattern::new(pattern).is_ok_and(|p| p.matches(name))
-    } else {
-        name.contains(pattern)
-    }
-}
-
 fn list_names(readers: &[ReaderInfo]) -> String {
     if readers.is_empty() {
         return "none".into();
@@ -86,7 +76,7 @@ pub fn filter(readers: Vec<ReaderInfo>, pattern: Option<&str>) -> Res<Vec<Reader
     let all = list_names(&readers);
     let found: Vec<ReaderInfo> = readers
         .into_iter()
-        .filter(|r| matches(p, &r.name))
+        .filter(|r| reader_matches(p, &r.name))
         .collect();
     if found.is_empty() {
         return Err(
@@ -271,9 +261,9 @@ mod tests {
 
     #[test]
     fn readers_by_part_glob_or_exact_name() {
-        assert!(matches("PCD 00 01", "Virtual PCD 00 01"));
-        assert!(matches("Virtual*01", "Virtual PCD 00 01"));
-        assert!(!matches("Nitrokey*", "Virtual PCD 00 01"));
+        assert!(reader_matches("PCD 00 01", "Virtual PCD 00 01"));
+        assert!(reader_matches("Virtual*01", "Virtual PCD 00 01"));
+        assert!(!reader_matches("Nitrokey*", "Virtual PCD 00 01"));
         let all = vec![
             r("Virtual PCD 00 00", None),
             r("Virtual PCD 00 01", Some(b"THSM1")),
