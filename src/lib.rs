@@ -14,5 +14,6 @@ pub mod error;
 mod ffi;
 mod logging;
 pub mod pka;
+pub mod settings;
 pub mod transport;
 pub mod vendor;

@@ -19,7 +19,8 @@ use zeroize::Zeroizing;
 
 use crate::crypto::ec;
 use crate::keys::{self, KeyMeta, PrivateKey};
-use crate::{pkcs15, request, Card, CardError};
+use crate::{request, Card, CardError};
+use picohsm_wire::pkcs15::{card_default_prkd, KeyKind};
 
 /// CHR of the test root CVCA.
 pub const TEST_ROOT: &[u8] = b"ZZPHVCCA00001";
@@ -106,7 +107,10 @@ pub fn ensure_identity(card: &mut Card, chain: Option<&[u8]>) -> Result<(), Card
         card.fs.put(0xCE00, req).map_err(|_| CardError("flash"))?;
         let serial = &name[..name.len() - 5];
         card.fs
-            .put(0xC400, pkcs15::prkd(true, serial, &[0u8; 20], 256))
+            .put(
+                0xC400,
+                card_default_prkd(KeyKind::Ec, serial, &[0u8; 20], 256),
+            )
             .map_err(|_| CardError("flash"))?;
     }
     if let Some(chain) = chain {

@@ -24,7 +24,6 @@ pub mod host;
 pub mod keys;
 pub mod pin;
 pub mod pka;
-pub mod pkcs15;
 pub mod request;
 pub mod rng;
 pub mod seal;

@@ -16,7 +16,7 @@ pub mod files;
 pub mod keys;
 pub mod pin;
 pub mod pka;
-pub mod pkcs15;
+pub use picohsm_wire::pkcs15;
 #[cfg(test)]
 mod trace_tests;
 pub mod x509;

@@ -23,7 +23,7 @@ pub fn initialize(args: InitArgs) -> Result<()> {
             return fail(CKR_CRYPTOKI_ALREADY_INITIALIZED, "already initialised");
         }
     }
-    let config = crate::pka::config::Config::load(args.reserved.as_deref())?;
+    let config = crate::settings::Config::load(args.reserved.as_deref())?;
     if let Some(src) = &config.source {
         log::info!("settings from {}", src.display());
     }

@@ -12,8 +12,8 @@ use crate::core::state::{self, on_token, session_slot, with_module, Session};
 use crate::core::token::Login;
 use crate::core::token::Token;
 use crate::error::{fail, Error, Result};
-use crate::pka::config::{Config, LoginMode};
 use crate::pka::round;
+use crate::settings::{Config, LoginMode};
 use crate::transport::pcsc::Pcsc;
 use crate::transport::Transport;
 use crate::vendor;
@@ -227,7 +227,7 @@ fn verify_user_pin(t: &mut Token, pin: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// C_Login(CKU_USER, secret) as the settings say (pka::config::LoginMode).
+/// C_Login(CKU_USER, secret) as the settings say (settings::LoginMode).
 fn user_login(
     t: &mut Token,
     slot: CK_SLOT_ID,

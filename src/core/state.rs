@@ -47,7 +47,7 @@ pub struct Module {
     /// Sessions by handle.
     pub sessions: BTreeMap<CK_SESSION_HANDLE, Session>,
     /// The settings (config file, x-init-reserved).
-    pub config: Arc<crate::pka::config::Config>,
+    pub config: Arc<crate::settings::Config>,
     /// What C_WaitForSlotEvent last saw of each reader.
     pub seen: crate::core::slot_event::Seen,
 }

@@ -12,8 +12,8 @@ use crate::transport::pcsc::reader_matches;
 use cryptoki_sys::*;
 
 use crate::error::{Error, Result};
-use crate::pka::config::{AuthenticatorSpec, Config};
 use crate::pka::{pkcs11, schsm};
+use crate::settings::{AuthenticatorSpec, Config};
 use crate::transport::pcsc::Pcsc;
 use crate::vendor;
 

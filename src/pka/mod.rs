@@ -1,15 +1,15 @@
 //! Public Key Authentication (protocol reference §6): the login in which an
 //! authenticator token signs the primary's challenge.
 //!
-//! - [`config`]: what C_Login(CKU_USER) does on a PKA token, and which
-//!   authenticators to use (TOML file, or p11-kit's `x-init-reserved`);
+//! What C_Login(CKU_USER) does on a PKA token, and which authenticators
+//! to use, are the module's settings ([`crate::settings`]).
+//!
 //! - [`authenticator`]: the authenticators (another SmartCard-HSM over
 //!   PC/SC, or a key in any PKCS#11 module) and how they are found;
 //! - [`round`]: one round on the primary's connection (GET CHALLENGE, the
 //!   authenticator's signature, MSE SET AT, EXTERNAL AUTHENTICATE).
 
 pub mod authenticator;
-pub mod config;
 pub mod pkcs11;
 pub mod round;
 pub mod schsm;

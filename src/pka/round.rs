@@ -21,7 +21,7 @@ use crate::card::Card;
 use crate::card::PkaStatus as Status;
 use crate::error::{Error, Result};
 use crate::pka::authenticator::{candidates, AuthKey, Authenticator};
-use crate::pka::config::Config;
+use crate::settings::Config;
 use crate::transport::pcsc::{Pcsc, PcscTransport};
 use crate::transport::{Link, Transport};
 use crate::vendor;

@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use picohsm_pkcs11::card::PinState;
-use picohsm_pkcs11::pka::config::{AuthenticatorSpec, Config};
 use picohsm_pkcs11::pka::round::{self, Primary};
+use picohsm_pkcs11::settings::{AuthenticatorSpec, Config};
 use picohsm_pkcs11::vendor;
 use picohsm_wire::codes::pin_ref;
 use serde_json::{json, Value};

@@ -13,5 +13,15 @@ pub mod cmd;
 pub mod codes;
 pub mod curve;
 pub mod cvc;
+pub mod pkcs15;
 pub mod sw;
 pub mod tlv;
+
+/// Bytes from hex with blanks: the one hex helper of the unit tests.
+#[cfg(test)]
+pub(crate) fn test_hex(s: &str) -> alloc::vec::Vec<u8> {
+    let s: alloc::vec::Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+    s.chunks(2)
+        .map(|p| u8::from_str_radix(core::str::from_utf8(p).unwrap(), 16).unwrap())
+        .collect()
+}

@@ -18,7 +18,8 @@ use crate::apdu::Response;
 use crate::commands::require_auth;
 use crate::dkek::{self, UnwrapError};
 use crate::keys::{self, KeyMeta, PrivateKey};
-use crate::{pkcs15, request, Card};
+use crate::{request, Card};
+use picohsm_wire::pkcs15::{card_default_prkd, KeyKind};
 
 /// Runs UNWRAP KEY.
 pub fn run(card: &mut Card, cmd: &Command<'_>) -> Response {
@@ -84,7 +85,16 @@ pub fn run(card: &mut Card, cmd: &Command<'_>) -> Response {
     };
     card.fs.put(
         0xC400 | id as u16,
-        pkcs15::prkd(key.is_ec(), format!("{id}").as_bytes(), &[id], bits),
+        card_default_prkd(
+            if key.is_ec() {
+                KeyKind::Ec
+            } else {
+                KeyKind::Rsa
+            },
+            format!("{id}").as_bytes(),
+            &[id],
+            bits,
+        ),
     )?;
     card.fs.put(0xCE00 | id as u16, req)?;
     card.fs.remove(fid::EF_UNWRAP);

@@ -24,7 +24,8 @@ use crate::commands::require_auth;
 use crate::crypto::{ec, rsa::RsaKey};
 use crate::keys::{self, KeyMeta, PrivateKey};
 use crate::rng::Adapter;
-use crate::{pkcs15, request, Card};
+use crate::{request, Card};
+use picohsm_wire::pkcs15::{card_default_prkd, KeyKind};
 
 /// Sequence counter for generated CHRs; survives re-initialisation.
 pub const EF_CHR_SEQUENCE: u16 = 0x10F0;
@@ -165,7 +166,16 @@ pub fn run(card: &mut Card, cmd: &Command<'_>) -> Response {
     let label = format!("{id}");
     card.fs.put(
         0xC400 | id as u16,
-        pkcs15::prkd(key.is_ec(), label.as_bytes(), &[id], key.bits()),
+        card_default_prkd(
+            if key.is_ec() {
+                KeyKind::Ec
+            } else {
+                KeyKind::Rsa
+            },
+            label.as_bytes(),
+            &[id],
+            key.bits(),
+        ),
     )?;
     card.fs.put(0xCE00 | id as u16, req.clone())?;
     Ok(req)

@@ -194,7 +194,7 @@ pub fn initialize_short(data: &[u8]) -> Apdu {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::hex;
+    use crate::test_hex as hex;
 
     #[test]
     fn fcp_and_version() {

@@ -126,7 +126,7 @@ pub fn encode_enumerate(fids: impl IntoIterator<Item = u16>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::hex;
+    use crate::test_hex as hex;
 
     #[test]
     fn bytes_as_the_traces_have_them() {

@@ -64,7 +64,7 @@ pub fn get_challenge(n: usize) -> Apdu {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::hex;
+    use crate::test_hex as hex;
 
     #[test]
     fn bytes() {

@@ -182,16 +182,9 @@ pub fn get_response(n: u8) -> Apdu {
 }
 
 #[cfg(test)]
-pub(crate) fn hex(s: &str) -> Vec<u8> {
-    let s: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-    s.chunks(2)
-        .map(|p| u8::from_str_radix(core::str::from_utf8(p).unwrap(), 16).unwrap())
-        .collect()
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_hex as hex;
 
     #[test]
     fn get_response_asks_for_what_61xx_announced() {

@@ -94,7 +94,7 @@ impl PinState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::hex;
+    use crate::test_hex as hex;
 
     #[test]
     fn bytes_and_states() {

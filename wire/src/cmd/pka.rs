@@ -157,7 +157,7 @@ pub fn external_authenticate(signature: &[u8]) -> Apdu {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::hex;
+    use crate::test_hex as hex;
 
     #[test]
     fn bytes_as_the_login_trace_has_them() {

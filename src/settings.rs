@@ -24,7 +24,7 @@
 //!
 //! [[authenticator]]      # another SmartCard-HSM / Pico HSM over PC/SC
 //! type = "smartcard-hsm"
-//! reader = "Nitrokey*"   # glob on the PC/SC reader name
+//! reader = "Nitrokey*"   # glob, or a part of the PC/SC reader name
 //! key-label = "Authentication"
 //!
 //! [[authenticator]]      # a key in any PKCS#11 token

@@ -28,9 +28,11 @@
 //! accepts for these objects and skip optional fields the structs do not
 //! carry; those are lost on re-encoding (listed on each `encode`).
 
+use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 
-use picohsm_wire::tlv;
+use crate::tlv;
 
 /// A PKCS#15 description that could not be parsed or is of a kind this
 /// module does not handle (for example a secret-key description, `A8`).
@@ -56,7 +58,7 @@ impl fmt::Display for Pkcs15Error {
     }
 }
 
-impl std::error::Error for Pkcs15Error {}
+impl core::error::Error for Pkcs15Error {}
 
 type Result<T> = core::result::Result<T, Pkcs15Error>;
 
@@ -241,6 +243,30 @@ impl PrivateKeyDesc {
         };
         encode_object(tag, &common, &class, &type_attrs)
     }
+}
+
+/// The private key description the card writes itself for a key it
+/// generates or unwraps (docs/protocol.md §7.1): label (written even when
+/// empty, as the upstream firmware does), iD, the usage of its kind
+/// (EC: sign and derive; RSA: decrypt, sign, signRecover, unwrap), the
+/// key size; no flags, authId or key reference. OpenSC replaces it with
+/// its own after key generation.
+pub fn card_default_prkd(kind: KeyKind, label: &[u8], id: &[u8], bits: usize) -> Vec<u8> {
+    let usage = match kind {
+        KeyKind::Ec => USAGE_SIGN | USAGE_DERIVE,
+        KeyKind::Rsa => USAGE_DECRYPT | USAGE_SIGN | USAGE_SIGN_RECOVER | USAGE_UNWRAP,
+    };
+    let common = tlv::encode(0x0C, label);
+    let mut class = Vec::new();
+    tlv::push(&mut class, 0x04, id);
+    tlv::push(&mut class, 0x03, &encode_bit_field(usage));
+    let mut attrs = tlv::encode(0x30, &tlv::encode(0x04, &[]));
+    tlv::push(&mut attrs, 0x02, &encode_uint(bits as u64));
+    let tag = match kind {
+        KeyKind::Rsa => TAG_PRKEY_RSA,
+        KeyKind::Ec => TAG_PRKEY_EC,
+    };
+    encode_object(tag, &common, &class, &tlv::encode(0x30, &attrs))
 }
 
 /// A certificate description (`C8xx`), PKCS#15 `CertificateObject`
@@ -621,7 +647,7 @@ fn decode_bit_field(v: &[u8]) -> Result<u32> {
 fn encode_bit_field(v: u32) -> Vec<u8> {
     let nbits = (32 - v.leading_zeros()) as usize;
     let nbytes = nbits.div_ceil(8);
-    let mut out = vec![(nbytes * 8 - nbits) as u8];
+    let mut out = alloc::vec![(nbytes * 8 - nbits) as u8];
     for byte in 0..nbytes {
         let mut b = 0u8;
         for bit in 0..8 {

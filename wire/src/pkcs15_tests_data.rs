@@ -4,10 +4,11 @@
 //! from OpenSC writing to picohsm-vcard (see `opensc_dcod`).
 
 use super::*;
+use alloc::vec;
+use alloc::vec::Vec;
 
 fn h(s: &str) -> Vec<u8> {
-    let s: String = s.split_whitespace().collect();
-    hex::decode(s).expect("test hex")
+    crate::test_hex(s)
 }
 
 /// t_kg.apdu.txt (and every other trace): READ BINARY of `C400`, the
@@ -116,7 +117,7 @@ fn firmware_default_prkd() {
     assert_eq!(PrivateKeyDesc::parse(&d.encode()).unwrap(), d);
 
     // As our firmware's prkd() builds them.
-    let ec = picohsm_firmware::pkcs15::prkd(true, b"", b"7", 384);
+    let ec = card_default_prkd(KeyKind::Ec, b"", b"7", 384);
     assert_eq!(ec, {
         let mut v = h(C404_EC_FIRMWARE);
         v[10] = b'7';
@@ -130,7 +131,7 @@ fn firmware_default_prkd() {
         (KeyKind::Ec, 384, b"7".to_vec())
     );
 
-    let rsa = picohsm_firmware::pkcs15::prkd(false, b"fw", b"12", 4096);
+    let rsa = card_default_prkd(KeyKind::Rsa, b"fw", b"12", 4096);
     let d = PrivateKeyDesc::parse(&rsa).unwrap();
     assert_eq!(d.label, "fw");
     assert_eq!(d.id, b"12".to_vec());
