@@ -15,5 +15,7 @@ mod ffi;
 mod logging;
 pub mod pka;
 pub mod settings;
+#[cfg(test)]
+mod trace_tests;
 pub mod transport;
 pub mod vendor;

@@ -17,8 +17,6 @@ pub mod keys;
 pub mod pin;
 pub mod pka;
 pub use picohsm_wire::pkcs15;
-#[cfg(test)]
-mod trace_tests;
 pub mod x509;
 
 use cryptoki_sys::CKR_DEVICE_ERROR;

@@ -1,4 +1,5 @@
-//! The card driver against the reference APDU traces.
+//! The card driver, and the module core's use of it, against the
+//! reference APDU traces.
 //!
 //! The fixtures in `tests/fixtures/traces/` are verbatim excerpts of the
 //! traces the project was given (`reference/traces/*.txt`): OpenSC
@@ -42,10 +43,11 @@ use picohsm_wire::cvc::{first_chr, AuthRequest};
 use picohsm_wire::sw::StatusWord;
 use picohsm_wire::tlv;
 
-use super::pkcs15::{self, PrivateKeyDesc};
-use super::*;
+use crate::card::pkcs15::{self, PrivateKeyDesc};
+use crate::card::*;
 use crate::core::object::{self, ul, Class, KeyInfo, Object};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::transport::Link;
 
 // ---------------------------------------------------------------------------
 // The driver's commands as functions of a link, the form these tests were
@@ -95,24 +97,24 @@ fn ok(l: &mut dyn Link, apdu: &[u8], _origin: &'static str) -> Result<Vec<u8>> {
 // ---------------------------------------------------------------------------
 // Fixtures (compiled in: CI has no `reference/` next to the clone).
 
-const BAD: &str = include_str!("../../tests/fixtures/traces/bad.txt");
-const CP: &str = include_str!("../../tests/fixtures/traces/cp.txt");
-const DEC: &str = include_str!("../../tests/fixtures/traces/dec.txt");
-const DH: &str = include_str!("../../tests/fixtures/traces/dh.txt");
-const INFO: &str = include_str!("../../tests/fixtures/traces/info.txt");
-const INFO2: &str = include_str!("../../tests/fixtures/traces/info2.txt");
-const IP: &str = include_str!("../../tests/fixtures/traces/ip.txt");
-const KG: &str = include_str!("../../tests/fixtures/traces/kg.txt");
-const KGRSA: &str = include_str!("../../tests/fixtures/traces/kgrsa.txt");
-const MISC: &str = include_str!("../../tests/fixtures/traces/misc.txt");
-const PKA_KEY_FAILS: &str = include_str!("../../tests/fixtures/traces/pka_key_fails.txt");
-const PKA_LOGIN: &str = include_str!("../../tests/fixtures/traces/pka_login.txt");
-const PROVISION: &str = include_str!("../../tests/fixtures/traces/provision.txt");
-const RS: &str = include_str!("../../tests/fixtures/traces/rs.txt");
-const RS2: &str = include_str!("../../tests/fixtures/traces/rs2.txt");
-const RS3: &str = include_str!("../../tests/fixtures/traces/rs3.txt");
-const SIGN: &str = include_str!("../../tests/fixtures/traces/sign.txt");
-const SIGN2: &str = include_str!("../../tests/fixtures/traces/sign2.txt");
+const BAD: &str = include_str!("../tests/fixtures/traces/bad.txt");
+const CP: &str = include_str!("../tests/fixtures/traces/cp.txt");
+const DEC: &str = include_str!("../tests/fixtures/traces/dec.txt");
+const DH: &str = include_str!("../tests/fixtures/traces/dh.txt");
+const INFO: &str = include_str!("../tests/fixtures/traces/info.txt");
+const INFO2: &str = include_str!("../tests/fixtures/traces/info2.txt");
+const IP: &str = include_str!("../tests/fixtures/traces/ip.txt");
+const KG: &str = include_str!("../tests/fixtures/traces/kg.txt");
+const KGRSA: &str = include_str!("../tests/fixtures/traces/kgrsa.txt");
+const MISC: &str = include_str!("../tests/fixtures/traces/misc.txt");
+const PKA_KEY_FAILS: &str = include_str!("../tests/fixtures/traces/pka_key_fails.txt");
+const PKA_LOGIN: &str = include_str!("../tests/fixtures/traces/pka_login.txt");
+const PROVISION: &str = include_str!("../tests/fixtures/traces/provision.txt");
+const RS: &str = include_str!("../tests/fixtures/traces/rs.txt");
+const RS2: &str = include_str!("../tests/fixtures/traces/rs2.txt");
+const RS3: &str = include_str!("../tests/fixtures/traces/rs3.txt");
+const SIGN: &str = include_str!("../tests/fixtures/traces/sign.txt");
+const SIGN2: &str = include_str!("../tests/fixtures/traces/sign2.txt");
 
 const ALL: &[&str] = &[
     BAD,
