@@ -55,6 +55,25 @@ fn replace_ef(l: &mut dyn Link, f: u16, data: &[u8]) -> Result<()> {
 }
 
 /// The handle of the object (class, fid), after re-reading the card.
+/// Reads description `d`, sets its label and iD, writes it back.
+fn rewrite<D: pkcs15::Description>(
+    t: &mut Token,
+    d: u16,
+    label: &Option<String>,
+    id: &Option<Vec<u8>>,
+    unreadable: &'static str,
+) -> Result<()> {
+    t.transport.transact(|l| {
+        let mut card = Card::new(l);
+        let mut desc = card
+            .read_ef(d)?
+            .and_then(|v| D::decode(&v).ok())
+            .ok_or(Error::new(CKR_DEVICE_ERROR, unreadable))?;
+        desc.relabel(label.as_deref(), id.as_deref());
+        Ok(card.write_ef(d, &desc.to_bytes())?)
+    })
+}
+
 fn handle_of(t: &mut Token, class: Class, f: u16) -> Result<CK_OBJECT_HANDLE> {
     t.objects = None;
     t.objects()?
@@ -311,19 +330,7 @@ pub fn set_attributes(
         match o.class {
             Class::PrivateKey | Class::PublicKey => {
                 let d = o.desc_fid.unwrap_or(fid(PRKD, o.fid as u8));
-                t.transport.transact(|l| {
-                    let mut desc = Card::new(l)
-                        .read_ef(d)?
-                        .and_then(|v| pkcs15::PrivateKeyDesc::parse(&v).ok())
-                        .ok_or(Error::new(CKR_DEVICE_ERROR, "unreadable PrKD"))?;
-                    if let Some(v) = &label {
-                        desc.label = v.clone();
-                    }
-                    if let Some(v) = &id {
-                        desc.id = v.clone();
-                    }
-                    Ok(Card::new(l).write_ef(d, &desc.encode())?)
-                })?;
+                rewrite::<pkcs15::PrivateKeyDesc>(t, d, &label, &id, "unreadable PrKD")?;
             }
             Class::Certificate => {
                 let Some(d) = o.desc_fid else {
@@ -332,19 +339,7 @@ pub fn set_attributes(
                         "a key's certificate takes label and id from the key",
                     );
                 };
-                t.transport.transact(|l| {
-                    let mut desc = Card::new(l)
-                        .read_ef(d)?
-                        .and_then(|v| pkcs15::CertDesc::parse(&v).ok())
-                        .ok_or(Error::new(CKR_DEVICE_ERROR, "unreadable CD"))?;
-                    if let Some(v) = &label {
-                        desc.label = v.clone();
-                    }
-                    if let Some(v) = &id {
-                        desc.id = v.clone();
-                    }
-                    Ok(Card::new(l).write_ef(d, &desc.encode())?)
-                })?;
+                rewrite::<pkcs15::CertDesc>(t, d, &label, &id, "unreadable CD")?;
             }
             Class::Data => {
                 if id.is_some() {
@@ -353,16 +348,7 @@ pub fn set_attributes(
                 let Some(d) = o.desc_fid else {
                     return fail(CKR_ATTRIBUTE_READ_ONLY, "data object without DCOD");
                 };
-                t.transport.transact(|l| {
-                    let mut desc = Card::new(l)
-                        .read_ef(d)?
-                        .and_then(|v| pkcs15::DataDesc::parse(&v).ok())
-                        .ok_or(Error::new(CKR_DEVICE_ERROR, "unreadable DCOD"))?;
-                    if let Some(v) = &label {
-                        desc.label = v.clone();
-                    }
-                    Ok(Card::new(l).write_ef(d, &desc.encode())?)
-                })?;
+                rewrite::<pkcs15::DataDesc>(t, d, &label, &None, "unreadable DCOD")?;
             }
             Class::SecretKey => return fail(CKR_OBJECT_HANDLE_INVALID, "unknown object"),
         }

@@ -192,77 +192,34 @@ impl From<CardError> for Failure {
     }
 }
 
+/// The module's return values a person may meet, with the exit code,
+/// what happened and what to do.
+const MODULE_FAILURES: &[(CK_RV, i32, &str, &str)] = &[
+    (CKR_TOKEN_NOT_PRESENT, NO_DEVICE, "the card left its reader or was reset", "check that the device is plugged in, then run the command again"),
+    (CKR_DEVICE_REMOVED, NO_DEVICE, "the card left its reader or was reset", "check that the device is plugged in, then run the command again"),
+    (CKR_TOKEN_NOT_RECOGNIZED, NO_DEVICE, "the card is not a SmartCard-HSM (no SmartCard-HSM applet)", "choose another reader with --reader (picohsm-tool list shows them)"),
+    (CKR_PIN_INCORRECT, PIN, "wrong PIN", "check the PIN"),
+    (CKR_PIN_LOCKED, PIN, "the PIN is blocked", "unblock it with picohsm-tool pin unblock --so-pin <SO-PIN> --new-pin <PIN>"),
+    (vendor::CKR_PICOHSM_AUTHENTICATOR_PIN_INCORRECT, PIN, "the authenticator refused its PIN", "pass the authenticator token's own PIN with --pin"),
+    (vendor::CKR_PICOHSM_AUTHENTICATOR_PIN_LOCKED, PIN, "the authenticator's PIN is blocked", "unblock it on the authenticator token (its SO-PIN) before logging in"),
+    (vendor::CKR_PICOHSM_AUTHENTICATOR_MISSING, NO_DEVICE, "no authenticator token is connected", "connect the token that holds a registered key (or name it with --authenticator-reader / --authenticator-module)"),
+    (vendor::CKR_PICOHSM_KEY_NOT_REGISTERED, CARD, "none of the connected authenticators holds a key registered on this device and not yet accepted", "see picohsm-tool pka status for the registered names (CHR); connect the token that holds one of them"),
+    (vendor::CKR_PICOHSM_SIGNATURE_REFUSED, CARD, "the device refused the authenticator's signature (EXTERNAL AUTHENTICATE)", "the key may have been registered from another file, or another application started a new challenge: run the login again"),
+    (vendor::CKR_PICOHSM_PKA_NOT_CONFIGURED, CARD, "this device has no PKA, or no key is registered yet", "initialise with --pka-keys and register keys with picohsm-tool pka register"),
+    (vendor::CKR_PICOHSM_PKA_MORE_NEEDED, CARD, "the quorum needs more authenticators than are connected", "connect the next authenticator token (or raise --wait)"),
+    (vendor::CKR_PICOHSM_ALREADY_AUTHENTICATED, CARD, "this key was already accepted in this round", "the next round needs another registered key"),
+    (CKR_USER_NOT_LOGGED_IN, CARD, "the device wants a login first", "verify the user PIN, or log in with PKA"),
+];
+
 /// A failure of the module's layers (PC/SC, the PKA login).
 pub fn from_module(e: Error) -> Failure {
-    let f = |code, msg: &str, hint: &str| Failure::new(code, msg).hint(hint);
-    match e.rv {
-        CKR_TOKEN_NOT_PRESENT | CKR_DEVICE_REMOVED => f(
-            NO_DEVICE,
-            "the card left its reader or was reset",
-            "check that the device is plugged in, then run the command again",
-        ),
-        CKR_TOKEN_NOT_RECOGNIZED => f(
-            NO_DEVICE,
-            "the card is not a SmartCard-HSM (no SmartCard-HSM applet)",
-            "choose another reader with --reader (picohsm-tool list shows them)",
-        ),
-        CKR_DEVICE_ERROR if e.origin.contains("pcscd") => f(
-            NO_DEVICE,
-            "pcscd is not reachable",
-            "start the PC/SC daemon (systemctl start pcscd, or pcscd)",
-        ),
-        CKR_PIN_INCORRECT => f(PIN, "wrong PIN", "check the PIN"),
-        CKR_PIN_LOCKED => f(
-            PIN,
-            "the PIN is blocked",
-            "unblock it with picohsm-tool pin unblock --so-pin <SO-PIN> --new-pin <PIN>",
-        ),
-        vendor::CKR_PICOHSM_AUTHENTICATOR_PIN_INCORRECT => f(
-            PIN,
-            "the authenticator refused its PIN",
-            "pass the authenticator token's own PIN with --pin",
-        ),
-        vendor::CKR_PICOHSM_AUTHENTICATOR_PIN_LOCKED => f(
-            PIN,
-            "the authenticator's PIN is blocked",
-            "unblock it on the authenticator token (its SO-PIN) before logging in",
-        ),
-        vendor::CKR_PICOHSM_AUTHENTICATOR_MISSING => f(
-            NO_DEVICE,
-            "no authenticator token is connected",
-            "connect the token that holds a registered key (or name it with --authenticator-reader / --authenticator-module)",
-        ),
-        vendor::CKR_PICOHSM_KEY_NOT_REGISTERED => f(
-            CARD,
-            "none of the connected authenticators holds a key registered on this device and not yet accepted",
-            "see picohsm-tool pka status for the registered names (CHR); connect the token that holds one of them",
-        ),
-        vendor::CKR_PICOHSM_SIGNATURE_REFUSED => f(
-            CARD,
-            "the device refused the authenticator's signature (EXTERNAL AUTHENTICATE)",
-            "the key may have been registered from another file, or another application started a new challenge: run the login again",
-        ),
-        vendor::CKR_PICOHSM_PKA_NOT_CONFIGURED => f(
-            CARD,
-            "this device has no PKA, or no key is registered yet",
-            "initialise with --pka-keys and register keys with picohsm-tool pka register",
-        ),
-        vendor::CKR_PICOHSM_PKA_MORE_NEEDED => f(
-            CARD,
-            "the quorum needs more authenticators than are connected",
-            "connect the next authenticator token (or raise --wait)",
-        ),
-        vendor::CKR_PICOHSM_ALREADY_AUTHENTICATED => f(
-            CARD,
-            "this key was already accepted in this round",
-            "the next round needs another registered key",
-        ),
-        CKR_USER_NOT_LOGGED_IN => f(
-            CARD,
-            "the device wants a login first",
-            "verify the user PIN, or log in with PKA",
-        ),
-        _ => Failure::card(format!("{} (CK_RV {:#x})", e.origin, e.rv)),
+    if e.rv == CKR_DEVICE_ERROR && e.origin.contains("pcscd") {
+        return Failure::new(NO_DEVICE, "pcscd is not reachable")
+            .hint("start the PC/SC daemon (systemctl start pcscd, or pcscd)");
+    }
+    match MODULE_FAILURES.iter().find(|(rv, ..)| *rv == e.rv) {
+        Some((_, code, message, hint)) => Failure::new(*code, *message).hint(*hint),
+        None => Failure::card(format!("{} (CK_RV {:#x})", e.origin, e.rv)),
     }
 }
 

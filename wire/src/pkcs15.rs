@@ -514,6 +514,43 @@ impl CommonAttrs {
     }
 }
 
+/// A description whose label (and iD, where it has one) can be rewritten:
+/// what C_SetAttributeValue changes on the card.
+pub trait Description: Sized {
+    /// Parses the description file.
+    fn decode(data: &[u8]) -> Result<Self>;
+    /// The description file.
+    fn to_bytes(&self) -> Vec<u8>;
+    /// Sets the label and the iD (a data object has none: its `id` is
+    /// ignored).
+    fn relabel(&mut self, label: Option<&str>, id: Option<&[u8]>);
+}
+
+macro_rules! description {
+    ($t:ty $(, $id:ident)?) => {
+        impl Description for $t {
+            fn decode(data: &[u8]) -> Result<Self> {
+                <$t>::parse(data)
+            }
+            fn to_bytes(&self) -> Vec<u8> {
+                self.encode()
+            }
+            fn relabel(&mut self, label: Option<&str>, _id: Option<&[u8]>) {
+                if let Some(l) = label {
+                    self.label = l.into();
+                }
+                $(if let Some(i) = _id {
+                    self.$id = i.to_vec();
+                })?
+            }
+        }
+    };
+}
+
+description!(PrivateKeyDesc, id);
+description!(CertDesc, id);
+description!(DataDesc);
+
 fn elements(body: &[u8]) -> Result<Vec<tlv::Tlv<'_>>> {
     tlv::parse_all(body).map_err(|_| Pkcs15Error::new("bad TLV"))
 }
