@@ -269,13 +269,17 @@ fn user_login(
             t.login = Login::User;
         }
         LoginMode::Pka => {
-            round::until_quorum(&mut t.primary(), config, pcsc, reader, secret, say)?;
+            round::until_quorum(|| {
+                round::one_round(&mut t.primary(), config, pcsc, reader, secret, say)
+            })?;
             finish_pka(t, slot)?;
         }
         LoginMode::PkaPin | LoginMode::Auto => {
             let (pin, auth_pin) = split_secret(secret, config.separator.as_deref());
             if !(t.pka.granted) {
-                round::until_quorum(&mut t.primary(), config, pcsc, reader, auth_pin, say)?;
+                round::until_quorum(|| {
+                    round::one_round(&mut t.primary(), config, pcsc, reader, auth_pin, say)
+                })?;
             }
             verify_user_pin(t, pin)?;
             t.login = Login::User;

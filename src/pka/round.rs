@@ -204,19 +204,14 @@ fn pick(
     None
 }
 
-/// Rounds until the quorum, each with the next authenticator found, all
-/// unlocked with `pin` (C_Login(CKU_USER) on a `pka` / `pka+pin` token).
-pub fn until_quorum(
-    p: &mut Primary<'_>,
-    config: &Config,
-    pcsc: &Pcsc,
-    reader: &str,
-    pin: &[u8],
-    say: &mut dyn FnMut(String),
-) -> Result<Status> {
+/// Rounds until the quorum (C_Login(CKU_USER) on a `pka` / `pka+pin`
+/// token): `round` runs [`one_round`] with the next authenticator found.
+/// Once a round has counted, running out of authenticators is
+/// CKR_PICOHSM_PKA_MORE_NEEDED.
+pub fn until_quorum(mut round: impl FnMut() -> Result<Status>) -> Result<Status> {
     let mut progressed = false;
     loop {
-        match one_round(p, config, pcsc, reader, pin, say) {
+        match round() {
             Ok(st) if st.granted() => return Ok(st),
             Ok(_) => progressed = true,
             Err(e)

@@ -102,26 +102,17 @@ impl<'a> Command<'a> {
 /// `ne = 0` means no Le field; `ne = 256` (short) or `65536` (extended) is
 /// encoded as `00`/`0000`.
 pub fn build(cla: u8, ins: u8, p1: u8, p2: u8, data: &[u8], ne: usize) -> Vec<u8> {
-    let extended = data.len() > 255 || ne > 256;
-    let mut v = Vec::with_capacity(data.len() + 9);
+    if data.len() > 255 || ne > 256 {
+        return build_extended(cla, ins, p1, p2, data, ne);
+    }
+    let mut v = Vec::with_capacity(data.len() + 6);
     v.extend_from_slice(&[cla, ins, p1, p2]);
-    if extended {
-        v.push(0);
-        if !data.is_empty() {
-            v.extend_from_slice(&(data.len() as u16).to_be_bytes());
-            v.extend_from_slice(data);
-        }
-        if ne > 0 {
-            v.extend_from_slice(&((ne & 0xFFFF) as u16).to_be_bytes());
-        }
-    } else {
-        if !data.is_empty() {
-            v.push(data.len() as u8);
-            v.extend_from_slice(data);
-        }
-        if ne > 0 {
-            v.push((ne & 0xFF) as u8);
-        }
+    if !data.is_empty() {
+        v.push(data.len() as u8);
+        v.extend_from_slice(data);
+    }
+    if ne > 0 {
+        v.push((ne & 0xFF) as u8);
     }
     v
 }

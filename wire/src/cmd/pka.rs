@@ -111,26 +111,23 @@ pub fn register(request: &[u8], slot: Option<u8>) -> Apdu {
     )
 }
 
-/// MSE SET AT: the registered key named `chr` is checked next.
-pub fn mse_set_at(chr: &[u8]) -> Apdu {
-    let [p1, p2] = MSE_SET_AT;
+fn mse(cmd: Cmd, [p1, p2]: [u8; 2], name: &[u8]) -> Apdu {
     Apdu::new(
-        Cmd::MseSetAt,
-        [CLA_ISO, ins::MSE, p1, p2],
-        &tlv::encode(TAG_NAME, chr),
-        0,
-    )
-}
-
-/// MSE SET DST: the certificate named `name` verifies what follows.
-pub fn mse_set_dst(name: &[u8]) -> Apdu {
-    let [p1, p2] = MSE_SET_DST;
-    Apdu::new(
-        Cmd::MseSetDst,
+        cmd,
         [CLA_ISO, ins::MSE, p1, p2],
         &tlv::encode(TAG_NAME, name),
         0,
     )
+}
+
+/// MSE SET AT: the registered key named `chr` is checked next.
+pub fn mse_set_at(chr: &[u8]) -> Apdu {
+    mse(Cmd::MseSetAt, MSE_SET_AT, chr)
+}
+
+/// MSE SET DST: the certificate named `name` verifies what follows.
+pub fn mse_set_dst(name: &[u8]) -> Apdu {
+    mse(Cmd::MseSetDst, MSE_SET_DST, name)
 }
 
 /// PSO VERIFY CERTIFICATE of a CV certificate's content (without `7F21`).
