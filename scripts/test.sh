@@ -30,8 +30,8 @@ if [ "${PICOHSM_CHECK_THUMBV6M:-0}" = 1 ]; then
 fi
 for target in "${NOSTD_TARGETS[@]}"; do
     if rustup target list --installed 2>/dev/null | grep -qx "$target" || rustup target add "$target"; then
-        step "cargo build -p picohsm-firmware --lib --target $target"
-        cargo build -p picohsm-firmware --lib --target "$target"
+        step "cargo build -p picohsm-crypto -p picohsm-firmware --lib --target $target"
+        cargo build -p picohsm-crypto -p picohsm-firmware --lib --target "$target"
     else
         step "SKIPPED: cargo build --target $target (rustup cannot install the target)"
     fi

@@ -17,9 +17,9 @@ use picohsm_wire::tlv;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::crypto::ec;
 use crate::keys::{self, KeyMeta, PrivateKey};
 use crate::{pkcs15, request, Card, CardError};
+use picohsm_crypto::ec;
 
 /// CHR of the test root CVCA.
 pub const TEST_ROOT: &[u8] = b"ZZPHVCCA00001";

@@ -4,6 +4,7 @@
 //! (the flash image and the OTP area) and a random source ([`CardRng`]). With
 //! the `std` feature the crate also builds `picohsm-vcard`, which runs the
 //! card as a vsmartcard `vpcd` client behind pcscd (protocol reference §10).
+//! The cryptography is `picohsm-crypto`'s.
 //!
 //! Layout: [`apdu`] turns bytes into commands (lengths, chaining, GET
 //! RESPONSE) once for all instructions; `commands/` has one file per
@@ -16,7 +17,6 @@ extern crate alloc;
 
 pub mod apdu;
 pub mod commands;
-pub mod crypto;
 pub mod device;
 pub mod dkek;
 #[cfg(feature = "std")]

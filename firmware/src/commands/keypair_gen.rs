@@ -21,10 +21,10 @@ use picohsm_wire::tlv;
 
 use crate::apdu::Response;
 use crate::commands::require_auth;
-use crate::crypto::{ec, rsa::RsaKey};
 use crate::keys::{self, KeyMeta, PrivateKey};
 use crate::rng::Adapter;
 use crate::{pkcs15, request, Card};
+use picohsm_crypto::{ec, rsa::RsaKey};
 
 /// Sequence counter for generated CHRs; survives re-initialisation.
 pub const EF_CHR_SEQUENCE: u16 = 0x10F0;

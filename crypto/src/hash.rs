@@ -110,14 +110,8 @@ impl HashAlg {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::hex;
     use ::rsa::pkcs1v15::Pkcs1v15Sign;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     #[test]
     fn known_answers() {
