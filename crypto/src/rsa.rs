@@ -23,27 +23,19 @@ use crate::{hash::HashAlg, CryptoError};
 /// Run `$body` with the type alias `$d` bound to the digest type of `$hash`.
 macro_rules! with_digest {
     ($hash:expr, $d:ident => $body:expr) => {
+        with_digest!(@arms $hash, $d => $body;
+            Sha1 = sha1::Sha1,
+            Sha224 = sha2::Sha224,
+            Sha256 = sha2::Sha256,
+            Sha384 = sha2::Sha384,
+            Sha512 = sha2::Sha512)
+    };
+    (@arms $hash:expr, $d:ident => $body:expr; $($alg:ident = $ty:ty),*) => {
         match $hash {
-            HashAlg::Sha1 => {
-                type $d = sha1::Sha1;
+            $(HashAlg::$alg => {
+                type $d = $ty;
                 $body
-            }
-            HashAlg::Sha224 => {
-                type $d = sha2::Sha224;
-                $body
-            }
-            HashAlg::Sha256 => {
-                type $d = sha2::Sha256;
-                $body
-            }
-            HashAlg::Sha384 => {
-                type $d = sha2::Sha384;
-                $body
-            }
-            HashAlg::Sha512 => {
-                type $d = sha2::Sha512;
-                $body
-            }
+            })*
         }
     };
 }
@@ -491,17 +483,23 @@ pub fn pkcs1v15_sign_block(t: &[u8], k: usize) -> Result<Vec<u8>, CryptoError> {
     Ok(block)
 }
 
+/// The public key (`n`, `e`) for a verification over `digest`, or `None`
+/// when the key is unusable or `digest` is not a `hash` value.
+fn verifying_key(n: &[u8], e: &[u8], hash: HashAlg, digest: &[u8]) -> Option<PublicKey> {
+    if digest.len() != hash.output_len() {
+        return None;
+    }
+    public_key(n, e).ok()
+}
+
 /// Verify an RSASSA-PKCS1-v1_5 signature over a hash value with the public
 /// key (`n`, `e`, big-endian). Returns `false` for a bad signature and for
 /// any malformed input (wrong digest length, key outside 1024..=8192 bits,
 /// signature not exactly the modulus length).
 pub fn verify_pkcs1v15(n: &[u8], e: &[u8], hash: HashAlg, digest: &[u8], sig: &[u8]) -> bool {
-    let Ok(key) = public_key(n, e) else {
+    let Some(key) = verifying_key(n, e, hash, digest) else {
         return false;
     };
-    if digest.len() != hash.output_len() {
-        return false;
-    }
     let scheme = Pkcs1v15Sign {
         hash_len: Some(hash.output_len()),
         prefix: hash.digest_info_prefix().into(),
@@ -535,12 +533,9 @@ pub fn public_raw(n: &[u8], e: &[u8], s: &[u8]) -> Result<Vec<u8>, CryptoError> 
 /// hash, salt length equal to the hash length). Returns `false` for a bad
 /// signature and for any malformed input.
 pub fn verify_pss(n: &[u8], e: &[u8], hash: HashAlg, digest: &[u8], sig: &[u8]) -> bool {
-    let Ok(key) = public_key(n, e) else {
+    let Some(key) = verifying_key(n, e, hash, digest) else {
         return false;
     };
-    if digest.len() != hash.output_len() {
-        return false;
-    }
     with_digest!(hash, D => key.verify(Pss::<D>::new(), digest, sig)).is_ok()
 }
 
