@@ -11,14 +11,8 @@ step() { printf '\n==> %s\n' "$*"; }
 step "scripts/setup-env.sh"
 scripts/setup-env.sh
 
-step "cargo build --workspace --all-targets --features picohsm-firmware/std"
-cargo build --workspace --all-targets --features picohsm-firmware/std
-
-step "cargo build -p picohsm-firmware --features std --bins"
-cargo build -p picohsm-firmware --features std --bins
-
-step "cargo build -p picohsm-firmware (no_std + alloc core)"
-cargo build -p picohsm-firmware
+step "cargo build --workspace --all-targets"
+cargo build --workspace --all-targets
 
 # A bare-metal build proves the core really is no_std. thumbv8m.main (RP2350,
 # Cortex-M33) works. thumbv6m (RP2040, Cortex-M0+) does not build today:
@@ -30,14 +24,14 @@ if [ "${PICOHSM_CHECK_THUMBV6M:-0}" = 1 ]; then
 fi
 for target in "${NOSTD_TARGETS[@]}"; do
     if rustup target list --installed 2>/dev/null | grep -qx "$target" || rustup target add "$target"; then
-        step "cargo build -p picohsm-firmware --lib --target $target"
-        cargo build -p picohsm-firmware --lib --target "$target"
+        step "cargo build -p picohsm-crypto -p picohsm-firmware --lib --target $target"
+        cargo build -p picohsm-crypto -p picohsm-firmware --lib --target "$target"
     else
         step "SKIPPED: cargo build --target $target (rustup cannot install the target)"
     fi
 done
 
-step "cargo test --workspace --features picohsm-firmware/std $*"
+step "cargo test --workspace $*"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
@@ -45,7 +39,7 @@ set +e
 # connects to every card in every reader and SELECTs the SmartCard-HSM
 # applet, which logs each card out (protocol reference §2.3). A test that
 # keeps a login across several tools would lose it to a neighbour's scan.
-RUST_TEST_THREADS=1 cargo test --workspace --features picohsm-firmware/std "$@" 2>&1 | tee "$log"
+RUST_TEST_THREADS=1 cargo test --workspace "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo ends on the doc-tests' own count).

@@ -9,7 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod card;
-pub mod core;
+mod core;
 pub mod error;
 mod ffi;
 mod logging;

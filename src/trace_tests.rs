@@ -880,24 +880,23 @@ fn sign_ecdsa() {
     r.done();
 }
 
-/// EMSA-PKCS1-v1_5 type 1 block of `t` for a 2048-bit modulus, written out
-/// here (the module's own is private to core::sign).
+/// EMSA-PKCS1-v1_5 type 1 block of `t` for a 2048-bit modulus, from the
+/// encoder core::sign uses (so the traces check it too).
 fn type1(t: &[u8]) -> Vec<u8> {
-    let mut v = vec![0x00, 0x01];
-    v.resize(256 - t.len() - 1, 0xFF);
-    v.push(0x00);
-    v.extend_from_slice(t);
-    v
+    picohsm_crypto::rsa::pkcs1v15_sign_block(t, 256).unwrap()
 }
 
 #[test]
 fn sign_rsa() {
     // t_rs.apdu.txt:125: SHA256-RSA-PKCS, padded on the host, raw RSA (20)
     // with key 2. The module does the same for CKM_SHA256_RSA_PKCS; the
-    // DigestInfo prefix and hash are core::sign's. Ours: Le 0000 for 0200.
+    // DigestInfo prefix and hash are the ones core::sign uses. Ours: Le 0000
+    // for 0200.
     let t = trace(RS);
     let x = t.at(125);
-    let mut di = crate::core::sign::digest_info_prefix(CKM_SHA256).to_vec();
+    let mut di = picohsm_crypto::hash::HashAlg::Sha256
+        .digest_info_prefix()
+        .to_vec();
     di.extend_from_slice(&crate::core::sign::hash(CKM_SHA256, b"hello world").unwrap());
     let block = type1(&di);
     assert_eq!(cmd_data(x), block);

@@ -16,7 +16,7 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
-use picohsm_firmware::crypto::hash::HashAlg;
+use picohsm_crypto::hash::HashAlg;
 use sha2::{Digest, Sha256, Sha384};
 
 const SO_PIN: &str = "1234567890123456";

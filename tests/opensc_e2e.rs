@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use picohsm_firmware::crypto::{ec, hash::HashAlg};
+use picohsm_crypto::{ec, hash::HashAlg};
 use picohsm_firmware::dkek;
 use picohsm_firmware::keys::PrivateKey;
 use picohsm_wire::curve::Curve;

@@ -7,7 +7,7 @@ mod common;
 
 use common::pka::*;
 use common::*;
-use picohsm_firmware::crypto::{ec, hash::HashAlg};
+use picohsm_crypto::{ec, hash::HashAlg};
 use picohsm_wire::apdu;
 use picohsm_wire::curve::Curve;
 use picohsm_wire::cvc::AuthRequest;

@@ -17,9 +17,9 @@ use picohsm_wire::tlv;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::crypto::ec;
 use crate::keys::{self, KeyMeta, PrivateKey};
 use crate::{request, Card, CardError};
+use picohsm_crypto::ec;
 use picohsm_wire::pkcs15::{card_default_prkd, KeyKind};
 
 /// CHR of the test root CVCA.

@@ -25,12 +25,12 @@ use picohsm_wire::sw::StatusWord;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::crypto::ec;
-use crate::crypto::rsa::RsaKey;
 use crate::keys::PrivateKey;
 use crate::rng::CardRng;
 use crate::seal::{self, Key32};
 use crate::Card;
+use picohsm_crypto::ec;
+use picohsm_crypto::rsa::RsaKey;
 
 /// Domain table.
 pub const EF_DOMAINS: u16 = 0x10A0;

@@ -14,9 +14,9 @@ use picohsm_wire::sw::StatusWord;
 use picohsm_wire::tlv;
 use zeroize::Zeroizing;
 
-use crate::crypto::rsa::RsaKey;
 use crate::seal::{self, Key32};
 use crate::Card;
+use picohsm_crypto::rsa::RsaKey;
 
 const SEAL_MKEK: u8 = 1;
 const SEAL_DEVICE: u8 = 2;

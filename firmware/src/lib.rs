@@ -1,26 +1,24 @@
 //! The Pico HSM card side: the SmartCard-HSM command set in Rust.
 //!
-//! The core is `no_std` + `alloc`: it sees the world only through [`Storage`]
-//! (the flash image and the OTP area) and a random source ([`CardRng`]). With
-//! the `std` feature the crate also builds `picohsm-vcard`, which runs the
-//! card as a vsmartcard `vpcd` client behind pcscd (protocol reference §10).
+//! The crate is `no_std` + `alloc`: it sees the world only through
+//! [`Storage`] (the flash image and the OTP area) and a random source
+//! ([`CardRng`]). The `picohsm-vcard` crate runs it as a vsmartcard `vpcd`
+//! client behind pcscd (protocol reference §10); the cryptography is
+//! `picohsm-crypto`'s.
 //!
 //! Layout: [`apdu`] turns bytes into commands (lengths, chaining, GET
 //! RESPONSE) once for all instructions; `commands/` has one file per
 //! instruction; [`store`] is the file system; [`pin`], [`keys`], [`dkek`]
 //! hold the secrets at rest; [`session`] is what a SELECT clears.
-#![cfg_attr(not(feature = "std"), no_std)]
+#![no_std]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
 pub mod apdu;
 pub mod commands;
-pub mod crypto;
 pub mod device;
 pub mod dkek;
-#[cfg(feature = "std")]
-pub mod host;
 pub mod keys;
 pub mod pin;
 pub mod pka;

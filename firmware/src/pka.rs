@@ -17,10 +17,10 @@ use picohsm_wire::cvc::{self, oid, AuthRequest, Cvc};
 use picohsm_wire::sw::StatusWord;
 
 use crate::commands::initialize::{EF_PKA, EF_PKA_KEY0};
-use crate::crypto::{ec, hash::HashAlg, rsa};
 use crate::request::oid_hash;
 use crate::session::MAX_PKA_KEYS;
 use crate::Card;
+use picohsm_crypto::{ec, hash::HashAlg, rsa};
 
 /// PKA parameters of EF 10C0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

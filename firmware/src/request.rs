@@ -6,11 +6,11 @@ use alloc::vec::Vec;
 use picohsm_wire::cvc::{self, oid};
 use picohsm_wire::sw::StatusWord;
 
-use crate::crypto::hash::HashAlg;
-use crate::crypto::{ec, CryptoError};
 use crate::keys::{self, PrivateKey};
 use crate::rng::Adapter;
 use crate::Card;
+use picohsm_crypto::hash::HashAlg;
+use picohsm_crypto::{ec, CryptoError};
 
 /// The hash a TR-03110 signature OID names (last arc).
 pub fn oid_hash(algorithm: &[u8]) -> Option<HashAlg> {

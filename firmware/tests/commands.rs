@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use picohsm_firmware::crypto::{ec, hash::HashAlg, rsa as crsa};
+use picohsm_crypto::{ec, hash::HashAlg, rsa as crsa};
 use picohsm_firmware::dkek;
 use picohsm_firmware::keys::PrivateKey;
 use picohsm_wire::codes::ATR;

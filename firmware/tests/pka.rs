@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use picohsm_firmware::crypto::{ec, hash::HashAlg};
+use picohsm_crypto::{ec, hash::HashAlg};
 use picohsm_wire::curve::Curve;
 use picohsm_wire::cvc::{self, AuthRequest};
 use picohsm_wire::tlv;

@@ -9,8 +9,7 @@ use std::collections::HashMap;
 
 use cryptoki_sys::*;
 use parking_lot::Mutex;
-use sha1::Sha1;
-use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
+use picohsm_crypto::{ec, hash::HashAlg, rsa};
 use zeroize::Zeroizing;
 
 use crate::card::Card;
@@ -30,16 +29,21 @@ struct SignOp {
 
 static OPS: Mutex<Option<HashMap<CK_SESSION_HANDLE, SignOp>>> = Mutex::new(None);
 
-/// A hash mechanism's digest of `data`.
-pub fn hash(mech: CK_MECHANISM_TYPE, data: &[u8]) -> Option<Vec<u8>> {
+/// The algorithm of a hash mechanism (CKM_SHA256 → SHA-256, ...).
+pub fn hash_alg(mech: CK_MECHANISM_TYPE) -> Option<HashAlg> {
     Some(match mech {
-        CKM_SHA_1 => Sha1::digest(data).to_vec(),
-        CKM_SHA224 => Sha224::digest(data).to_vec(),
-        CKM_SHA256 => Sha256::digest(data).to_vec(),
-        CKM_SHA384 => Sha384::digest(data).to_vec(),
-        CKM_SHA512 => Sha512::digest(data).to_vec(),
+        CKM_SHA_1 => HashAlg::Sha1,
+        CKM_SHA224 => HashAlg::Sha224,
+        CKM_SHA256 => HashAlg::Sha256,
+        CKM_SHA384 => HashAlg::Sha384,
+        CKM_SHA512 => HashAlg::Sha512,
         _ => return None,
     })
+}
+
+/// A hash mechanism's digest of `data`.
+pub fn hash(mech: CK_MECHANISM_TYPE, data: &[u8]) -> Option<Vec<u8>> {
+    hash_alg(mech).map(|h| h.digest(data))
 }
 
 /// The hash mechanism inside a combined mechanism (CKM_ECDSA_SHA256 →
@@ -53,32 +57,6 @@ pub fn inner_hash(mech: CK_MECHANISM_TYPE) -> Option<CK_MECHANISM_TYPE> {
         CKM_ECDSA_SHA512 | CKM_SHA512_RSA_PKCS | CKM_SHA512_RSA_PKCS_PSS => CKM_SHA512,
         _ => return None,
     })
-}
-
-/// DER DigestInfo prefix for a hash mechanism (RFC 8017 §9.2 note 1).
-pub fn digest_info_prefix(h: CK_MECHANISM_TYPE) -> &'static [u8] {
-    match h {
-        CKM_SHA_1 => &[
-            0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2B, 0x0E, 0x03, 0x02, 0x1A, 0x05, 0x00, 0x04,
-            0x14,
-        ],
-        CKM_SHA224 => &[
-            0x30, 0x2D, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x04, 0x05, 0x00, 0x04, 0x1C,
-        ],
-        CKM_SHA256 => &[
-            0x30, 0x31, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x01, 0x05, 0x00, 0x04, 0x20,
-        ],
-        CKM_SHA384 => &[
-            0x30, 0x41, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x02, 0x05, 0x00, 0x04, 0x30,
-        ],
-        _ => &[
-            0x30, 0x51, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x03, 0x05, 0x00, 0x04, 0x40,
-        ],
-    }
 }
 
 const EC_MECHS: &[CK_MECHANISM_TYPE] = &[
@@ -206,14 +184,9 @@ fn is_pss(m: CK_MECHANISM_TYPE) -> bool {
     )
 }
 
+/// Output length of a hash mechanism; SHA-512's for anything else.
 fn hash_len(h: CK_MECHANISM_TYPE) -> usize {
-    match h {
-        CKM_SHA_1 => 20,
-        CKM_SHA224 => 28,
-        CKM_SHA256 => 32,
-        CKM_SHA384 => 48,
-        _ => 64,
-    }
+    hash_alg(h).unwrap_or(HashAlg::Sha512).output_len()
 }
 
 fn take(session: CK_SESSION_HANDLE) -> Result<SignOp> {
@@ -272,37 +245,9 @@ pub fn forget_session(session: CK_SESSION_HANDLE) {
 }
 
 /// EMSA-PKCS1-v1_5 block (type 1) of `t` for a modulus of `k` bytes.
-pub fn pkcs1_type1(t: &[u8], k: usize) -> Result<Vec<u8>> {
-    if t.len() + 11 > k {
-        return fail(CKR_DATA_LEN_RANGE, "too long for the modulus");
-    }
-    let mut v = vec![0x00, 0x01];
-    v.resize(k - t.len() - 1, 0xFF);
-    v.push(0x00);
-    v.extend_from_slice(t);
-    Ok(v)
-}
-
-/// DER ECDSA-Sig-Value → r‖s, each `n` bytes.
-pub fn der_to_raw(der: &[u8], n: usize) -> Result<Vec<u8>> {
-    let bad = || Error::new(CKR_DEVICE_ERROR, "bad ECDSA signature from the card");
-    let (seq, _) = picohsm_wire::tlv::parse_one(der).map_err(|_| bad())?;
-    let ints = picohsm_wire::tlv::parse_all(seq.value).map_err(|_| bad())?;
-    if seq.tag != 0x30 || ints.len() != 2 {
-        return Err(bad());
-    }
-    let mut out = Vec::with_capacity(2 * n);
-    for i in ints {
-        let v = i.value;
-        let z = v.iter().take_while(|x| **x == 0).count();
-        let v = &v[z..];
-        if v.len() > n {
-            return Err(bad());
-        }
-        out.extend(std::iter::repeat_n(0u8, n - v.len()));
-        out.extend_from_slice(v);
-    }
-    Ok(out)
+pub(crate) fn pkcs1_type1(t: &[u8], k: usize) -> Result<Vec<u8>> {
+    rsa::pkcs1v15_sign_block(t, k)
+        .map_err(|_| Error::new(CKR_DATA_LEN_RANGE, "too long for the modulus"))
 }
 
 fn finish(slot: CK_SLOT_ID, op: &SignOp, data: &[u8]) -> Result<Vec<u8>> {
@@ -345,9 +290,11 @@ fn finish(slot: CK_SLOT_ID, op: &SignOp, data: &[u8]) -> Result<Vec<u8>> {
                     (0x40, h)
                 }
                 m => {
-                    let h = inner_hash(m).ok_or(Error::new(CKR_MECHANISM_INVALID, "mechanism"))?;
-                    let mut t = digest_info_prefix(h).to_vec();
-                    t.extend_from_slice(&hash(h, data).unwrap_or_default());
+                    let h = inner_hash(m)
+                        .and_then(hash_alg)
+                        .ok_or(Error::new(CKR_MECHANISM_INVALID, "mechanism"))?;
+                    let mut t = h.digest_info_prefix().to_vec();
+                    t.extend_from_slice(&h.digest(data));
                     (0x20, pkcs1_type1(&t, k)?)
                 }
             }
@@ -361,7 +308,8 @@ fn finish(slot: CK_SLOT_ID, op: &SignOp, data: &[u8]) -> Result<Vec<u8>> {
             .transact(|l| Ok(Card::new(l).sign(op.key_ref, algo, &input)?))
     })?;
     match op.key {
-        KeyInfo::Ec(curve) => der_to_raw(&sig, curve.field_size()),
+        KeyInfo::Ec(curve) => ec::der_to_raw(&sig, curve.field_size())
+            .map_err(|_| Error::new(CKR_DEVICE_ERROR, "bad ECDSA signature from the card")),
         KeyInfo::Rsa(_) => Ok(sig),
     }
 }

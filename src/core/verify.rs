@@ -1,16 +1,17 @@
 //! Signature verification in software with the public key (PKCS#11
-//! §5.13), using the same RustCrypto glue as the card firmware.
+//! §5.13), using the same RustCrypto glue as the card firmware
+//! (`picohsm-crypto`).
 
 use std::collections::HashMap;
 
 use cryptoki_sys::*;
 use parking_lot::Mutex;
-use picohsm_firmware::crypto::{ec, hash::HashAlg, rsa};
+use picohsm_crypto::{ec, hash::HashAlg, rsa};
 
 use crate::core::api::{MechParam, Mechanism};
 use crate::core::keyop::public_key;
 use crate::core::object::KeyInfo;
-use crate::core::sign::{hash, inner_hash};
+use crate::core::sign::{hash, hash_alg, inner_hash, pkcs1_type1};
 use crate::core::state::session_slot;
 use crate::error::{fail, Error, Result};
 
@@ -24,17 +25,6 @@ struct Op {
 }
 
 static OPS: Mutex<Option<HashMap<CK_SESSION_HANDLE, Op>>> = Mutex::new(None);
-
-fn alg(h: CK_MECHANISM_TYPE) -> Option<HashAlg> {
-    Some(match h {
-        CKM_SHA_1 => HashAlg::Sha1,
-        CKM_SHA224 => HashAlg::Sha224,
-        CKM_SHA256 => HashAlg::Sha256,
-        CKM_SHA384 => HashAlg::Sha384,
-        CKM_SHA512 => HashAlg::Sha512,
-        _ => return None,
-    })
-}
 
 /// C_VerifyInit.
 pub fn verify_init(
@@ -115,12 +105,12 @@ fn check(op: &Op, data: &[u8], sig: &[u8]) -> Result<()> {
             let pss = matches!(op.mech.param, MechParam::Pss { .. });
             let (h, digest) = match inner_hash(op.mech.kind) {
                 Some(hm) => (
-                    alg(hm).unwrap_or(HashAlg::Sha256),
+                    hash_alg(hm).unwrap_or(HashAlg::Sha256),
                     hash(hm, data).unwrap_or_default(),
                 ),
                 None if pss => match &op.mech.param {
                     MechParam::Pss { hash: hm, .. } => (
-                        alg(*hm).ok_or(Error::new(CKR_MECHANISM_PARAM_INVALID, "hash"))?,
+                        hash_alg(*hm).ok_or(Error::new(CKR_MECHANISM_PARAM_INVALID, "hash"))?,
                         data.to_vec(),
                     ),
                     _ => unreachable_param()?,
@@ -155,14 +145,7 @@ fn raw_verify(op: &Op, bits: usize, data: &[u8], sig: &[u8]) -> Result<()> {
         v.extend_from_slice(data);
         v
     } else {
-        if data.len() + 11 > k {
-            return fail(CKR_DATA_LEN_RANGE, "too long for the modulus");
-        }
-        let mut v = vec![0x00, 0x01];
-        v.resize(k - data.len() - 1, 0xFF);
-        v.push(0x00);
-        v.extend_from_slice(data);
-        v
+        pkcs1_type1(data, k)?
     };
     if em == want {
         Ok(())

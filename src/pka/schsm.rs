@@ -9,13 +9,13 @@
 //! the block built here).
 
 use cryptoki_sys::*;
+use picohsm_crypto::{ec, hash::HashAlg, rsa};
+use picohsm_wire::codes::algo;
 use picohsm_wire::curve::Curve;
 use picohsm_wire::cvc::{oid, AuthRequest, Cvc};
-use sha2::{Digest, Sha256};
 
 use crate::card::Card;
 use crate::card::{self, pkcs15};
-use crate::core::sign::{der_to_raw, digest_info_prefix, pkcs1_type1};
 use crate::error::{Error, Result};
 use crate::pka::authenticator::{pin_error, AuthKey, Authenticator, KeyKind, Locator};
 use crate::transport::pcsc::{Pcsc, PcscTransport};
@@ -124,20 +124,22 @@ impl Authenticator for CardAuthenticator {
         let Locator::Card(id) = key.locator else {
             return Err(Error::new(CKR_GENERAL_ERROR, "not a card key"));
         };
-        let digest = Sha256::digest(message);
+        let digest = HashAlg::Sha256.digest(message);
         match key.kind {
             KeyKind::Ec(n) => {
                 let der = self
                     .transport
-                    .transact(|l| Ok(Card::new(l).sign(id, 0x70, &digest)?))?;
-                der_to_raw(&der, n)
+                    .transact(|l| Ok(Card::new(l).sign(id, algo::ECDSA, &digest)?))?;
+                ec::der_to_raw(&der, n)
+                    .map_err(|_| Error::new(CKR_DEVICE_ERROR, "bad ECDSA signature from the card"))
             }
             KeyKind::Rsa(k) => {
-                let mut t = digest_info_prefix(CKM_SHA256).to_vec();
+                let mut t = HashAlg::Sha256.digest_info_prefix().to_vec();
                 t.extend_from_slice(&digest);
-                let block = pkcs1_type1(&t, k)?;
+                let block = rsa::pkcs1v15_sign_block(&t, k)
+                    .map_err(|_| Error::new(CKR_DATA_LEN_RANGE, "too long for the modulus"))?;
                 self.transport
-                    .transact(|l| Ok(Card::new(l).sign(id, 0x20, &block)?))
+                    .transact(|l| Ok(Card::new(l).sign(id, algo::RSA_RAW, &block)?))
             }
         }
     }

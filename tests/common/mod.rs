@@ -376,9 +376,7 @@ pub fn vcard_binary() -> PathBuf {
         cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
             "build",
             "-p",
-            "picohsm-firmware",
-            "--features",
-            "std",
+            "picohsm-vcard",
             "--bin",
             "picohsm-vcard",
         ]);

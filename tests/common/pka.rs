@@ -7,7 +7,7 @@ use std::ffi::CString;
 use std::fs;
 
 use super::*;
-use picohsm_firmware::crypto::ec;
+use picohsm_crypto::ec;
 use picohsm_wire::apdu;
 use picohsm_wire::curve::Curve;
 use picohsm_wire::cvc::{self, AuthRequest, Cvc};

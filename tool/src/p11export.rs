@@ -176,7 +176,7 @@ fn sign(session: &Session, key: ObjectHandle, public: &Public, data: &[u8]) -> R
                 Ok(sig)
             } else {
                 // A module that answers DER despite PKCS#11 §2.3.1.
-                picohsm_pkcs11::core::sign::der_to_raw(&sig, n).map_err(|_| {
+                picohsm_crypto::ec::der_to_raw(&sig, n).map_err(|_| {
                     Failure::card(format!(
                         "the token's ECDSA signature has {} bytes, not {}",
                         sig.len(),

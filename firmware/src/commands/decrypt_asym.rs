@@ -7,11 +7,11 @@ use picohsm_wire::sw::StatusWord;
 
 use crate::apdu::Response;
 use crate::commands::signature::key_for_use;
-use crate::crypto::hash::HashAlg;
-use crate::crypto::{ec, CryptoError};
 use crate::keys::PrivateKey;
 use crate::rng::Adapter;
 use crate::Card;
+use picohsm_crypto::hash::HashAlg;
+use picohsm_crypto::{ec, CryptoError};
 
 fn sw(e: CryptoError) -> StatusWord {
     match e {

@@ -21,10 +21,10 @@ use picohsm_wire::tlv;
 
 use crate::apdu::Response;
 use crate::commands::require_auth;
-use crate::crypto::{ec, rsa::RsaKey};
 use crate::keys::{self, KeyMeta, PrivateKey};
 use crate::rng::Adapter;
 use crate::{request, Card};
+use picohsm_crypto::{ec, rsa::RsaKey};
 use picohsm_wire::pkcs15::{card_default_prkd, KeyKind};
 
 /// Sequence counter for generated CHRs; survives re-initialisation.

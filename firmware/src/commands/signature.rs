@@ -8,11 +8,11 @@ use picohsm_wire::sw::StatusWord;
 
 use crate::apdu::Response;
 use crate::commands::require_auth;
-use crate::crypto::hash::HashAlg;
-use crate::crypto::{ec, CryptoError};
 use crate::keys::{self, PrivateKey};
 use crate::rng::Adapter;
 use crate::Card;
+use picohsm_crypto::hash::HashAlg;
+use picohsm_crypto::{ec, CryptoError};
 
 /// The hash of the "card hashes" algorithm bytes (`x1`..`x5`).
 pub fn hash_of(code: u8) -> Option<HashAlg> {

@@ -1,14 +1,22 @@
-//! Cryptographic primitives of the card, all taken from the RustCrypto crates.
+//! The cryptography shared by the Pico HSM card (`picohsm-firmware`), the
+//! PKCS#11 module and `picohsm-tool`, all taken from the RustCrypto crates.
+//! `no_std` + `alloc`, so the card can use it on a microcontroller and the
+//! module can verify signatures without linking the card.
 //!
 //! - [`hash`]: SHA-1 and SHA-2 digests and PKCS#1 `DigestInfo` handling.
 //! - [`ec`]: ECDSA and ECDH on the curves of [`picohsm_wire::curve::Curve`].
 //! - [`rsa`]: RSA key generation, PKCS#1 v1.5 / PSS signatures and
 //!   raw / PKCS#1 v1.5 / OAEP decryption.
 //!
-//! Secret byte strings leave this module as [`zeroize::Zeroizing`] buffers;
+//! Secret byte strings leave this crate as [`zeroize::Zeroizing`] buffers;
 //! random numbers come from a caller-supplied [`rand_core::CryptoRng`]
 //! (passed as `&mut dyn CryptoRng`). No function panics on malformed input:
 //! everything that depends on outside data returns [`CryptoError`].
+
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
 
 pub mod ec;
 pub mod hash;
@@ -44,11 +52,21 @@ impl core::fmt::Display for CryptoError {
 impl core::error::Error for CryptoError {}
 
 #[cfg(test)]
-pub(crate) mod test_rng {
-    //! The operating system RNG for unit tests.
+pub(crate) mod testutil {
+    //! What every unit test of this crate uses.
+
+    use alloc::vec::Vec;
 
     /// A `CryptoRng` backed by `getrandom` (panics if the OS RNG fails).
     pub(crate) fn rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
         rand_core::UnwrapErr(getrandom::SysRng)
+    }
+
+    /// The bytes of a hex string (test vectors).
+    pub(crate) fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 }

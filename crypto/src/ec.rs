@@ -29,7 +29,7 @@ use elliptic_curve::{
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
-use super::{CryptoError, Curve};
+use crate::{CryptoError, Curve};
 
 /// The per-curve operations, implemented once for every RustCrypto curve
 /// type that supports ECDSA and ECDH.
@@ -434,7 +434,7 @@ pub fn der_to_raw(der: &[u8], field_size: usize) -> Result<Vec<u8>, CryptoError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::test_rng::rng;
+    use crate::testutil::{hex, rng};
 
     const PREHASH_LENS: [usize; 4] = [20, 32, 48, 64];
 
@@ -739,13 +739,6 @@ mod tests {
         let h = HashAlgSha256::digest(b"sample");
         let sig = sign_prehash(Curve::P256, &x, &h).unwrap();
         assert_eq!(sig, [r, s].concat());
-    }
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
     }
 
     #[test]

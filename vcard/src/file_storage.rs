@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::{Storage, StorageError};
+use picohsm_firmware::{Storage, StorageError};
 
 /// A flash or OTP image kept in one file.
 #[derive(Debug, Clone)]

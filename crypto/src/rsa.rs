@@ -1,5 +1,6 @@
 //! RSA: key generation, PKCS#1 v1.5 and PSS signatures, raw / PKCS#1 v1.5 /
-//! OAEP decryption, and the matching public-key helpers.
+//! OAEP decryption, the matching public-key helpers, and the EMSA-PKCS1-v1_5
+//! block for a host that pads for the card.
 //!
 //! All arithmetic is done by the `rsa` crate. Integers cross this API as
 //! big-endian byte strings. Private-key operations that take an RNG use it
@@ -17,32 +18,24 @@ use ::rsa::{
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
-use super::{hash::HashAlg, CryptoError};
+use crate::{hash::HashAlg, CryptoError};
 
 /// Run `$body` with the type alias `$d` bound to the digest type of `$hash`.
 macro_rules! with_digest {
     ($hash:expr, $d:ident => $body:expr) => {
+        with_digest!(@arms $hash, $d => $body;
+            Sha1 = sha1::Sha1,
+            Sha224 = sha2::Sha224,
+            Sha256 = sha2::Sha256,
+            Sha384 = sha2::Sha384,
+            Sha512 = sha2::Sha512)
+    };
+    (@arms $hash:expr, $d:ident => $body:expr; $($alg:ident = $ty:ty),*) => {
         match $hash {
-            HashAlg::Sha1 => {
-                type $d = sha1::Sha1;
+            $(HashAlg::$alg => {
+                type $d = $ty;
                 $body
-            }
-            HashAlg::Sha224 => {
-                type $d = sha2::Sha224;
-                $body
-            }
-            HashAlg::Sha256 => {
-                type $d = sha2::Sha256;
-                $body
-            }
-            HashAlg::Sha384 => {
-                type $d = sha2::Sha384;
-                $body
-            }
-            HashAlg::Sha512 => {
-                type $d = sha2::Sha512;
-                $body
-            }
+            })*
         }
     };
 }
@@ -469,17 +462,44 @@ impl RsaKey {
     }
 }
 
+/// The EMSA-PKCS1-v1_5 encoded message (RFC 8017 §9.2 step 5) of `t`, for
+/// a modulus of `k` bytes: `00 01 FF .. FF 00 || t`, with at least eight
+/// `FF` bytes. `t` is usually a `DigestInfo`; it is taken as it is.
+///
+/// For a host that hands the block to a card's raw RSA operation, or checks
+/// the result of the raw public operation against it (the `rsa` crate keeps
+/// its own encoder private).
+///
+/// # Errors
+/// [`CryptoError::InvalidInput`] if `t` is longer than `k - 11` bytes.
+pub fn pkcs1v15_sign_block(t: &[u8], k: usize) -> Result<Vec<u8>, CryptoError> {
+    if t.len() + 11 > k {
+        return Err(CryptoError::InvalidInput);
+    }
+    let mut block = alloc::vec![0x00, 0x01];
+    block.resize(k - t.len() - 1, 0xFF);
+    block.push(0x00);
+    block.extend_from_slice(t);
+    Ok(block)
+}
+
+/// The public key (`n`, `e`) for a verification over `digest`, or `None`
+/// when the key is unusable or `digest` is not a `hash` value.
+fn verifying_key(n: &[u8], e: &[u8], hash: HashAlg, digest: &[u8]) -> Option<PublicKey> {
+    if digest.len() != hash.output_len() {
+        return None;
+    }
+    public_key(n, e).ok()
+}
+
 /// Verify an RSASSA-PKCS1-v1_5 signature over a hash value with the public
 /// key (`n`, `e`, big-endian). Returns `false` for a bad signature and for
 /// any malformed input (wrong digest length, key outside 1024..=8192 bits,
 /// signature not exactly the modulus length).
 pub fn verify_pkcs1v15(n: &[u8], e: &[u8], hash: HashAlg, digest: &[u8], sig: &[u8]) -> bool {
-    let Ok(key) = public_key(n, e) else {
+    let Some(key) = verifying_key(n, e, hash, digest) else {
         return false;
     };
-    if digest.len() != hash.output_len() {
-        return false;
-    }
     let scheme = Pkcs1v15Sign {
         hash_len: Some(hash.output_len()),
         prefix: hash.digest_info_prefix().into(),
@@ -513,12 +533,9 @@ pub fn public_raw(n: &[u8], e: &[u8], s: &[u8]) -> Result<Vec<u8>, CryptoError> 
 /// hash, salt length equal to the hash length). Returns `false` for a bad
 /// signature and for any malformed input.
 pub fn verify_pss(n: &[u8], e: &[u8], hash: HashAlg, digest: &[u8], sig: &[u8]) -> bool {
-    let Ok(key) = public_key(n, e) else {
+    let Some(key) = verifying_key(n, e, hash, digest) else {
         return false;
     };
-    if digest.len() != hash.output_len() {
-        return false;
-    }
     with_digest!(hash, D => key.verify(Pss::<D>::new(), digest, sig)).is_ok()
 }
 
@@ -576,14 +593,7 @@ pub fn encrypt_oaep_with_label(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::test_rng::rng;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::testutil::{hex, rng};
 
     // A 1024-bit key, signatures and ciphertexts made by OpenSSL 3.0:
     //   openssl genrsa -traditional 1024; printf abc > msg; printf 'secret message' > pt
@@ -738,6 +748,26 @@ mod tests {
             &[0; 128]
         ));
         assert!(!verify_pss(&n, &[], HashAlg::Sha1, &[0; 20], &[0; 128]));
+    }
+
+    #[test]
+    fn sign_block_is_what_the_crate_signs() {
+        // The raw public operation on the crate's PKCS#1 v1.5 signature
+        // recovers its encoded message: ours must be the same bytes.
+        let key = kat_key();
+        let (n, e) = (key.modulus(), key.public_exponent());
+        for t in [&b""[..], b"hello world", &[0xA5; 117]] {
+            let sig = key.sign_pkcs1v15_raw(t).unwrap();
+            let em = public_raw(&n, &e, &sig).unwrap();
+            assert_eq!(pkcs1v15_sign_block(t, 128).unwrap(), em);
+        }
+        let block = pkcs1v15_sign_block(&[7; 3], 16).unwrap();
+        assert_eq!(block, [&[0, 1][..], &[0xFF; 10], &[0, 7, 7, 7]].concat());
+        assert_eq!(
+            pkcs1v15_sign_block(&[0; 118], 128),
+            Err(CryptoError::InvalidInput)
+        );
+        assert_eq!(pkcs1v15_sign_block(&[], 10), Err(CryptoError::InvalidInput));
     }
 
     #[test]

@@ -14,8 +14,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use clap::Parser;
-use picohsm_firmware::host::{ApduLog, Client, FileStorage};
 use picohsm_firmware::{Card, CardConfig, Storage};
+use picohsm_vcard::{ApduLog, Client, FileStorage};
 
 /// Runs a Pico HSM (SmartCard-HSM command set) as a virtual smart card for
 /// pcscd's vsmartcard vpcd driver.

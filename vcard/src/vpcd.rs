@@ -31,7 +31,7 @@ pub const CTRL_GET_ATR: u8 = 0x04;
 /// Largest payload a frame can carry.
 pub const MAX_FRAME: usize = u16::MAX as usize;
 
-/// What a virtual card must do for vpcd. Implemented by [`crate::Card`].
+/// What a virtual card must do for vpcd. Implemented by [`picohsm_firmware::Card`].
 pub trait VirtualCard {
     /// The answer to reset.
     fn atr(&self) -> Vec<u8>;
@@ -48,22 +48,22 @@ pub trait VirtualCard {
     fn transmit(&mut self, command: &[u8]) -> Vec<u8>;
 }
 
-impl VirtualCard for crate::Card {
+impl VirtualCard for picohsm_firmware::Card {
     fn atr(&self) -> Vec<u8> {
-        crate::Card::atr(self).to_vec()
+        picohsm_firmware::Card::atr(self).to_vec()
     }
     fn power_on(&mut self) {
-        crate::Card::power_on(self)
+        picohsm_firmware::Card::power_on(self)
     }
     fn power_off(&mut self) {
-        crate::Card::power_off(self)
+        picohsm_firmware::Card::power_off(self)
     }
     fn reset(&mut self) {
         // `power_on` is also the reset: it clears the volatile state.
-        crate::Card::power_on(self)
+        picohsm_firmware::Card::power_on(self)
     }
     fn transmit(&mut self, command: &[u8]) -> Vec<u8> {
-        crate::Card::transmit(self, command)
+        picohsm_firmware::Card::transmit(self, command)
     }
 }
 
