@@ -153,6 +153,18 @@ fn device_seal_key(card: &Card) -> Key32 {
     seal::derive(card.otp.as_ref(), b"device key seal", b"CC00")
 }
 
+/// The PrKD the card writes for key `id` it generated or unwrapped
+/// (docs/protocol.md §7.1): labelled with the id in decimal, as upstream.
+pub fn default_prkd(key: &PrivateKey, id: u8) -> Vec<u8> {
+    use picohsm_wire::pkcs15::{card_default_prkd, KeyKind};
+    let kind = if key.is_ec() {
+        KeyKind::Ec
+    } else {
+        KeyKind::Rsa
+    };
+    card_default_prkd(kind, alloc::format!("{id}").as_bytes(), &[id], key.bits())
+}
+
 /// Stores a key under the MKEK (or the device seal for id 0 when `device`).
 /// Not committed.
 pub fn store(

@@ -16,14 +16,7 @@ use picohsm_crypto::{ec, CryptoError};
 pub fn oid_hash(algorithm: &[u8]) -> Option<HashAlg> {
     let last = *algorithm.last()?;
     if oid::is_ec(algorithm) {
-        return match last {
-            1 => Some(HashAlg::Sha1),
-            2 => Some(HashAlg::Sha224),
-            3 => Some(HashAlg::Sha256),
-            4 => Some(HashAlg::Sha384),
-            5 => Some(HashAlg::Sha512),
-            _ => None,
-        };
+        return crate::commands::signature::hash_numbered(last);
     }
     if oid::is_rsa(algorithm) {
         return match last {

@@ -7,7 +7,6 @@
 //! 6985 the blob fails its MAC or does not parse; 6A81 key type not stored
 //! by this card (AES); 6400 no PIN session to seal the key.
 
-use alloc::format;
 use alloc::vec::Vec;
 use picohsm_wire::apdu::Command;
 use picohsm_wire::codes::{algo, fid};
@@ -17,9 +16,8 @@ use picohsm_wire::sw::StatusWord;
 use crate::apdu::Response;
 use crate::commands::require_auth;
 use crate::dkek::{self, UnwrapError};
-use crate::keys::{self, KeyMeta, PrivateKey};
+use crate::keys::{self, KeyMeta};
 use crate::{request, Card};
-use picohsm_wire::pkcs15::{card_default_prkd, KeyKind};
 
 /// Runs UNWRAP KEY.
 pub fn run(card: &mut Card, cmd: &Command<'_>) -> Response {
@@ -79,23 +77,8 @@ pub fn run(card: &mut Card, cmd: &Command<'_>) -> Response {
     let chr = crate::commands::keypair_gen::fresh_chr(card)?;
     let req = request::build(card, &key, algorithm, &chr, &chr)?;
     keys::store(card, id, &key, &meta, false)?;
-    let bits = match &key {
-        PrivateKey::Ec { curve, .. } => curve.bits(),
-        PrivateKey::Rsa(k) => k.bits(),
-    };
-    card.fs.put(
-        0xC400 | id as u16,
-        card_default_prkd(
-            if key.is_ec() {
-                KeyKind::Ec
-            } else {
-                KeyKind::Rsa
-            },
-            format!("{id}").as_bytes(),
-            &[id],
-            bits,
-        ),
-    )?;
+    card.fs
+        .put(0xC400 | id as u16, keys::default_prkd(&key, id))?;
     card.fs.put(0xCE00 | id as u16, req)?;
     card.fs.remove(fid::EF_UNWRAP);
     Ok(Vec::new())

@@ -25,7 +25,6 @@ use crate::keys::{self, KeyMeta, PrivateKey};
 use crate::rng::Adapter;
 use crate::{request, Card};
 use picohsm_crypto::{ec, rsa::RsaKey};
-use picohsm_wire::pkcs15::{card_default_prkd, KeyKind};
 
 /// Sequence counter for generated CHRs; survives re-initialisation.
 pub const EF_CHR_SEQUENCE: u16 = 0x10F0;
@@ -163,20 +162,8 @@ pub fn run(card: &mut Card, cmd: &Command<'_>) -> Response {
     let car = t.car.map_or_else(|| chr.clone(), |c| c.to_vec());
     let req = request::build(card, &key, algorithm, &car, &chr)?;
     keys::store(card, id, &key, &meta, false)?;
-    let label = format!("{id}");
-    card.fs.put(
-        0xC400 | id as u16,
-        card_default_prkd(
-            if key.is_ec() {
-                KeyKind::Ec
-            } else {
-                KeyKind::Rsa
-            },
-            label.as_bytes(),
-            &[id],
-            key.bits(),
-        ),
-    )?;
+    card.fs
+        .put(0xC400 | id as u16, keys::default_prkd(&key, id))?;
     card.fs.put(0xCE00 | id as u16, req.clone())?;
     Ok(req)
 }

@@ -14,9 +14,11 @@ use crate::Card;
 use picohsm_crypto::hash::HashAlg;
 use picohsm_crypto::{ec, CryptoError};
 
-/// The hash of the "card hashes" algorithm bytes (`x1`..`x5`).
-pub fn hash_of(code: u8) -> Option<HashAlg> {
-    match code & 0x0F {
+/// The hash numbered `n` in the SmartCard-HSM's lists: 1 SHA-1, 2 SHA-224,
+/// 3 SHA-256, 4 SHA-384, 5 SHA-512 (the low nibble of the "card hashes"
+/// algorithm bytes `x1`..`x5`, and the last arc of the ECDSA OIDs).
+pub fn hash_numbered(n: u8) -> Option<HashAlg> {
+    match n {
         1 => Some(HashAlg::Sha1),
         2 => Some(HashAlg::Sha224),
         3 => Some(HashAlg::Sha256),
@@ -24,6 +26,11 @@ pub fn hash_of(code: u8) -> Option<HashAlg> {
         5 => Some(HashAlg::Sha512),
         _ => None,
     }
+}
+
+/// The hash of the "card hashes" algorithm bytes (`x1`..`x5`).
+pub fn hash_of(code: u8) -> Option<HashAlg> {
+    hash_numbered(code & 0x0F)
 }
 
 /// Loads key P1 for use with algorithm `alg`, checking authentication, the
