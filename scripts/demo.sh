@@ -27,7 +27,9 @@ AUTHENTICATOR="Virtual PCD 00 01"
 SO_PIN=3537363231383830
 PRIMARY_PIN=648219
 AUTH_PIN=271828
+# CARGO_TARGET_DIR may be absolute or relative to the repository.
 TARGET="${CARGO_TARGET_DIR:-target}/debug"
+case "$TARGET" in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
 
 step "scripts/setup-env.sh (pcscd, vpcd readers, OpenSC, openssl)"
 scripts/setup-env.sh
@@ -36,9 +38,9 @@ step "building picohsm-vcard, libpicohsm_pkcs11.so and picohsm-tool"
 cargo build -p picohsm-vcard
 cargo build -p picohsm-pkcs11 --lib
 cargo build -p picohsm-tool
-MODULE="$ROOT/$TARGET/libpicohsm_pkcs11.so"
-TOOL="$ROOT/$TARGET/picohsm-tool"
-VCARD="$ROOT/$TARGET/picohsm-vcard"
+MODULE="$TARGET/libpicohsm_pkcs11.so"
+TOOL="$TARGET/picohsm-tool"
+VCARD="$TARGET/picohsm-vcard"
 
 card_in_reader() { opensc-tool -l 2>/dev/null | grep -qE "^[0-9]+[[:space:]]+Yes[[:space:]]+$1\$"; }
 
