@@ -35,9 +35,7 @@ step "scripts/setup-env.sh (pcscd, vpcd readers, OpenSC, openssl)"
 scripts/setup-env.sh
 
 step "building picohsm-vcard, libpicohsm_pkcs11.so and picohsm-tool"
-cargo build -p picohsm-vcard
-cargo build -p picohsm-pkcs11 --lib
-cargo build -p picohsm-tool
+cargo build --workspace
 MODULE="$TARGET/libpicohsm_pkcs11.so"
 TOOL="$TARGET/picohsm-tool"
 VCARD="$TARGET/picohsm-vcard"
