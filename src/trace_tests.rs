@@ -147,10 +147,7 @@ fn hx(b: &[u8]) -> String {
         .join(" ")
 }
 
-fn unhex(s: &str) -> Vec<u8> {
-    let s: String = s.split_whitespace().collect();
-    hex::decode(s).expect("fixture hex")
-}
+use crate::card::testing::hex as unhex;
 
 /// One command and its response, where the trace has them.
 #[derive(Debug, Clone)]

@@ -108,9 +108,11 @@ pub(crate) mod testing {
         }
     }
 
-    /// Bytes from hex with blanks.
+    /// Bytes from hex with blanks and line breaks: the one hex helper of
+    /// the module's unit tests.
     pub fn hex(s: &str) -> Vec<u8> {
-        hex::decode(s.replace(' ', "")).unwrap()
+        let s: String = s.split_whitespace().collect();
+        hex::decode(s).expect("test hex")
     }
 }
 

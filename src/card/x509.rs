@@ -318,11 +318,7 @@ fn push(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn h(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        hex::decode(s).expect("test hex")
-    }
+    use crate::card::testing::hex as h;
 
     // Made at test-writing time with
     //   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
