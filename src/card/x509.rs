@@ -4,11 +4,13 @@
 //! the public key split into its PKCS#11 attributes. Also builds a
 //! SubjectPublicKeyInfo (RFC 5480 / RFC 3279) for CKA_PUBLIC_KEY_INFO.
 //!
-//! A small DER reader of its own: definite lengths up to four length
-//! bytes, one-byte tags (X.509's structure uses no others). Nothing here
-//! panics on malformed input.
+//! DER is read with `picohsm_wire::tlv` (definite lengths up to four
+//! length bytes), keeping one-byte tags (X.509's structure uses no
+//! others). Nothing here panics on malformed input.
 
 use core::fmt;
+
+use picohsm_wire::tlv;
 
 /// A certificate that could not be parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,7 +242,8 @@ fn unsigned(v: &[u8]) -> &[u8] {
 // ---------------------------------------------------------------------------
 // DER reading and writing.
 
-/// One DER element.
+/// One DER element: a TLV of `picohsm_wire::tlv` with a one-byte tag
+/// (X.509 uses no others).
 struct Der<'a> {
     tag: u8,
     value: &'a [u8],
@@ -265,36 +268,13 @@ fn take<'a>(rest: &mut &'a [u8], what: &'static str) -> Result<Der<'a>, X509Erro
 
 /// Reads one element from the front of `input`; returns it and the rest.
 fn read(input: &[u8]) -> Result<(Der<'_>, &[u8]), X509Error> {
-    let truncated = X509Error::new("truncated DER");
-    let (&tag, rest) = input.split_first().ok_or(truncated)?;
-    if tag & 0x1F == 0x1F {
-        return Err(X509Error::new("multi-byte DER tag"));
-    }
-    let (&l0, mut rest) = rest.split_first().ok_or(truncated)?;
-    let len = match l0 {
-        0x00..=0x7F => l0 as usize,
-        0x81..=0x84 => {
-            let n = (l0 & 0x7F) as usize;
-            if rest.len() < n {
-                return Err(truncated);
-            }
-            let (l, r) = rest.split_at(n);
-            rest = r;
-            l.iter().fold(0usize, |a, &b| (a << 8) | b as usize)
-        }
-        0x80 => return Err(X509Error::new("indefinite length")),
-        _ => return Err(X509Error::new("DER length too large")),
-    };
-    if len > rest.len() {
-        return Err(truncated);
-    }
-    let header = input.len() - rest.len();
-    let (value, rest) = rest.split_at(len);
+    let (t, rest) = tlv::parse_one(input).map_err(|_| X509Error::new("bad DER"))?;
+    let tag = u8::try_from(t.tag).map_err(|_| X509Error::new("multi-byte DER tag"))?;
     Ok((
         Der {
             tag,
-            value,
-            raw: &input[..header + len],
+            value: t.value,
+            raw: t.raw,
         },
         rest,
     ))
@@ -302,17 +282,7 @@ fn read(input: &[u8]) -> Result<(Der<'_>, &[u8]), X509Error> {
 
 /// Appends tag, DER length and value.
 fn push(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
-    out.push(tag);
-    let len = value.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = (len as u64).to_be_bytes();
-        let first = bytes.iter().position(|&b| b != 0).unwrap_or(7);
-        out.push(0x80 | (8 - first) as u8);
-        out.extend_from_slice(&bytes[first..]);
-    }
-    out.extend_from_slice(value);
+    tlv::push(out, tag as u16, value);
 }
 
 #[cfg(test)]

@@ -43,11 +43,13 @@ pub fn parse_one(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), TlvError> {
             pos += 1;
             l
         }
-        0x82 => {
-            let hi = *input.get(pos).ok_or(TlvError)? as usize;
-            let lo = *input.get(pos + 1).ok_or(TlvError)? as usize;
-            pos += 2;
-            (hi << 8) | lo
+        // Up to four length bytes (X.509 structures on the host may be
+        // longer than a card file); indefinite lengths are not DER.
+        0x82..=0x84 => {
+            let n = (l0 & 0x7F) as usize;
+            let bytes = input.get(pos..pos + n).ok_or(TlvError)?;
+            pos += n;
+            bytes.iter().fold(0usize, |a, &b| (a << 8) | b as usize)
         }
         _ => return Err(TlvError),
     };
@@ -123,9 +125,10 @@ pub fn push_len(out: &mut Vec<u8>, len: usize) {
         out.push(0x81);
         out.push(len as u8);
     } else {
-        out.push(0x82);
-        out.push((len >> 8) as u8);
-        out.push(len as u8);
+        let bytes = (len as u32).to_be_bytes();
+        let first = bytes.iter().position(|&b| b != 0).unwrap_or(3);
+        out.push(0x80 | (4 - first) as u8);
+        out.extend_from_slice(&bytes[first..]);
     }
 }
 
