@@ -356,40 +356,13 @@ pub fn sign_prehash_der(
 }
 
 /// Read one DER TLV with the given tag from the front of `input`; returns
-/// the value and the rest. Strict: definite, minimally encoded lengths of at
-/// most two length bytes.
+/// the value and the rest. Strict: definite, minimally encoded lengths
+/// (`picohsm_wire::tlv::parse_one_der`).
 fn take_der(input: &[u8], tag: u8) -> Result<(&[u8], &[u8]), CryptoError> {
-    let err = CryptoError::InvalidInput;
-    let (&t, rest) = input.split_first().ok_or(err)?;
-    if t != tag {
-        return Err(err);
+    match picohsm_wire::tlv::parse_one_der(input) {
+        Ok((t, rest)) if t.tag == u16::from(tag) => Ok((t.value, rest)),
+        _ => Err(CryptoError::InvalidInput),
     }
-    let (&first, rest) = rest.split_first().ok_or(err)?;
-    let (len, rest) = match first {
-        0x00..=0x7F => (usize::from(first), rest),
-        0x81 => {
-            let (&l, rest) = rest.split_first().ok_or(err)?;
-            if l < 0x80 {
-                return Err(err);
-            }
-            (usize::from(l), rest)
-        }
-        0x82 => {
-            if rest.len() < 2 {
-                return Err(err);
-            }
-            let l = usize::from(rest[0]) << 8 | usize::from(rest[1]);
-            if l < 0x100 {
-                return Err(err);
-            }
-            (l, &rest[2..])
-        }
-        _ => return Err(err),
-    };
-    if rest.len() < len {
-        return Err(err);
-    }
-    Ok(rest.split_at(len))
 }
 
 /// Decode a DER `ECDSA-Sig-Value` into raw `r || s`, each left-padded to

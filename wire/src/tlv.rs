@@ -67,6 +67,21 @@ pub fn parse_one(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), TlvError> {
     ))
 }
 
+/// As [`parse_one`], for DER: the length must be in its shortest form.
+pub fn parse_one_der(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), TlvError> {
+    let (t, rest) = parse_one(input)?;
+    let mut header = Vec::with_capacity(6);
+    if t.tag > 0xFF {
+        header.push((t.tag >> 8) as u8);
+    }
+    header.push(t.tag as u8);
+    push_len(&mut header, t.value.len());
+    if t.raw.len() != header.len() + t.value.len() {
+        return Err(TlvError);
+    }
+    Ok((t, rest))
+}
+
 /// Iterates over a sequence of TLVs; yields an error once and stops if the
 /// input is malformed.
 pub fn iter(input: &[u8]) -> TlvIter<'_> {
@@ -152,6 +167,15 @@ pub fn encode(tag: u16, value: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn der_lengths_are_the_shortest() {
+        assert!(parse_one_der(&[0x02, 0x01, 0x05]).is_ok());
+        assert!(parse_one_der(&[0x02, 0x81, 0x01, 0x05]).is_err());
+        assert!(parse_one(&[0x02, 0x81, 0x01, 0x05]).is_ok());
+        let long = encode(0x04, &[0u8; 300]);
+        assert!(parse_one_der(&long).is_ok());
+    }
 
     #[test]
     fn round_trip_all_length_forms() {
