@@ -53,7 +53,13 @@ pub fn status(card: &Card, p: Params) -> Vec<u8> {
         .filter(|i| slot(card, *i).is_some())
         .count() as u8;
     let authenticated = card.session.pka_status.iter().filter(|s| **s).count() as u8;
-    alloc::vec![p.n, p.n - registered, p.m, authenticated]
+    picohsm_wire::cmd::pka::Status {
+        total: p.n,
+        missing: p.n - registered,
+        required: p.m,
+        authenticated,
+    }
+    .encode()
 }
 
 /// Stores `request` in slot `i` and updates the missing count. Not committed.

@@ -8,6 +8,7 @@
 
 use alloc::vec::Vec;
 use picohsm_wire::apdu::Command;
+use picohsm_wire::cmd::device::Version;
 use picohsm_wire::codes::{fid, pin_ref, VERSION};
 use picohsm_wire::sw::StatusWord;
 use picohsm_wire::tlv;
@@ -91,9 +92,8 @@ pub fn run(card: &mut Card, cmd: &Command<'_>) -> Response {
     require_p1p2(cmd, 0, 0)?;
     if cmd.data.is_empty() {
         let free = CAPACITY.saturating_sub(card.fs.used()) as u32;
-        let mut v = Vec::from(free.to_be_bytes());
-        v.extend_from_slice(&[0, VERSION.0, VERSION.1]);
-        return Ok(v);
+        let (major, minor) = VERSION;
+        return Ok(Version { free, major, minor }.encode());
     }
     let p = parse(cmd.data)?;
     if pin::record(&card.fs, pin_ref::SO).is_some() {

@@ -68,16 +68,7 @@ pub fn check_read(card: &Card, f: u16) -> Result<(), StatusWord> {
 
 /// Parses the offset DO `54 L offset` (1 to 4 bytes).
 pub fn offset_do(data: &[u8]) -> Result<usize, StatusWord> {
-    if data.is_empty() {
-        return Ok(0);
-    }
-    let t = tlv::find(data, 0x54)
-        .map_err(|_| StatusWord::WRONG_DATA)?
-        .ok_or(StatusWord::WRONG_DATA)?;
-    if t.value.is_empty() || t.value.len() > 4 {
-        return Err(StatusWord::WRONG_DATA);
-    }
-    Ok(t.value.iter().fold(0usize, |a, b| (a << 8) | *b as usize))
+    picohsm_wire::cmd::file::parse_offset(data).ok_or(StatusWord::WRONG_DATA)
 }
 
 /// Runs READ BINARY.

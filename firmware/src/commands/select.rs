@@ -2,6 +2,7 @@
 
 use alloc::vec::Vec;
 use picohsm_wire::apdu::Command;
+use picohsm_wire::cmd::device::{AppletInfo, TAG_FCP, TAG_FCP_PROPRIETARY};
 use picohsm_wire::codes::{fid, AID, VERSION};
 use picohsm_wire::sw::StatusWord;
 use picohsm_wire::tlv;
@@ -21,19 +22,18 @@ pub fn ef_fcp(fid: u16, size: usize, kind: u8) -> Vec<u8> {
 }
 
 fn applet_fcp(card: &Card) -> Vec<u8> {
-    let opts = card.options().to_be_bytes();
     let mut v = Vec::new();
     tlv::push(&mut v, 0x81, &[0, 0]);
     tlv::push(&mut v, 0x82, &[0x01]);
     tlv::push(&mut v, 0x83, &[0, 0]);
     tlv::push(&mut v, 0x84, AID);
     tlv::push(&mut v, 0x8A, &[0x05]);
-    tlv::push(
-        &mut v,
-        0x85,
-        &[opts[0], opts[1], 0xFF, VERSION.0, VERSION.1],
-    );
-    tlv::encode(0x62, &v)
+    let info = AppletInfo {
+        options: card.options(),
+        version: VERSION,
+    };
+    tlv::push(&mut v, TAG_FCP_PROPRIETARY, &info.encode_proprietary());
+    tlv::encode(TAG_FCP, &v)
 }
 
 /// Runs SELECT.

@@ -5,10 +5,9 @@ use alloc::vec::Vec;
 use picohsm_wire::apdu::Command;
 use picohsm_wire::codes::fid;
 use picohsm_wire::sw::StatusWord;
-use picohsm_wire::tlv;
 
 use crate::apdu::Response;
-use crate::commands::read_binary::{internal, offset_do};
+use crate::commands::read_binary::internal;
 use crate::commands::require_auth;
 use crate::Card;
 
@@ -45,11 +44,8 @@ pub fn run(card: &mut Card, cmd: &Command<'_>) -> Response {
         f
     };
     writable(target)?;
-    let offset = offset_do(cmd.data)?;
-    let data = tlv::find(cmd.data, 0x53)
-        .map_err(|_| StatusWord::WRONG_DATA)?
-        .ok_or(StatusWord::WRONG_DATA)?
-        .value;
+    let (offset, data) =
+        picohsm_wire::cmd::file::parse_update_body(cmd.data).ok_or(StatusWord::WRONG_DATA)?;
     let mut content = if offset == 0 {
         Vec::new()
     } else {

@@ -79,15 +79,24 @@ pub fn update_binary(fid: u16, offset: u16, chunk: &[u8]) -> Apdu {
     )
 }
 
+/// The offset of a READ or UPDATE BINARY body (the card's side): `0`
+/// without a body, else the offset data object of 1 to 4 bytes; `None` if
+/// it is malformed or missing.
+pub fn parse_offset(body: &[u8]) -> Option<usize> {
+    if body.is_empty() {
+        return Some(0);
+    }
+    let off = tlv::find(body, TAG_OFFSET).ok().flatten()?.value;
+    if off.is_empty() || off.len() > 4 {
+        return None;
+    }
+    Some(off.iter().fold(0usize, |a, b| (a << 8) | *b as usize))
+}
+
 /// The offset and data of an UPDATE BINARY body (the card's side).
 pub fn parse_update_body(body: &[u8]) -> Option<(usize, &[u8])> {
-    let off = tlv::find(body, TAG_OFFSET).ok().flatten()?.value;
+    let offset = parse_offset(body)?;
     let data = tlv::find(body, TAG_DATA).ok().flatten()?.value;
-    let offset = match off {
-        [a, b] => u16::from_be_bytes([*a, *b]) as usize,
-        [a] => *a as usize,
-        _ => return None,
-    };
     Some((offset, data))
 }
 
