@@ -1,5 +1,6 @@
 //! The PIN commands (docs/protocol.md §5.1-§5.3).
 
+use picohsm_wire::cmd::device::InitParams;
 use picohsm_wire::cmd::pin::{self, reset, PinState};
 use picohsm_wire::cmd::Cmd;
 use zeroize::Zeroizing;
@@ -63,19 +64,18 @@ impl Card<'_> {
     /// object; the card session is authenticated afterwards (until the
     /// next SELECT). A device that already has an SO-PIN checks tag 82
     /// against it: a refusal is a PIN error of the SO-PIN.
-    pub fn initialize(&mut self, params: &picohsm_wire::cmd::device::InitParams) -> CardResult<()> {
+    pub fn initialize(&mut self, params: &InitParams) -> CardResult<()> {
         self.ok(&params.command()).map(drop)
     }
 
     /// INITIALIZE with options `0001` and `so_pin` only, sent in short
     /// form (C_InitToken; C_InitPIN sets the user PIN later).
-    pub fn initialize_so_only(&mut self, so_pin: &[u8]) -> CardResult<()> {
-        use picohsm_wire::cmd::device::{initialize_short, tag};
-        use picohsm_wire::codes::opt;
-        let mut data = Zeroizing::new(Vec::new());
-        picohsm_wire::tlv::push(&mut data, tag::OPTIONS, &opt::RRC.to_be_bytes());
-        picohsm_wire::tlv::push(&mut data, tag::SO_PIN, so_pin);
-        self.ok(&initialize_short(&data)).map(drop)
+    pub fn initialize_so_only(&mut self, so_pin: &[u8; 8]) -> CardResult<()> {
+        let params = InitParams::with_so_pin(*so_pin);
+        self.ok(&picohsm_wire::cmd::device::initialize_short(
+            &params.encode(),
+        ))
+        .map(drop)
     }
 }
 
@@ -88,19 +88,10 @@ mod tests {
 
     #[test]
     fn initialize_refused_is_the_so_pins_error() {
-        // The bytes are those of sc-hsm-tool (picohsm_wire::cmd::device's
-        // test); a wrong SO-PIN comes back as the SO-PIN's tries.
-        let p = InitParams {
-            options: 0x0001,
-            user_pin: Some(b"648219".to_vec()),
-            so_pin: [0x12, 0x34, 0x56, 0x78, 0x90, 0x12, 0x34, 0x56],
-            pin_retries: 3,
-            dkek_shares: Some(1),
-            pka: Some((1, 1)),
-            key_domains: None,
-        };
+        // A wrong SO-PIN comes back as the SO-PIN's tries.
+        let p = InitParams::with_so_pin([0x12, 0x34, 0x56, 0x78, 0x90, 0x12, 0x34, 0x56]);
         let mut l = Script(vec![(
-            [hex("80 50 00 00 00 00 20"), p.encode().to_vec()].concat(),
+            [hex("80 50 00 00 00 00 0E"), p.encode().to_vec()].concat(),
             vec![0x63, 0xC7],
         )]);
         assert_eq!(

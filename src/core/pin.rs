@@ -10,7 +10,7 @@ use crate::card::Card;
 use crate::core::session::so_pin_bytes;
 use crate::core::state::{on_token, session_slot, with_module};
 use crate::core::token::Login;
-use crate::error::{fail, Result};
+use crate::error::{fail, Error, Result};
 use crate::transport::Transport;
 
 fn user_pin_ok(pin: &[u8]) -> Result<()> {
@@ -68,6 +68,11 @@ pub fn init_token(slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8; 32]) -> Result<(
         return fail(CKR_SESSION_EXISTS, "close the sessions first");
     }
     let so = so_pin_bytes(so_pin)?;
+    let so: Zeroizing<[u8; 8]> = Zeroizing::new(
+        so.as_slice()
+            .try_into()
+            .map_err(|_| Error::new(CKR_PIN_LEN_RANGE, "the SO-PIN is 8 bytes"))?,
+    );
     let text = String::from_utf8_lossy(label).trim_end().to_string();
     on_token(slot, |t| {
         let r = t.transport.transact(|l| {

@@ -146,6 +146,20 @@ impl Drop for InitParams {
 }
 
 impl InitParams {
+    /// Options `0001` (RESET RETRY COUNTER allowed, as OpenSC sets it), the
+    /// SO-PIN, and nothing else: no user PIN, PKA, DKEK or key domains.
+    pub fn with_so_pin(so_pin: [u8; 8]) -> InitParams {
+        InitParams {
+            options: crate::codes::opt::RRC,
+            user_pin: None,
+            so_pin,
+            pin_retries: 3,
+            dkek_shares: None,
+            pka: None,
+            key_domains: None,
+        }
+    }
+
     /// The command data: tags in the order sc-hsm-tool sends them (§4.3).
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut v = Zeroizing::new(Vec::new());
