@@ -1,7 +1,8 @@
-//! The wire format has one definition (`picohsm-wire`): outside it, the
-//! host's non-test code writes no APDU header and no status word as a
-//! literal. This test reads the sources of the module (`src/`) and of
-//! `picohsm-tool` (`tool/src/`) and fails on either, naming the line.
+//! The wire format has one definition (`picohsm-wire`): outside it,
+//! non-test code writes no APDU header and no status word as a literal.
+//! This test reads the sources of the module (`src/`), `picohsm-tool`
+//! (`tool/src/`), the card (`firmware/src/`) and the virtual card
+//! (`vcard/src/`) and fails on either, naming the line.
 //!
 //! What counts: a 16-bit literal in the status-word ranges (`0x61xx` to
 //! `0x6Fxx`, `0x9000`, `0x9001`), and the first bytes of a command APDU
@@ -105,11 +106,13 @@ fn the_scanner_finds_what_it_looks_for() {
 }
 
 #[test]
-fn host_code_writes_no_apdu_header_or_status_word() {
+fn no_apdu_header_or_status_word_outside_wire() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
     sources(&root.join("src"), &mut files);
     sources(&root.join("tool/src"), &mut files);
+    sources(&root.join("firmware/src"), &mut files);
+    sources(&root.join("vcard/src"), &mut files);
     assert!(
         files.len() > 20,
         "sources not found under {}",

@@ -56,7 +56,7 @@ pub fn transmit(card: &mut Card, raw: &[u8]) -> Vec<u8> {
     }
     if cmd.cla & 0x0C != 0 {
         // Secure messaging (§9.3) is not offered: no SM key was agreed.
-        return sw_only(StatusWord(0x6882));
+        return sw_only(StatusWord::SM_NOT_SUPPORTED);
     }
     if cmd.cla & 0xE0 != 0 && cmd.cla & 0xE0 != 0x80 {
         return sw_only(StatusWord::CLA_NOT_SUPPORTED);

@@ -25,6 +25,8 @@ impl StatusWord {
     pub const WRONG_LENGTH: Self = Self(0x6700);
     /// 6881: logical channel not supported.
     pub const CHANNEL_NOT_SUPPORTED: Self = Self(0x6881);
+    /// 6882: secure messaging not supported.
+    pub const SM_NOT_SUPPORTED: Self = Self(0x6882);
     /// 6883: last command of a chain expected.
     pub const LAST_COMMAND_EXPECTED: Self = Self(0x6883);
     /// 6884: command chaining not supported for this command.
