@@ -47,7 +47,7 @@ pub fn run(cli: &Cli, a: &InitArgs, out: &mut Out) -> Res<Value> {
         key_domains: None,
     };
     let (_pcsc, mut dev) = Device::open(cli.reader.as_deref())?;
-    let so_state = dev.run_selected(|c, _| Ok(c.pin_state(pin_ref::SO)?))?;
+    let so_state = dev.run_selected(|c, _| c.pin_state(pin_ref::SO))?;
     if so_state != PinState::Absent && !a.force {
         return Err(Failure::usage(format!(
             "the device in \"{}\" is already initialised; init erases every key, certificate and registered PKA key on it",

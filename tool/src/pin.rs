@@ -37,7 +37,7 @@ pub fn unblock(cli: &Cli, a: &UnblockArgs, out: &mut Out) -> Res<Value> {
     let (_pcsc, mut dev) = Device::open(cli.reader.as_deref())?;
     let after = dev.run_session(|c, _| {
         c.reset_retry_counter(&a.so_pin.0, a.new_pin.as_ref().map(|p| p.0.as_slice()))?;
-        Ok(c.pin_state(pin_ref::USER)?)
+        c.pin_state(pin_ref::USER)
     })?;
     let info = PinInfo::of(after);
     out.line(format!(

@@ -115,79 +115,19 @@ const BRAINPOOLP256R1_N: [u8; 32] =
     hex("A9FB57DBA1EEA9BC3E660A909D838D718C397AA3B561A6F7901E0E82974856A7");
 const BRAINPOOLP256R1_OID: [u8; 11] = hex("06092B2403030208010107");
 
+/// The domain parameters, in the order of [`Curve`]'s variants.
+#[rustfmt::skip]
+const PARAMS: [Params; 5] = [
+    Params { bits: 256, name: "prime256v1", p: &P256_P, a: &P256_A, b: &P256_B, g: &P256_G, n: &P256_N, oid: &P256_OID },
+    Params { bits: 384, name: "secp384r1", p: &P384_P, a: &P384_A, b: &P384_B, g: &P384_G, n: &P384_N, oid: &P384_OID },
+    Params { bits: 521, name: "secp521r1", p: &P521_P, a: &P521_A, b: &P521_B, g: &P521_G, n: &P521_N, oid: &P521_OID },
+    Params { bits: 256, name: "secp256k1", p: &SECP256K1_P, a: &SECP256K1_A, b: &SECP256K1_B, g: &SECP256K1_G, n: &SECP256K1_N, oid: &SECP256K1_OID },
+    Params { bits: 256, name: "brainpoolP256r1", p: &BRAINPOOLP256R1_P, a: &BRAINPOOLP256R1_A, b: &BRAINPOOLP256R1_B, g: &BRAINPOOLP256R1_G, n: &BRAINPOOLP256R1_N, oid: &BRAINPOOLP256R1_OID },
+];
+
 impl Curve {
-    fn params(self) -> Params {
-        let (bits, name, p, a, b, g, n, oid): (
-            usize,
-            &str,
-            &[u8],
-            &[u8],
-            &[u8],
-            &[u8],
-            &[u8],
-            &[u8],
-        ) = match self {
-            Curve::P256 => (
-                256,
-                "prime256v1",
-                &P256_P,
-                &P256_A,
-                &P256_B,
-                &P256_G,
-                &P256_N,
-                &P256_OID,
-            ),
-            Curve::P384 => (
-                384,
-                "secp384r1",
-                &P384_P,
-                &P384_A,
-                &P384_B,
-                &P384_G,
-                &P384_N,
-                &P384_OID,
-            ),
-            Curve::P521 => (
-                521,
-                "secp521r1",
-                &P521_P,
-                &P521_A,
-                &P521_B,
-                &P521_G,
-                &P521_N,
-                &P521_OID,
-            ),
-            Curve::Secp256k1 => (
-                256,
-                "secp256k1",
-                &SECP256K1_P,
-                &SECP256K1_A,
-                &SECP256K1_B,
-                &SECP256K1_G,
-                &SECP256K1_N,
-                &SECP256K1_OID,
-            ),
-            Curve::BrainpoolP256r1 => (
-                256,
-                "brainpoolP256r1",
-                &BRAINPOOLP256R1_P,
-                &BRAINPOOLP256R1_A,
-                &BRAINPOOLP256R1_B,
-                &BRAINPOOLP256R1_G,
-                &BRAINPOOLP256R1_N,
-                &BRAINPOOLP256R1_OID,
-            ),
-        };
-        Params {
-            bits,
-            name,
-            p,
-            a,
-            b,
-            g,
-            n,
-            oid,
-        }
+    fn params(self) -> &'static Params {
+        &PARAMS[self as usize]
     }
 
     /// Every supported curve: P-256, P-384, P-521, secp256k1, brainpoolP256r1.
