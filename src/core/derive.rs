@@ -10,9 +10,10 @@ use picohsm_wire::curve::Curve;
 use zeroize::Zeroizing;
 
 use crate::card;
-use crate::core::api::{Attr, MechParam, Mechanism};
+use crate::core::api::Attr;
 use crate::core::keygen::{attr_bool, attr_string, attr_ulong};
 use crate::core::keyop::private_key;
+use crate::core::mech::{Ecdh, HashUse, Kdf, Mechanism};
 use crate::core::object::{b, ul, Class, KeyInfo, Object};
 use crate::core::sign::hash;
 use crate::core::state::{on_token, session_slot};
@@ -40,19 +41,6 @@ const ALLOWED: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_UNWRAP,
     CKA_DERIVE,
 ];
-
-/// The hash of an ANSI X9.63 KDF (CKD_SHA*_KDF), `None` for CKD_NULL.
-fn kdf_hash(kdf: CK_EC_KDF_TYPE) -> Result<Option<CK_MECHANISM_TYPE>> {
-    Ok(match kdf {
-        CKD_NULL => None,
-        CKD_SHA1_KDF => Some(CKM_SHA_1),
-        CKD_SHA224_KDF => Some(CKM_SHA224),
-        CKD_SHA256_KDF => Some(CKM_SHA256),
-        CKD_SHA384_KDF => Some(CKM_SHA384),
-        CKD_SHA512_KDF => Some(CKM_SHA512),
-        _ => return fail(CKR_MECHANISM_PARAM_INVALID, "KDF not supported"),
-    })
-}
 
 /// ANSI X9.63 KDF: Hash(Z ‖ counter ‖ SharedInfo) for counter = 1, 2, ...
 /// until `len` bytes.
@@ -131,21 +119,22 @@ pub fn derive_key(
     template: &[Attr],
 ) -> Result<CK_OBJECT_HANDLE> {
     let (slot, _) = session_slot(session)?;
-    if !matches!(mech.kind, CKM_ECDH1_DERIVE | CKM_ECDH1_COFACTOR_DERIVE) {
-        return fail(CKR_MECHANISM_INVALID, "not a derivation mechanism");
-    }
-    let MechParam::Ecdh {
+    // Both mechanisms give the same secret: every curve has cofactor 1.
+    let Mechanism::Ecdh(Ecdh {
         kdf,
         shared_data,
         public_data,
-    } = &mech.param
+        ..
+    }) = &mech
     else {
-        return fail(
-            CKR_MECHANISM_PARAM_INVALID,
-            "ECDH takes CK_ECDH1_DERIVE_PARAMS",
-        );
+        return fail(CKR_MECHANISM_INVALID, "not a derivation mechanism");
     };
-    let kdf = kdf_hash(*kdf)?;
+    // The hash of the ANSI X9.63 KDF, `None` for CKD_NULL.
+    let kdf = match kdf {
+        Some(Kdf::Null) => None,
+        Some(Kdf::X963(h)) => Some(h.number(HashUse::Digest)),
+        None => return fail(CKR_MECHANISM_PARAM_INVALID, "KDF not supported"),
+    };
     if kdf.is_none() && !shared_data.is_empty() {
         return fail(CKR_MECHANISM_PARAM_INVALID, "CKD_NULL takes no shared data");
     }

@@ -11,7 +11,6 @@ use crate::error::fail;
 
 use super::args::Out;
 use super::convert::init_args;
-use super::pending::PENDING;
 use super::wrap::{run, Init};
 
 /// C_Initialize: decodes the CK_C_INITIALIZE_ARGS (see
@@ -22,22 +21,18 @@ pub extern "C" fn C_Initialize(pInitArgs: *mut c_void) -> CK_RV {
         // SAFETY: PKCS#11 caller: NULL or a CK_C_INITIALIZE_ARGS whose
         // pReserved is NULL or a NUL-terminated string.
         let args = unsafe { init_args(pInitArgs as *const CK_C_INITIALIZE_ARGS) }?;
-        api::initialize(args)?;
-        PENDING.clear();
-        Ok(())
+        api::initialize(args)
     })
 }
 
-/// C_Finalize: `pReserved` must be NULL. Drops every waiting output.
+/// C_Finalize: `pReserved` must be NULL.
 #[no_mangle]
 pub extern "C" fn C_Finalize(pReserved: *mut c_void) -> CK_RV {
     run("C_Finalize", Init::Required, &[], |_| {
         if !pReserved.is_null() {
             return fail(CKR_ARGUMENTS_BAD, "pReserved must be NULL");
         }
-        let r = api::finalize();
-        PENDING.clear();
-        r
+        api::finalize()
     })
 }
 

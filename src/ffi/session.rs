@@ -10,7 +10,6 @@ use crate::core::api;
 use crate::error::fail;
 
 use super::args::{check_ptr, pin_in, slice_in, Out};
-use super::pending::PENDING;
 use super::wrap::{run, Init};
 
 /// C_OpenSession. Notification callbacks are accepted and never called
@@ -36,35 +35,25 @@ pub extern "C" fn C_OpenSession(
     )
 }
 
-/// C_CloseSession; drops the session's waiting outputs whatever the core
-/// says.
+/// C_CloseSession (its operations end with it).
 #[no_mangle]
 pub extern "C" fn C_CloseSession(hSession: CK_SESSION_HANDLE) -> CK_RV {
     run(
         "C_CloseSession",
         Init::Required,
         &[("session", hSession)],
-        |_| {
-            let r = api::close_session(hSession);
-            PENDING.forget_session(hSession);
-            r
-        },
+        |_| api::close_session(hSession),
     )
 }
 
-/// C_CloseAllSessions; then drops the waiting outputs of every session the
-/// core no longer knows.
+/// C_CloseAllSessions.
 #[no_mangle]
 pub extern "C" fn C_CloseAllSessions(slotID: CK_SLOT_ID) -> CK_RV {
     run(
         "C_CloseAllSessions",
         Init::Required,
         &[("slot", slotID)],
-        |_| {
-            let r = api::close_all_sessions(slotID);
-            PENDING.retain_sessions(|s| api::get_session_info(s).is_ok());
-            r
-        },
+        |_| api::close_all_sessions(slotID),
     )
 }
 
