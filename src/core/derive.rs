@@ -21,7 +21,7 @@ use crate::core::token::{new_handle, SessionObject};
 use crate::error::{fail, Result};
 use crate::transport::Transport;
 
-/// The attributes a derived key's template may carry.
+/// The attributes a derived key's template may carry, besides [`USAGE`].
 const ALLOWED: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_CLASS,
     CKA_KEY_TYPE,
@@ -33,6 +33,10 @@ const ALLOWED: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_VALUE_LEN,
     CKA_SENSITIVE,
     CKA_EXTRACTABLE,
+];
+
+/// The usage flags of a derived key (CK_FALSE unless the template says).
+const USAGE: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_ENCRYPT,
     CKA_DECRYPT,
     CKA_SIGN,
@@ -138,7 +142,10 @@ pub fn derive_key(
     if kdf.is_none() && !shared_data.is_empty() {
         return fail(CKR_MECHANISM_PARAM_INVALID, "CKD_NULL takes no shared data");
     }
-    if let Some(a) = template.iter().find(|a| !ALLOWED.contains(&a.kind)) {
+    if let Some(a) = template
+        .iter()
+        .find(|a| !ALLOWED.contains(&a.kind) && !USAGE.contains(&a.kind))
+    {
         log::debug!("derive: attribute {:#x} not allowed", a.kind);
         return fail(
             CKR_ATTRIBUTE_TYPE_INVALID,
@@ -196,15 +203,7 @@ pub fn derive_key(
             .unwrap_or_default()
             .to_vec(),
     );
-    for a in [
-        CKA_ENCRYPT,
-        CKA_DECRYPT,
-        CKA_SIGN,
-        CKA_VERIFY,
-        CKA_WRAP,
-        CKA_UNWRAP,
-        CKA_DERIVE,
-    ] {
+    for &a in USAGE {
         o.set(a, b(flag(a, false)?));
     }
     let handle = new_handle();

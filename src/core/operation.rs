@@ -386,14 +386,10 @@ mod tests {
         let calls = Cell::new(0);
         run(&one, KeptFn::Decrypt, b"m", None, &calls, &[1]).unwrap();
         run(&two, KeptFn::Decrypt, b"m", None, &calls, &[2]).unwrap();
-        assert_eq!(
-            data(run(&two, KeptFn::Decrypt, b"m", Some(1), &calls, &[0]).unwrap()),
-            [2]
-        );
-        assert_eq!(
-            data(run(&one, KeptFn::Decrypt, b"m", Some(1), &calls, &[0]).unwrap()),
-            [1]
-        );
+        for (p, kept) in [(&two, 2), (&one, 1)] {
+            let d = run(p, KeptFn::Decrypt, b"m", Some(1), &calls, &[0]).unwrap();
+            assert_eq!(data(d), [kept]);
+        }
         assert_eq!(calls.get(), 2);
     }
 

@@ -151,6 +151,17 @@ pub fn pkcs1_type1(t: &[u8], k: usize) -> Result<Vec<u8>> {
     Ok(v)
 }
 
+/// The CKM_RSA_X_509 block of `data` for a modulus of `k` bytes: `data`
+/// with leading zeros.
+pub fn x509_block(data: &[u8], k: usize) -> Result<Vec<u8>> {
+    if data.len() > k {
+        return fail(CKR_DATA_LEN_RANGE, "longer than the modulus");
+    }
+    let mut v = vec![0u8; k - data.len()];
+    v.extend_from_slice(data);
+    Ok(v)
+}
+
 /// DER ECDSA-Sig-Value → r‖s, each `n` bytes.
 pub fn der_to_raw(der: &[u8], n: usize) -> Result<Vec<u8>> {
     let bad = || Error::new(CKR_DEVICE_ERROR, "bad ECDSA signature from the card");
@@ -198,14 +209,7 @@ impl SignOp {
                 }
                 (0x70, h)
             }
-            (Mechanism::RsaX509, _) => {
-                if data.len() > k {
-                    return fail(CKR_DATA_LEN_RANGE, "longer than the modulus");
-                }
-                let mut v = vec![0u8; k - data.len()];
-                v.extend_from_slice(data);
-                (0x20, v)
-            }
+            (Mechanism::RsaX509, _) => (0x20, x509_block(data, k)?),
             (Mechanism::RsaPkcs, _) => (0x20, pkcs1_type1(data, k)?),
             (Mechanism::Pss(p) | Mechanism::PssHash(_, p), _) => {
                 let h = hashed();
@@ -239,15 +243,9 @@ impl SignOp {
         })?;
         match op.key {
             KeyInfo::Ec(curve) => der_to_raw(&sig, curve.field_size()),
-            KeyInfo::Rsa(_) => {
-                let k = op.len();
-                if sig.len() > k {
-                    return fail(CKR_DEVICE_ERROR, "RSA signature longer than the modulus");
-                }
-                let mut v = vec![0u8; k - sig.len()];
-                v.extend_from_slice(&sig);
-                Ok(v)
-            }
+            // Full length, as announced to a size query.
+            KeyInfo::Rsa(_) => x509_block(&sig, op.len())
+                .map_err(|_| Error::new(CKR_DEVICE_ERROR, "RSA signature longer than the modulus")),
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::core::keyop::public_key;
 use crate::core::mech::{Hash, Mechanism};
 use crate::core::object::KeyInfo;
 use crate::core::operation;
+use crate::core::sign::{pkcs1_type1, x509_block};
 use crate::error::{fail, Error, Result};
 
 /// A verification under way: the mechanism, the public key, and the data
@@ -109,21 +110,9 @@ fn raw_verify(op: &VerifyOp, bits: usize, data: &[u8], sig: &[u8]) -> Result<()>
     let em = rsa::public_raw(&op.n, &op.e, sig)
         .map_err(|_| Error::new(CKR_SIGNATURE_INVALID, "signature not below the modulus"))?;
     let want = if op.mech == Mechanism::RsaX509 {
-        if data.len() > k {
-            return fail(CKR_DATA_LEN_RANGE, "longer than the modulus");
-        }
-        let mut v = vec![0u8; k - data.len()];
-        v.extend_from_slice(data);
-        v
+        x509_block(data, k)?
     } else {
-        if data.len() + 11 > k {
-            return fail(CKR_DATA_LEN_RANGE, "too long for the modulus");
-        }
-        let mut v = vec![0x00, 0x01];
-        v.resize(k - data.len() - 1, 0xFF);
-        v.push(0x00);
-        v.extend_from_slice(data);
-        v
+        pkcs1_type1(data, k)?
     };
     if em == want {
         Ok(())

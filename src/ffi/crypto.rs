@@ -43,22 +43,8 @@ pub extern "C" fn C_EncryptInit(
 }
 
 unsupported! {
-    "encryption";
-    /// C_Encrypt: not supported.
-    C_Encrypt,
-    /// C_EncryptUpdate: not supported.
-    C_EncryptUpdate;
-    (hSession: CK_SESSION_HANDLE, pIn: *mut CK_BYTE, ulInLen: CK_ULONG, _pOut: *mut CK_BYTE, pulOutLen: *mut CK_ULONG),
-    [("session", hSession)] => {
-        // SAFETY: PKCS#11 caller: pIn readable for ulInLen bytes.
-        unsafe { check_in_out(pIn, ulInLen, pulOutLen) }
-    }
-}
-
-unsupported! {
-    "encryption";
     /// C_EncryptFinal: not supported.
-    C_EncryptFinal;
+    C_EncryptFinal: "encryption";
     (hSession: CK_SESSION_HANDLE, _pOut: *mut CK_BYTE, pulOutLen: *mut CK_ULONG),
     [("session", hSession)] => check_ptr(pulOutLen, "NULL pulLastEncryptedPartLen")
 }
@@ -161,44 +147,38 @@ pub extern "C" fn C_Verify(
 }
 
 // ---------------------------------------------------------------------------
-// Recovery and dual-function operations: not supported.
+// Encryption, recovery and dual-function operations with input and output:
+// not supported.
 
 unsupported! {
-    "sign or verify with recovery";
     /// C_SignRecoverInit: not supported.
-    C_SignRecoverInit,
+    C_SignRecoverInit: "sign with recovery",
     /// C_VerifyRecoverInit: not supported.
-    C_VerifyRecoverInit;
+    C_VerifyRecoverInit: "verify with recovery";
     (hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE),
     [("session", hSession), ("key", hKey)] => check_ptr(pMechanism, "NULL pMechanism")
 }
 
 unsupported! {
-    "sign or verify with recovery";
+    /// C_Encrypt: not supported.
+    C_Encrypt: "encryption",
+    /// C_EncryptUpdate: not supported.
+    C_EncryptUpdate: "encryption",
     /// C_SignRecover: not supported.
-    C_SignRecover,
+    C_SignRecover: "sign with recovery",
     /// C_VerifyRecover: not supported.
-    C_VerifyRecover;
+    C_VerifyRecover: "verify with recovery",
+    /// C_DigestEncryptUpdate: not supported.
+    C_DigestEncryptUpdate: "dual-function operation",
+    /// C_DecryptDigestUpdate: not supported.
+    C_DecryptDigestUpdate: "dual-function operation",
+    /// C_SignEncryptUpdate: not supported.
+    C_SignEncryptUpdate: "dual-function operation",
+    /// C_DecryptVerifyUpdate: not supported.
+    C_DecryptVerifyUpdate: "dual-function operation";
     (hSession: CK_SESSION_HANDLE, pIn: *mut CK_BYTE, ulInLen: CK_ULONG, _pOut: *mut CK_BYTE, pulOutLen: *mut CK_ULONG),
     [("session", hSession)] => {
         // SAFETY: PKCS#11 caller: pIn readable for ulInLen bytes.
         unsafe { check_in_out(pIn, ulInLen, pulOutLen) }
-    }
-}
-
-unsupported! {
-    "dual-function operation";
-    /// C_DigestEncryptUpdate: not supported.
-    C_DigestEncryptUpdate,
-    /// C_DecryptDigestUpdate: not supported.
-    C_DecryptDigestUpdate,
-    /// C_SignEncryptUpdate: not supported.
-    C_SignEncryptUpdate,
-    /// C_DecryptVerifyUpdate: not supported.
-    C_DecryptVerifyUpdate;
-    (hSession: CK_SESSION_HANDLE, pPart: *mut CK_BYTE, ulPartLen: CK_ULONG, _pOut: *mut CK_BYTE, pulOutLen: *mut CK_ULONG),
-    [("session", hSession)] => {
-        // SAFETY: PKCS#11 caller: pPart readable for ulPartLen bytes.
-        unsafe { check_in_out(pPart, ulPartLen, pulOutLen) }
     }
 }

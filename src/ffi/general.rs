@@ -9,8 +9,8 @@ use cryptoki_sys::*;
 use crate::core::api;
 use crate::error::fail;
 
-use super::args::Out;
 use super::convert::init_args;
+use super::shapes::value_out;
 use super::wrap::{run, Init};
 
 /// C_Initialize: decodes the CK_C_INITIALIZE_ARGS (see
@@ -39,10 +39,6 @@ pub extern "C" fn C_Finalize(pReserved: *mut c_void) -> CK_RV {
 /// C_GetInfo.
 #[no_mangle]
 pub extern "C" fn C_GetInfo(pInfo: *mut CK_INFO) -> CK_RV {
-    run("C_GetInfo", Init::Required, &[], |_| {
-        // SAFETY: PKCS#11 caller: NULL or writable CK_INFO.
-        let out = unsafe { Out::new(pInfo, "NULL pInfo") }?;
-        out.set(api::get_info()?);
-        Ok(())
-    })
+    // SAFETY: PKCS#11 caller: NULL or writable CK_INFO.
+    unsafe { value_out("C_GetInfo", &[], pInfo, "NULL pInfo", |_| api::get_info()) }
 }

@@ -10,7 +10,7 @@ use cryptoki_sys::*;
 use crate::core::api::{self, Mechanism, OpKind, Output};
 use crate::error::{fail, Result};
 
-use super::args::{check_ptr, slice_in, OutBuf};
+use super::args::{check_ptr, slice_in, Out, OutBuf};
 use super::convert::mechanism;
 use super::wrap::{run, Init, Note};
 
@@ -26,6 +26,27 @@ pub(crate) fn not_supported(
     run(name, Init::Required, handles, |note| {
         checks(note)?;
         fail(CKR_FUNCTION_NOT_SUPPORTED, what)
+    })
+}
+
+/// The body of a function with one output value: checks `p`
+/// (CKR_ARGUMENTS_BAD when NULL, with `what`) before any work, then writes
+/// there what `core` returns.
+///
+/// # Safety
+/// A non-NULL `p` must be valid for writing a `T`.
+pub(crate) unsafe fn value_out<T>(
+    name: &'static str,
+    handles: &[(&'static str, CK_ULONG)],
+    p: *mut T,
+    what: &'static str,
+    core: impl FnOnce(&mut Note) -> Result<T>,
+) -> CK_RV {
+    run(name, Init::Required, handles, |note| {
+        // SAFETY: forwarded to our caller's promise.
+        let out = unsafe { Out::new(p, what) }?;
+        out.set(core(note)?);
+        Ok(())
     })
 }
 
@@ -128,11 +149,11 @@ pub(crate) unsafe fn output(
 
 /// Defines exported functions the module does not offer that share one C
 /// signature: each runs the check expression (its argument checks), then
-/// returns CKR_FUNCTION_NOT_SUPPORTED with `$what` in the log.
+/// returns CKR_FUNCTION_NOT_SUPPORTED with its `what` in the log.
 ///
-/// `unsupported!("what"; C_A, C_B; (params…), [handles…] => checks);`
+/// `unsupported!(C_A: "what", C_B: "what"; (params…), [handles…] => checks);`
 macro_rules! unsupported {
-    ($what:literal; $($(#[$m:meta])* $name:ident),+; $params:tt, $handles:tt => $check:expr) => {$(
+    ($($(#[$m:meta])* $name:ident: $what:expr),+; $params:tt, $handles:tt => $check:expr) => {$(
         $(#[$m])*
         #[no_mangle]
         pub extern "C" fn $name $params -> CK_RV {
