@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::card;
 use crate::core::keyop::private_key;
-use crate::core::mech::Mechanism;
+use crate::core::mech::{HashUse, Mechanism};
 use crate::core::object::KeyInfo;
 use crate::core::operation::{self, Output};
 use crate::core::state::on_token;
@@ -112,7 +112,7 @@ pub fn sign(session: CK_SESSION_HANDLE, data: &[u8], capacity: Option<usize>) ->
             if !op.data.is_empty() {
                 return fail(CKR_OPERATION_ACTIVE, "C_Sign after C_SignUpdate");
             }
-            Ok((op.len(), op.encode(data)?))
+            Ok((op.signature_len(), op.encode(data)?))
         },
         SignOp::run,
     )
@@ -134,7 +134,7 @@ pub fn sign_final(session: CK_SESSION_HANDLE, capacity: Option<usize>) -> Result
     operation::finish(
         session,
         capacity,
-        |op: &SignOp| Ok((op.len(), op.encode(&op.data)?)),
+        |op: &SignOp| Ok((op.signature_len(), op.encode(&op.data)?)),
         SignOp::run,
     )
 }
@@ -186,7 +186,7 @@ pub fn der_to_raw(der: &[u8], n: usize) -> Result<Vec<u8>> {
 
 impl SignOp {
     /// The signature's length: r‖s, or the modulus.
-    fn len(&self) -> usize {
+    fn signature_len(&self) -> usize {
         match self.key {
             KeyInfo::Ec(curve) => 2 * curve.field_size(),
             KeyInfo::Rsa(bits) => bits.div_ceil(8),
@@ -200,7 +200,7 @@ impl SignOp {
             Some(h) => h.digest(data),
             None => data.to_vec(),
         };
-        let k = self.len();
+        let k = self.signature_len();
         Ok(match (&self.mech, self.key) {
             (_, KeyInfo::Ec(_)) => {
                 let h = hashed();
@@ -222,8 +222,7 @@ impl SignOp {
                 (0x40, h)
             }
             (Mechanism::RsaPkcsHash(h), _) => {
-                let mut t =
-                    digest_info_prefix(h.number(crate::core::mech::HashUse::Digest)).to_vec();
+                let mut t = digest_info_prefix(h.number(HashUse::Digest)).to_vec();
                 t.extend_from_slice(&h.digest(data));
                 (0x20, pkcs1_type1(&t, k)?)
             }
@@ -244,7 +243,7 @@ impl SignOp {
         match op.key {
             KeyInfo::Ec(curve) => der_to_raw(&sig, curve.field_size()),
             // Full length, as announced to a size query.
-            KeyInfo::Rsa(_) => x509_block(&sig, op.len())
+            KeyInfo::Rsa(_) => x509_block(&sig, op.signature_len())
                 .map_err(|_| Error::new(CKR_DEVICE_ERROR, "RSA signature longer than the modulus")),
         }
     }
