@@ -854,7 +854,7 @@ fn sign_ecdsa() {
     // the module sends for CKM_ECDSA_SHA256 (core::sign hashes on the host).
     let t = trace(SIGN2);
     let x = t.at(109);
-    let h = crate::core::sign::hash(CKM_SHA256, b"hello world").unwrap();
+    let h = crate::core::mech::Hash::Sha256.digest(b"hello world");
     assert_eq!(cmd_data(x), h);
     let mut r = Replay::default();
     r.ours(
@@ -894,7 +894,7 @@ fn sign_rsa() {
     let mut di = picohsm_crypto::hash::HashAlg::Sha256
         .digest_info_prefix()
         .to_vec();
-    di.extend_from_slice(&crate::core::sign::hash(CKM_SHA256, b"hello world").unwrap());
+    di.extend_from_slice(&crate::core::mech::Hash::Sha256.digest(b"hello world"));
     let block = type1(&di);
     assert_eq!(cmd_data(x), block);
     let mut r = Replay::default();
@@ -928,7 +928,7 @@ fn sign_rsa() {
     // applies the same PSS encoding, so the answer is equivalent.
     let t = trace(RS3);
     let x = t.at(125);
-    let h = crate::core::sign::hash(CKM_SHA256, b"hello world").unwrap();
+    let h = crate::core::mech::Hash::Sha256.digest(b"hello world");
     assert_eq!(cmd_data(x), [&di[..19], &h[..]].concat());
     let mut ours = vec![0x80, 0x68, 0x02, 0x40, 0x00, 0x00, 0x20];
     ours.extend_from_slice(&h);

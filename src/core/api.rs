@@ -4,13 +4,15 @@
 //!
 //! Conventions:
 //! - Every function returns [`Result`]; an `Err` carries the CK_RV.
-//! - Variable-length outputs are returned whole (`Vec<u8>`); the C layer
-//!   implements the size-query protocol (NULL buffer, CKR_BUFFER_TOO_SMALL)
-//!   by keeping the result between the two calls, so a card operation never
-//!   runs twice.
+//! - Mechanisms arrive decoded ([`Mechanism`]).
+//! - A function with variable-length output takes the capacity of the
+//!   caller's buffer (`None`: NULL) and returns an [`Output`]: the length
+//!   when the buffer cannot take the output (the operation stays active),
+//!   else the bytes. A card operation never runs twice for one output (see
+//!   [`crate::core::operation`]).
 //! - Operations (sign, verify, decrypt, digest, find) keep their state in
-//!   the session; a one-shot call (`sign`) ends it, as does any error other
-//!   than the C layer's own CKR_BUFFER_TOO_SMALL.
+//!   the session; a call that delivers the output ends it, as does any
+//!   error.
 
 use cryptoki_sys::*;
 
@@ -24,14 +26,14 @@ pub use super::general::{
     finalize, get_info, get_slot_info, get_slot_list, get_token_info, initialize, is_initialized,
 };
 pub use super::keygen::generate_key_pair;
+pub use super::mech::{get_mechanism_info, get_mechanism_list, Mechanism};
+pub use super::operation::{cancel_operation, OpKind, Output};
 pub use super::pin::{init_pin, init_token, set_pin};
 pub use super::session::{
-    cancel_operation, close_all_sessions, close_session, generate_random, get_session_info, login,
-    logout, open_session, seed_random, OpKind,
+    close_all_sessions, close_session, generate_random, get_session_info, login, logout,
+    open_session, seed_random,
 };
-pub use super::sign::{
-    get_mechanism_info, get_mechanism_list, sign, sign_final, sign_init, sign_update,
-};
+pub use super::sign::{sign, sign_final, sign_init, sign_update};
 pub use super::slot_event::wait_for_slot_event;
 pub use super::verify::{verify, verify_final, verify_init, verify_update};
 pub use super::write::{create_object, destroy_object, set_attributes};
@@ -67,51 +69,6 @@ pub enum AttrValue {
     Sensitive,
     /// The object has no such attribute (CKR_ATTRIBUTE_TYPE_INVALID).
     Invalid,
-}
-
-/// A mechanism with its decoded parameter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mechanism {
-    /// CKM_*.
-    pub kind: CK_MECHANISM_TYPE,
-    /// Its parameter.
-    pub param: MechParam,
-}
-
-/// Mechanism parameters this module understands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MechParam {
-    /// No parameter (or one this mechanism ignores).
-    None,
-    /// CK_RSA_PKCS_PSS_PARAMS.
-    Pss {
-        /// hashAlg (CKM_SHA256, ...).
-        hash: CK_MECHANISM_TYPE,
-        /// mgf (CKG_MGF1_SHA256, ...).
-        mgf: CK_RSA_PKCS_MGF_TYPE,
-        /// sLen.
-        salt_len: usize,
-    },
-    /// CK_RSA_PKCS_OAEP_PARAMS.
-    Oaep {
-        /// hashAlg.
-        hash: CK_MECHANISM_TYPE,
-        /// mgf.
-        mgf: CK_RSA_PKCS_MGF_TYPE,
-        /// The label (pSourceData when source is CKZ_DATA_SPECIFIED).
-        label: Vec<u8>,
-    },
-    /// CK_ECDH1_DERIVE_PARAMS.
-    Ecdh {
-        /// kdf (CKD_NULL, ...).
-        kdf: CK_EC_KDF_TYPE,
-        /// pSharedData.
-        shared_data: Vec<u8>,
-        /// pPublicData: the peer's point (raw or DER OCTET STRING).
-        public_data: Vec<u8>,
-    },
-    /// A parameter of another shape: the raw bytes.
-    Raw(Vec<u8>),
 }
 
 /// CK_INFO, CK_SLOT_INFO, CK_TOKEN_INFO and CK_SESSION_INFO are returned

@@ -10,17 +10,17 @@ use picohsm_wire::curve::Curve;
 use zeroize::Zeroizing;
 
 use crate::card::Card;
-use crate::core::api::{Attr, MechParam, Mechanism};
+use crate::core::api::Attr;
 use crate::core::keygen::{attr_bool, attr_string, attr_ulong};
 use crate::core::keyop::private_key;
+use crate::core::mech::{Ecdh, Hash, Kdf, Mechanism};
 use crate::core::object::{b, ul, Class, KeyInfo, Object};
-use crate::core::sign::hash;
 use crate::core::state::{on_token, session_slot};
 use crate::core::token::{new_handle, SessionObject};
 use crate::error::{fail, Result};
 use crate::transport::Transport;
 
-/// The attributes a derived key's template may carry.
+/// The attributes a derived key's template may carry, besides [`USAGE`].
 const ALLOWED: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_CLASS,
     CKA_KEY_TYPE,
@@ -32,6 +32,10 @@ const ALLOWED: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_VALUE_LEN,
     CKA_SENSITIVE,
     CKA_EXTRACTABLE,
+];
+
+/// The usage flags of a derived key (CK_FALSE unless the template says).
+const USAGE: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_ENCRYPT,
     CKA_DECRYPT,
     CKA_SIGN,
@@ -41,22 +45,9 @@ const ALLOWED: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_DERIVE,
 ];
 
-/// The hash of an ANSI X9.63 KDF (CKD_SHA*_KDF), `None` for CKD_NULL.
-fn kdf_hash(kdf: CK_EC_KDF_TYPE) -> Result<Option<CK_MECHANISM_TYPE>> {
-    Ok(match kdf {
-        CKD_NULL => None,
-        CKD_SHA1_KDF => Some(CKM_SHA_1),
-        CKD_SHA224_KDF => Some(CKM_SHA224),
-        CKD_SHA256_KDF => Some(CKM_SHA256),
-        CKD_SHA384_KDF => Some(CKM_SHA384),
-        CKD_SHA512_KDF => Some(CKM_SHA512),
-        _ => return fail(CKR_MECHANISM_PARAM_INVALID, "KDF not supported"),
-    })
-}
-
 /// ANSI X9.63 KDF: Hash(Z ‖ counter ‖ SharedInfo) for counter = 1, 2, ...
 /// until `len` bytes.
-fn x963(hash_mech: CK_MECHANISM_TYPE, z: &[u8], info: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
+fn x963(hash: Hash, z: &[u8], info: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
     let mut out = Zeroizing::new(Vec::with_capacity(len + 64));
     let mut counter: u32 = 1;
     while out.len() < len {
@@ -64,7 +55,7 @@ fn x963(hash_mech: CK_MECHANISM_TYPE, z: &[u8], info: &[u8], len: usize) -> Zero
         input.extend_from_slice(z);
         input.extend_from_slice(&counter.to_be_bytes());
         input.extend_from_slice(info);
-        let block = Zeroizing::new(hash(hash_mech, &input).unwrap_or_default());
+        let block = Zeroizing::new(hash.digest(&input));
         out.extend_from_slice(&block);
         counter += 1;
     }
@@ -131,25 +122,29 @@ pub fn derive_key(
     template: &[Attr],
 ) -> Result<CK_OBJECT_HANDLE> {
     let (slot, _) = session_slot(session)?;
-    if !matches!(mech.kind, CKM_ECDH1_DERIVE | CKM_ECDH1_COFACTOR_DERIVE) {
-        return fail(CKR_MECHANISM_INVALID, "not a derivation mechanism");
-    }
-    let MechParam::Ecdh {
+    // Both mechanisms give the same secret: every curve has cofactor 1.
+    let Mechanism::Ecdh(Ecdh {
         kdf,
         shared_data,
         public_data,
-    } = &mech.param
+        ..
+    }) = &mech
     else {
-        return fail(
-            CKR_MECHANISM_PARAM_INVALID,
-            "ECDH takes CK_ECDH1_DERIVE_PARAMS",
-        );
+        return fail(CKR_MECHANISM_INVALID, "not a derivation mechanism");
     };
-    let kdf = kdf_hash(*kdf)?;
+    // The hash of the ANSI X9.63 KDF, `None` for CKD_NULL.
+    let kdf = match kdf {
+        Some(Kdf::Null) => None,
+        Some(Kdf::X963(h)) => Some(*h),
+        None => return fail(CKR_MECHANISM_PARAM_INVALID, "KDF not supported"),
+    };
     if kdf.is_none() && !shared_data.is_empty() {
         return fail(CKR_MECHANISM_PARAM_INVALID, "CKD_NULL takes no shared data");
     }
-    if let Some(a) = template.iter().find(|a| !ALLOWED.contains(&a.kind)) {
+    if let Some(a) = template
+        .iter()
+        .find(|a| !ALLOWED.contains(&a.kind) && !USAGE.contains(&a.kind))
+    {
         log::debug!("derive: attribute {:#x} not allowed", a.kind);
         return fail(
             CKR_ATTRIBUTE_TYPE_INVALID,
@@ -208,15 +203,7 @@ pub fn derive_key(
             .unwrap_or_default()
             .to_vec(),
     );
-    for a in [
-        CKA_ENCRYPT,
-        CKA_DECRYPT,
-        CKA_SIGN,
-        CKA_VERIFY,
-        CKA_WRAP,
-        CKA_UNWRAP,
-        CKA_DERIVE,
-    ] {
+    for &a in USAGE {
         o.set(a, b(flag(a, false)?));
     }
     let handle = new_handle();
@@ -252,7 +239,7 @@ mod tests {
             0x96, 0xc0, 0x56, 0x19, 0xd5, 0x6c, 0x32, 0x8a, 0xb9, 0x5f, 0xe8, 0x4b, 0x18, 0x26,
             0x4b, 0x08, 0x72, 0x5b, 0x85, 0xe3, 0x3f, 0xd3, 0x4f, 0x08,
         ];
-        let k = x963(CKM_SHA256, &z, &[], 16);
+        let k = x963(Hash::Sha256, &z, &[], 16);
         assert_eq!(
             k.as_slice(),
             &[
@@ -265,15 +252,15 @@ mod tests {
     #[test]
     fn x963_runs_the_counter_past_one_block() {
         let z = [7u8; 32];
-        let k = x963(CKM_SHA256, &z, b"info", 40);
+        let k = x963(Hash::Sha256, &z, b"info", 40);
         let mut first = z.to_vec();
         first.extend_from_slice(&[0, 0, 0, 1]);
         first.extend_from_slice(b"info");
         let mut second = z.to_vec();
         second.extend_from_slice(&[0, 0, 0, 2]);
         second.extend_from_slice(b"info");
-        assert_eq!(&k[..32], hash(CKM_SHA256, &first).unwrap().as_slice());
-        assert_eq!(&k[32..], &hash(CKM_SHA256, &second).unwrap()[..8]);
+        assert_eq!(&k[..32], Hash::Sha256.digest(&first).as_slice());
+        assert_eq!(&k[32..], &Hash::Sha256.digest(&second)[..8]);
     }
 
     #[test]

@@ -1,77 +1,59 @@
-//! Message digests on the host (PKCS#11 §5.10): SHA-1 and SHA-2.
-
-use std::collections::HashMap;
+//! Message digests on the host (PKCS#11 §5.10): SHA-1 and SHA-2. The
+//! digest's length is the hash's, so a size query computes nothing.
 
 use cryptoki_sys::*;
-use parking_lot::Mutex;
+use zeroize::Zeroizing;
 
-use crate::core::api::Mechanism;
-use crate::core::sign::hash;
+use crate::core::mech::{Hash, Mechanism};
+use crate::core::operation::{self, Output};
 use crate::core::state::session_slot;
-use crate::error::{fail, Error, Result};
+use crate::error::{fail, Result};
 
-/// A digest under way: its mechanism and the data so far.
-type DigestOp = (CK_MECHANISM_TYPE, Vec<u8>);
-
-static OPS: Mutex<Option<HashMap<CK_SESSION_HANDLE, DigestOp>>> = Mutex::new(None);
+/// A digest under way: its hash and the data of C_DigestUpdate so far.
+pub(crate) struct DigestOp {
+    hash: Hash,
+    data: Zeroizing<Vec<u8>>,
+}
 
 /// C_DigestInit.
 pub fn digest_init(session: CK_SESSION_HANDLE, mech: Mechanism) -> Result<()> {
     session_slot(session)?;
-    if hash(mech.kind, b"").is_none() {
+    let Mechanism::Digest(hash) = mech else {
         return fail(CKR_MECHANISM_INVALID, "not a digest mechanism");
-    }
-    let mut g = OPS.lock();
-    let m = g.get_or_insert_with(HashMap::new);
-    if m.contains_key(&session) {
-        return fail(CKR_OPERATION_ACTIVE, "a digest is under way");
-    }
-    m.insert(session, (mech.kind, Vec::new()));
-    Ok(())
-}
-
-fn take(session: CK_SESSION_HANDLE) -> Result<DigestOp> {
-    OPS.lock()
-        .as_mut()
-        .and_then(|m| m.remove(&session))
-        .ok_or(Error::new(
-            CKR_OPERATION_NOT_INITIALIZED,
-            "no digest under way",
-        ))
+    };
+    operation::start(
+        session,
+        DigestOp {
+            hash,
+            data: Zeroizing::new(Vec::new()),
+        },
+    )
 }
 
 /// C_Digest.
-pub fn digest(session: CK_SESSION_HANDLE, data: &[u8]) -> Result<Vec<u8>> {
-    session_slot(session)?;
-    let (m, _) = take(session)?;
-    hash(m, data).ok_or(Error::new(CKR_MECHANISM_INVALID, "digest"))
+pub fn digest(session: CK_SESSION_HANDLE, data: &[u8], capacity: Option<usize>) -> Result<Output> {
+    operation::finish(
+        session,
+        capacity,
+        |op: &DigestOp| Ok((op.hash.output_len(), ())),
+        |_, op, ()| Ok(op.hash.digest(data)),
+    )
 }
 
 /// C_DigestUpdate.
 pub fn digest_update(session: CK_SESSION_HANDLE, part: &[u8]) -> Result<()> {
-    session_slot(session)?;
-    let mut g = OPS.lock();
-    let op = g
-        .as_mut()
-        .and_then(|m| m.get_mut(&session))
-        .ok_or(Error::new(
-            CKR_OPERATION_NOT_INITIALIZED,
-            "no digest under way",
-        ))?;
-    op.1.extend_from_slice(part);
-    Ok(())
+    operation::update(session, |op: &mut DigestOp| {
+        op.data.extend_from_slice(part);
+        Ok(())
+    })
 }
 
 /// C_DigestFinal.
-pub fn digest_final(session: CK_SESSION_HANDLE) -> Result<Vec<u8>> {
-    session_slot(session)?;
-    let (m, data) = take(session)?;
-    hash(m, &data).ok_or(Error::new(CKR_MECHANISM_INVALID, "digest"))
-}
-
-/// Forgets a closed session's digest.
-pub fn forget_session(session: CK_SESSION_HANDLE) {
-    if let Some(m) = OPS.lock().as_mut() {
-        m.remove(&session);
-    }
+pub fn digest_final(session: CK_SESSION_HANDLE, capacity: Option<usize>) -> Result<Output> {
+    operation::finish(
+        session,
+        capacity,
+        |op: &DigestOp| Ok((op.hash.output_len(), ())),
+        |_, op, ()| Ok(op.hash.digest(&op.data)),
+    )
 }

@@ -3,32 +3,25 @@
 use std::collections::VecDeque;
 
 use cryptoki_sys::*;
-use parking_lot::Mutex;
-use std::collections::HashMap;
 
 use crate::card::Card;
 use crate::core::api::{Attr, AttrValue};
 use crate::core::object::{b, load_private_value, ul, Class, Object};
+use crate::core::operation;
 use crate::core::state::{on_token, session_slot};
 use crate::core::token::Login;
-use crate::error::{fail, Result};
+use crate::error::Result;
 use crate::transport::Transport;
 use crate::vendor;
 
-/// Pending search results per session.
-static SEARCHES: Mutex<Option<HashMap<CK_SESSION_HANDLE, VecDeque<CK_OBJECT_HANDLE>>>> =
-    Mutex::new(None);
+/// A search under way: the handles not yet returned.
+pub(crate) struct Search {
+    found: VecDeque<CK_OBJECT_HANDLE>,
+}
 
 /// C_FindObjectsInit.
 pub fn find_objects_init(session: CK_SESSION_HANDLE, template: &[Attr]) -> Result<()> {
-    let (slot, _) = session_slot(session)?;
-    if SEARCHES
-        .lock()
-        .as_ref()
-        .is_some_and(|m| m.contains_key(&session))
-    {
-        return fail(CKR_OPERATION_ACTIVE, "a search is active");
-    }
+    let slot = operation::idle::<Search>(session)?;
     let want: Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)> =
         template.iter().map(|a| (a.kind, a.value.clone())).collect();
     let found: VecDeque<CK_OBJECT_HANDLE> = on_token(slot, |t| {
@@ -60,42 +53,20 @@ pub fn find_objects_init(session: CK_SESSION_HANDLE, template: &[Attr]) -> Resul
         );
         Ok(found)
     })?;
-    SEARCHES
-        .lock()
-        .get_or_insert_with(HashMap::new)
-        .insert(session, found);
-    Ok(())
+    operation::start(session, Search { found })
 }
 
 /// C_FindObjects.
 pub fn find_objects(session: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>> {
-    session_slot(session)?;
-    let mut g = SEARCHES.lock();
-    let q = g
-        .as_mut()
-        .and_then(|m| m.get_mut(&session))
-        .ok_or(crate::error::Error::new(
-            CKR_OPERATION_NOT_INITIALIZED,
-            "no search",
-        ))?;
-    let n = max.min(q.len());
-    Ok(q.drain(..n).collect())
+    operation::update(session, |s: &mut Search| {
+        let n = max.min(s.found.len());
+        Ok(s.found.drain(..n).collect())
+    })
 }
 
 /// C_FindObjectsFinal.
 pub fn find_objects_final(session: CK_SESSION_HANDLE) -> Result<()> {
-    session_slot(session)?;
-    match SEARCHES.lock().as_mut().and_then(|m| m.remove(&session)) {
-        Some(_) => Ok(()),
-        None => fail(CKR_OPERATION_NOT_INITIALIZED, "no search"),
-    }
-}
-
-/// Forgets a closed session's search.
-pub fn forget_session(session: CK_SESSION_HANDLE) {
-    if let Some(m) = SEARCHES.lock().as_mut() {
-        m.remove(&session);
-    }
+    operation::take::<Search>(session).map(|_| ())
 }
 
 /// C_GetAttributeValue for one attribute.

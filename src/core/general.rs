@@ -48,11 +48,7 @@ pub fn finalize() -> Result<()> {
     let mut g = MODULE.lock();
     match g.take() {
         Some(m) => {
-            // Operation states live outside the module table: end them, so
-            // nothing of this instance reaches the next.
-            for h in m.sessions.keys() {
-                crate::core::session::forget_ops(*h);
-            }
+            // The sessions, and with them their operations, go with `m`.
             // A thread blocked in C_WaitForSlotEvent returns now.
             crate::core::slot_event::GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let _ = m.pcsc.context().cancel();

@@ -89,9 +89,9 @@ pub fn check_writable(rw: bool, t: &Token) -> Result<()> {
 }
 
 fn spec(mech: &Mechanism, public: &[Attr], private: &[Attr]) -> Result<KeySpec> {
-    let key_type = match mech.kind {
-        CKM_EC_KEY_PAIR_GEN => CKK_EC,
-        CKM_RSA_PKCS_KEY_PAIR_GEN => CKK_RSA,
+    let key_type = match mech {
+        Mechanism::EcKeyPairGen => CKK_EC,
+        Mechanism::RsaKeyPairGen => CKK_RSA,
         _ => return fail(CKR_MECHANISM_INVALID, "not a key-pair mechanism"),
     };
     expect_class(public, CKO_PUBLIC_KEY)?;

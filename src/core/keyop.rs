@@ -5,8 +5,18 @@ use cryptoki_sys::*;
 
 use crate::core::object::{Class, KeyInfo, Object};
 use crate::core::state::on_token;
-use crate::core::token::Login;
+use crate::core::token::{Login, Token};
 use crate::error::{fail, Error, Result};
+
+/// The token object `key` (CKR_KEY_HANDLE_INVALID if there is none).
+fn key_object(t: &mut Token, key: CK_OBJECT_HANDLE) -> Result<Object> {
+    let found = t
+        .objects()?
+        .iter()
+        .find(|(h, _)| *h == key)
+        .map(|(_, o)| o.clone());
+    found.ok_or(Error::new(CKR_KEY_HANDLE_INVALID, "unknown key"))
+}
 
 /// The key behind `key` on `slot`: its card reference and kind for a
 /// private key (CKR_USER_NOT_LOGGED_IN unless the user is), or the whole
@@ -14,12 +24,7 @@ use crate::error::{fail, Error, Result};
 pub fn private_key(slot: CK_SLOT_ID, key: CK_OBJECT_HANDLE) -> Result<(u8, KeyInfo)> {
     on_token(slot, |t| {
         let logged = t.login == Login::User;
-        let found = t
-            .objects()?
-            .iter()
-            .find(|(h, _)| *h == key)
-            .map(|(_, o)| o.clone());
-        let o = found.ok_or(Error::new(CKR_KEY_HANDLE_INVALID, "unknown key"))?;
+        let o = key_object(t, key)?;
         if o.class != Class::PrivateKey {
             return fail(CKR_KEY_FUNCTION_NOT_PERMITTED, "not a private key");
         }
@@ -34,12 +39,7 @@ pub fn private_key(slot: CK_SLOT_ID, key: CK_OBJECT_HANDLE) -> Result<(u8, KeyIn
 /// A public key object (or the public half of a private key's attributes).
 pub fn public_key(slot: CK_SLOT_ID, key: CK_OBJECT_HANDLE) -> Result<Object> {
     on_token(slot, |t| {
-        let found = t
-            .objects()?
-            .iter()
-            .find(|(h, _)| *h == key)
-            .map(|(_, o)| o.clone());
-        let o = found.ok_or(Error::new(CKR_KEY_HANDLE_INVALID, "unknown key"))?;
+        let o = key_object(t, key)?;
         if o.class != Class::PublicKey {
             return fail(
                 CKR_KEY_FUNCTION_NOT_PERMITTED,

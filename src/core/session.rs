@@ -34,7 +34,14 @@ pub fn open_session(slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HAND
             return fail(CKR_SESSION_READ_WRITE_SO_EXISTS, "SO logged in");
         }
         let h = state::new_session_handle();
-        m.sessions.insert(h, Session { slot, rw });
+        m.sessions.insert(
+            h,
+            Session {
+                slot,
+                rw,
+                ops: Default::default(),
+            },
+        );
         Ok(h)
     })
 }
@@ -54,19 +61,18 @@ fn logout_if_last(slot: CK_SLOT_ID) -> Result<()> {
     Ok(())
 }
 
-/// C_CloseSession.
+/// C_CloseSession: its operations end with it.
 pub fn close_session(session: CK_SESSION_HANDLE) -> Result<()> {
     let (slot, _) = session_slot(session)?;
     with_module(|m| {
         m.sessions.remove(&session);
         Ok(())
     })?;
-    forget_ops(session);
     crate::core::derive::forget_session(slot, session);
     logout_if_last(slot)
 }
 
-/// C_CloseAllSessions.
+/// C_CloseAllSessions: their operations end with them.
 pub fn close_all_sessions(slot: CK_SLOT_ID) -> Result<()> {
     crate::core::general::check_slot(slot)?;
     let closed = with_module(|m| {
@@ -80,7 +86,6 @@ pub fn close_all_sessions(slot: CK_SLOT_ID) -> Result<()> {
         Ok(mine)
     })?;
     for h in closed {
-        forget_ops(h);
         crate::core::derive::forget_session(slot, h);
     }
     logout_if_last(slot)
@@ -331,40 +336,6 @@ pub fn seed_random(session: CK_SESSION_HANDLE, _seed: &[u8]) -> Result<()> {
         CKR_RANDOM_SEED_NOT_SUPPORTED,
         "the card's generator takes no seed",
     )
-}
-
-/// An operation a NULL mechanism can end (PKCS#11 3.0 §5.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpKind {
-    /// C_SignInit.
-    Sign,
-    /// C_VerifyInit.
-    Verify,
-    /// C_DecryptInit.
-    Decrypt,
-    /// C_DigestInit.
-    Digest,
-}
-
-/// Ends the session's `kind` operation, if one is active.
-pub fn cancel_operation(session: CK_SESSION_HANDLE, kind: OpKind) -> Result<()> {
-    session_slot(session)?;
-    match kind {
-        OpKind::Sign => crate::core::sign::forget_session(session),
-        OpKind::Verify => crate::core::verify::forget_session(session),
-        OpKind::Decrypt => crate::core::decrypt::forget_session(session),
-        OpKind::Digest => crate::core::digest::forget_session(session),
-    }
-    Ok(())
-}
-
-/// Drops every operation state a closed session had.
-pub(crate) fn forget_ops(session: CK_SESSION_HANDLE) {
-    crate::core::find::forget_session(session);
-    crate::core::sign::forget_session(session);
-    crate::core::decrypt::forget_session(session);
-    crate::core::digest::forget_session(session);
-    crate::core::verify::forget_session(session);
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 use parking_lot::Mutex;
 
+use crate::core::operation::Ops;
 use crate::core::token::{Login, Token};
 use crate::error::{fail, Error, Result};
 use crate::transport::pcsc::Pcsc;
@@ -34,6 +35,8 @@ pub struct Session {
     pub slot: CK_SLOT_ID,
     /// CKF_RW_SESSION was asked for.
     pub rw: bool,
+    /// Its operations: they end with it.
+    pub ops: Ops,
 }
 
 /// Module state.
@@ -133,7 +136,8 @@ pub fn connected(slot: CK_SLOT_ID) -> Result<TokenRef> {
 }
 
 /// Forgets a token whose card went away or was reset, and every session
-/// on its slot (they get CKR_SESSION_HANDLE_INVALID from now on).
+/// on its slot with its operations (they get CKR_SESSION_HANDLE_INVALID
+/// from now on).
 pub fn drop_token(slot: CK_SLOT_ID) {
     if let Ok((token, _, _)) = slot_token(slot) {
         *token.lock() = None;

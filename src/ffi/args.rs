@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{fail, Result};
 
-use super::pending::Delivery;
+use crate::core::api::Output;
 
 /// `CKR_ARGUMENTS_BAD` unless `p` is non-NULL and aligned for `T`.
 pub(crate) fn check_ptr<T>(p: *const T, what: &'static str) -> Result<()> {
@@ -184,19 +184,20 @@ impl<'a, T: Copy> OutBuf<'a, T> {
 }
 
 impl OutBuf<'_, u8> {
-    /// Hands out what [`super::pending::PendingOutputs::deliver`] decided.
-    /// The bytes are zeroized when `d` is dropped, after the copy.
-    pub(crate) fn deliver(self, d: Delivery) -> Result<()> {
-        match d {
-            Delivery::Length(n) => {
+    /// Hands out what the core gave for this buffer's
+    /// [`capacity`](Self::capacity): the length (CKR_OK for a NULL buffer,
+    /// CKR_BUFFER_TOO_SMALL for one too small), or the bytes, zeroized when
+    /// dropped after the copy.
+    pub(crate) fn deliver(self, out: Output) -> Result<()> {
+        match out {
+            Output::Length(n) => {
                 self.len.set(to_ulong(n)?);
-                Ok(())
+                match self.buf {
+                    None => Ok(()),
+                    Some(_) => fail(CKR_BUFFER_TOO_SMALL, "output buffer too small"),
+                }
             }
-            Delivery::TooSmall(n) => {
-                self.len.set(to_ulong(n)?);
-                fail(CKR_BUFFER_TOO_SMALL, "output buffer too small")
-            }
-            Delivery::Data(bytes) => {
+            Output::Data(bytes) => {
                 let bytes: Zeroizing<Vec<u8>> = bytes;
                 self.put(&bytes)
             }

@@ -8,7 +8,8 @@ use std::ops::Deref;
 use cryptoki_sys::*;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::core::api::{Attr, AttrValue, InitArgs, MechParam, Mechanism};
+use crate::core::api::{Attr, AttrValue, InitArgs};
+use crate::core::mech::{Ecdh, Hash, HashUse, Kdf, Mechanism, Oaep, Pss};
 use crate::error::{fail, Error, Result};
 
 use super::args::{ref_in, slice_in};
@@ -65,14 +66,9 @@ pub(crate) unsafe fn template(
     Ok(out)
 }
 
-/// Mechanisms whose parameter is a CK_RSA_PKCS_PSS_PARAMS.
-const PSS: &[CK_MECHANISM_TYPE] = &[
-    CKM_RSA_PKCS_PSS,
-    CKM_SHA1_RSA_PKCS_PSS,
-    CKM_SHA224_RSA_PKCS_PSS,
-    CKM_SHA256_RSA_PKCS_PSS,
-    CKM_SHA384_RSA_PKCS_PSS,
-    CKM_SHA512_RSA_PKCS_PSS,
+/// The SHA-3 RSA-PSS mechanisms: the module does not offer them, but their
+/// parameter's shape is checked like that of the others.
+const SHA3_PSS: &[CK_MECHANISM_TYPE] = &[
     CKM_SHA3_224_RSA_PKCS_PSS,
     CKM_SHA3_256_RSA_PKCS_PSS,
     CKM_SHA3_384_RSA_PKCS_PSS,
@@ -109,12 +105,14 @@ unsafe fn param_bytes(p: *const u8, n: CK_ULONG, what: &'static str) -> Result<V
         .or(param_invalid(what))
 }
 
-/// A CK_MECHANISM as a [`Mechanism`], its parameter decoded for RSA-PSS
-/// (CKM_RSA_PKCS_PSS and the CKM_SHA*_RSA_PKCS_PSS), RSA-OAEP and ECDH1
-/// (plain and cofactor); any other non-empty parameter is passed as raw
-/// bytes, an empty one as [`MechParam::None`]. A parameter of the wrong
-/// size, or with NULL data and a length, is `CKR_MECHANISM_PARAM_INVALID`;
-/// a NULL mechanism is `CKR_ARGUMENTS_BAD`.
+/// A CK_MECHANISM as a [`Mechanism`]: RSA-PSS (CKM_RSA_PKCS_PSS and the
+/// CKM_SHA*_RSA_PKCS_PSS), RSA-OAEP and ECDH1 (plain and cofactor) with
+/// their parameter structures decoded; every other mechanism through
+/// [`Mechanism::plain`], with the raw bytes of a non-empty parameter. A
+/// parameter of the wrong size, or with NULL data and a length, is
+/// `CKR_MECHANISM_PARAM_INVALID`; a NULL mechanism is `CKR_ARGUMENTS_BAD`.
+/// What the parameter's values mean (a hash the module does not compute,
+/// a KDF it does not offer) is for the operation to judge.
 ///
 /// # Safety
 /// `p` must be NULL or point at a CK_MECHANISM whose pointers are valid for
@@ -124,63 +122,105 @@ pub(crate) unsafe fn mechanism(p: *const CK_MECHANISM, note: &mut Note) -> Resul
     let m = unsafe { ref_in(p, "NULL mechanism") }?;
     note.mechanism(m.mechanism);
     let kind = m.mechanism;
-    let param = if PSS.contains(&kind) {
-        // SAFETY: caller's promise on pParameter.
-        let p: CK_RSA_PKCS_PSS_PARAMS =
-            unsafe { param_struct(m, "CK_RSA_PKCS_PSS_PARAMS expected") }?;
-        MechParam::Pss {
-            hash: p.hashAlg,
-            mgf: p.mgf,
-            salt_len: usize::try_from(p.sLen).or(param_invalid("sLen out of range"))?,
-        }
-    } else if kind == CKM_RSA_PKCS_OAEP {
-        // SAFETY: caller's promise on pParameter.
-        let p: CK_RSA_PKCS_OAEP_PARAMS =
-            unsafe { param_struct(m, "CK_RSA_PKCS_OAEP_PARAMS expected") }?;
-        let label = match p.source {
-            CKZ_DATA_SPECIFIED => {
-                // SAFETY: pSourceData is valid for ulSourceDataLen bytes
-                // (caller's promise on the parameter's pointers).
-                unsafe { param_bytes(p.pSourceData as *const u8, p.ulSourceDataLen, "OAEP label") }?
+    // SAFETY: what `pss`, `oaep`, `ecdh` and `raw` need is our caller's
+    // promise on pParameter and the pointers inside it.
+    let mech = unsafe {
+        match (kind, Hash::from_number(HashUse::RsaPss, kind)) {
+            (CKM_RSA_PKCS_PSS, _) => Mechanism::Pss(pss(m)?),
+            (_, Some(h)) => Mechanism::PssHash(h, pss(m)?),
+            _ if SHA3_PSS.contains(&kind) => {
+                pss(m)?;
+                Mechanism::Other {
+                    kind,
+                    param: raw(m)?,
+                }
             }
-            // Some callers leave the source at 0 when there is no label.
-            0 if p.ulSourceDataLen == 0 => Vec::new(),
-            _ => return param_invalid("OAEP source must be CKZ_DATA_SPECIFIED"),
-        };
-        MechParam::Oaep {
-            hash: p.hashAlg,
-            mgf: p.mgf,
-            label,
+            (CKM_RSA_PKCS_OAEP, _) => Mechanism::Oaep(oaep(m)?),
+            (CKM_ECDH1_DERIVE | CKM_ECDH1_COFACTOR_DERIVE, _) => Mechanism::Ecdh(ecdh(m)?),
+            _ => Mechanism::plain(kind, raw(m)?),
         }
-    } else if kind == CKM_ECDH1_DERIVE || kind == CKM_ECDH1_COFACTOR_DERIVE {
-        // SAFETY: caller's promise on pParameter.
-        let p: CK_ECDH1_DERIVE_PARAMS =
-            unsafe { param_struct(m, "CK_ECDH1_DERIVE_PARAMS expected") }?;
-        MechParam::Ecdh {
-            kdf: p.kdf,
-            // SAFETY: the two buffers are valid for their lengths (caller's
-            // promise on the parameter's pointers).
-            shared_data: unsafe {
-                param_bytes(p.pSharedData, p.ulSharedDataLen, "ECDH shared data")
-            }?,
-            // SAFETY: as above.
-            public_data: unsafe {
-                param_bytes(p.pPublicData, p.ulPublicDataLen, "ECDH public data")
-            }?,
-        }
-    } else if m.ulParameterLen == 0 {
-        MechParam::None
-    } else {
-        // SAFETY: caller's promise on pParameter.
-        MechParam::Raw(unsafe {
-            param_bytes(
-                m.pParameter as *const u8,
-                m.ulParameterLen,
-                "NULL parameter",
-            )
-        }?)
     };
-    Ok(Mechanism { kind, param })
+    Ok(mech)
+}
+
+/// A CK_RSA_PKCS_PSS_PARAMS.
+///
+/// # Safety
+/// As [`param_struct`].
+unsafe fn pss(m: &CK_MECHANISM) -> Result<Pss> {
+    // SAFETY: forwarded to our caller's promise.
+    let p: CK_RSA_PKCS_PSS_PARAMS = unsafe { param_struct(m, "CK_RSA_PKCS_PSS_PARAMS expected") }?;
+    Ok(Pss {
+        hash: Hash::from_number(HashUse::Digest, p.hashAlg),
+        mgf: Hash::from_number(HashUse::Mgf1, p.mgf),
+        salt_len: usize::try_from(p.sLen).or(param_invalid("sLen out of range"))?,
+    })
+}
+
+/// A CK_RSA_PKCS_OAEP_PARAMS.
+///
+/// # Safety
+/// As [`param_struct`], and `pSourceData` valid for `ulSourceDataLen` bytes.
+unsafe fn oaep(m: &CK_MECHANISM) -> Result<Oaep> {
+    // SAFETY: forwarded to our caller's promise.
+    let p: CK_RSA_PKCS_OAEP_PARAMS =
+        unsafe { param_struct(m, "CK_RSA_PKCS_OAEP_PARAMS expected") }?;
+    let label = match p.source {
+        CKZ_DATA_SPECIFIED => {
+            // SAFETY: pSourceData is valid for ulSourceDataLen bytes
+            // (caller's promise on the parameter's pointers).
+            unsafe { param_bytes(p.pSourceData as *const u8, p.ulSourceDataLen, "OAEP label") }?
+        }
+        // Some callers leave the source at 0 when there is no label.
+        0 if p.ulSourceDataLen == 0 => Vec::new(),
+        _ => return param_invalid("OAEP source must be CKZ_DATA_SPECIFIED"),
+    };
+    Ok(Oaep {
+        hash: Hash::from_number(HashUse::Digest, p.hashAlg),
+        mgf: Hash::from_number(HashUse::Mgf1, p.mgf),
+        label,
+    })
+}
+
+/// A CK_ECDH1_DERIVE_PARAMS, for CKM_ECDH1_DERIVE or
+/// CKM_ECDH1_COFACTOR_DERIVE.
+///
+/// # Safety
+/// As [`param_struct`], and the two data pointers valid for their lengths.
+unsafe fn ecdh(m: &CK_MECHANISM) -> Result<Ecdh> {
+    // SAFETY: forwarded to our caller's promise.
+    let p: CK_ECDH1_DERIVE_PARAMS = unsafe { param_struct(m, "CK_ECDH1_DERIVE_PARAMS expected") }?;
+    Ok(Ecdh {
+        cofactor: m.mechanism == CKM_ECDH1_COFACTOR_DERIVE,
+        kdf: match p.kdf {
+            CKD_NULL => Some(Kdf::Null),
+            k => Hash::from_number(HashUse::Kdf, k).map(Kdf::X963),
+        },
+        // SAFETY: the two buffers are valid for their lengths (caller's
+        // promise on the parameter's pointers).
+        shared_data: unsafe { param_bytes(p.pSharedData, p.ulSharedDataLen, "ECDH shared data") }?,
+        // SAFETY: as above.
+        public_data: unsafe { param_bytes(p.pPublicData, p.ulPublicDataLen, "ECDH public data") }?,
+    })
+}
+
+/// The bytes of a parameter no structure is known for (empty when its
+/// length is 0, whatever the pointer).
+///
+/// # Safety
+/// A non-NULL `pParameter` must be valid for reading `ulParameterLen` bytes.
+unsafe fn raw(m: &CK_MECHANISM) -> Result<Vec<u8>> {
+    if m.ulParameterLen == 0 {
+        return Ok(Vec::new());
+    }
+    // SAFETY: forwarded to our caller's promise.
+    unsafe {
+        param_bytes(
+            m.pParameter as *const u8,
+            m.ulParameterLen,
+            "NULL parameter",
+        )
+    }
 }
 
 /// C_Initialize's argument: NULL → defaults. Otherwise the four mutex
@@ -393,24 +433,24 @@ mod tests {
             mgf: CKG_MGF1_SHA256,
             sLen: 32,
         };
-        let want = MechParam::Pss {
-            hash: CKM_SHA256,
-            mgf: CKG_MGF1_SHA256,
+        let want = Pss {
+            hash: Some(Hash::Sha256),
+            mgf: Some(Hash::Sha256),
             salt_len: 32,
         };
-        for kind in [
-            CKM_RSA_PKCS_PSS,
-            CKM_SHA256_RSA_PKCS_PSS,
-            CKM_SHA512_RSA_PKCS_PSS,
+        for (kind, decoded) in [
+            (CKM_RSA_PKCS_PSS, Mechanism::Pss(want.clone())),
+            (
+                CKM_SHA256_RSA_PKCS_PSS,
+                Mechanism::PssHash(Hash::Sha256, want.clone()),
+            ),
+            (
+                CKM_SHA512_RSA_PKCS_PSS,
+                Mechanism::PssHash(Hash::Sha512, want.clone()),
+            ),
         ] {
             let m = mech(kind, &mut p, size_of::<CK_RSA_PKCS_PSS_PARAMS>());
-            assert_eq!(
-                conv(&m).unwrap(),
-                Mechanism {
-                    kind,
-                    param: want.clone()
-                }
-            );
+            assert_eq!(conv(&m).unwrap(), decoded);
             let m = mech(kind, &mut p, 16);
             assert_eq!(conv(&m).unwrap_err().rv, CKR_MECHANISM_PARAM_INVALID);
         }
@@ -435,12 +475,12 @@ mod tests {
         let n = size_of::<CK_RSA_PKCS_OAEP_PARAMS>();
         let m = mech(CKM_RSA_PKCS_OAEP, &mut p, n);
         assert_eq!(
-            conv(&m).unwrap().param,
-            MechParam::Oaep {
-                hash: CKM_SHA256,
-                mgf: CKG_MGF1_SHA256,
+            conv(&m).unwrap(),
+            Mechanism::Oaep(Oaep {
+                hash: Some(Hash::Sha256),
+                mgf: Some(Hash::Sha256),
                 label: b"label".to_vec()
-            }
+            })
         );
         p.pSourceData = null_mut();
         let m = mech(CKM_RSA_PKCS_OAEP, &mut p, n);
@@ -448,12 +488,12 @@ mod tests {
         p.ulSourceDataLen = 0;
         let m = mech(CKM_RSA_PKCS_OAEP, &mut p, n);
         assert_eq!(
-            conv(&m).unwrap().param,
-            MechParam::Oaep {
-                hash: CKM_SHA256,
-                mgf: CKG_MGF1_SHA256,
+            conv(&m).unwrap(),
+            Mechanism::Oaep(Oaep {
+                hash: Some(Hash::Sha256),
+                mgf: Some(Hash::Sha256),
                 label: vec![]
-            }
+            })
         );
         let m = mech(CKM_RSA_PKCS_OAEP, &mut p, n + 1);
         assert_eq!(conv(&m).unwrap_err().rv, CKR_MECHANISM_PARAM_INVALID);
@@ -473,12 +513,13 @@ mod tests {
         for kind in [CKM_ECDH1_DERIVE, CKM_ECDH1_COFACTOR_DERIVE] {
             let m = mech(kind, &mut p, n);
             assert_eq!(
-                conv(&m).unwrap().param,
-                MechParam::Ecdh {
-                    kdf: CKD_NULL,
+                conv(&m).unwrap(),
+                Mechanism::Ecdh(Ecdh {
+                    cofactor: kind == CKM_ECDH1_COFACTOR_DERIVE,
+                    kdf: Some(Kdf::Null),
                     shared_data: vec![],
                     public_data: vec![4; 65]
-                }
+                })
             );
             assert_eq!(
                 conv(&mech(kind, &mut p, n - 8)).unwrap_err().rv,
@@ -499,16 +540,16 @@ mod tests {
             pParameter: null_mut(),
             ulParameterLen: 0,
         };
-        assert_eq!(
-            conv(&m).unwrap(),
-            Mechanism {
-                kind: CKM_ECDSA,
-                param: MechParam::None
-            }
-        );
+        assert_eq!(conv(&m).unwrap(), Mechanism::EcdsaRaw);
         let mut iv = [9u8; 16];
         let m = mech(CKM_AES_CBC, &mut iv, 16);
-        assert_eq!(conv(&m).unwrap().param, MechParam::Raw(vec![9; 16]));
+        assert_eq!(
+            conv(&m).unwrap(),
+            Mechanism::Other {
+                kind: CKM_AES_CBC,
+                param: vec![9; 16]
+            }
+        );
         let m = CK_MECHANISM {
             mechanism: CKM_AES_CBC,
             pParameter: null_mut(),

@@ -9,9 +9,8 @@ use cryptoki_sys::*;
 use crate::core::api;
 use crate::error::fail;
 
-use super::args::Out;
 use super::convert::init_args;
-use super::pending::PENDING;
+use super::shapes::value_out;
 use super::wrap::{run, Init};
 
 /// C_Initialize: decodes the CK_C_INITIALIZE_ARGS (see
@@ -22,32 +21,24 @@ pub extern "C" fn C_Initialize(pInitArgs: *mut c_void) -> CK_RV {
         // SAFETY: PKCS#11 caller: NULL or a CK_C_INITIALIZE_ARGS whose
         // pReserved is NULL or a NUL-terminated string.
         let args = unsafe { init_args(pInitArgs as *const CK_C_INITIALIZE_ARGS) }?;
-        api::initialize(args)?;
-        PENDING.clear();
-        Ok(())
+        api::initialize(args)
     })
 }
 
-/// C_Finalize: `pReserved` must be NULL. Drops every waiting output.
+/// C_Finalize: `pReserved` must be NULL.
 #[no_mangle]
 pub extern "C" fn C_Finalize(pReserved: *mut c_void) -> CK_RV {
     run("C_Finalize", Init::Required, &[], |_| {
         if !pReserved.is_null() {
             return fail(CKR_ARGUMENTS_BAD, "pReserved must be NULL");
         }
-        let r = api::finalize();
-        PENDING.clear();
-        r
+        api::finalize()
     })
 }
 
 /// C_GetInfo.
 #[no_mangle]
 pub extern "C" fn C_GetInfo(pInfo: *mut CK_INFO) -> CK_RV {
-    run("C_GetInfo", Init::Required, &[], |_| {
-        // SAFETY: PKCS#11 caller: NULL or writable CK_INFO.
-        let out = unsafe { Out::new(pInfo, "NULL pInfo") }?;
-        out.set(api::get_info()?);
-        Ok(())
-    })
+    // SAFETY: PKCS#11 caller: NULL or writable CK_INFO.
+    unsafe { value_out("C_GetInfo", &[], pInfo, "NULL pInfo", |_| api::get_info()) }
 }

@@ -8,7 +8,8 @@ use crate::error::fail;
 
 use super::args::{check_ptr, count, fill_exact, slice_in, Out};
 use super::convert::{mechanism, template};
-use super::wrap::{run, Init};
+use super::shapes::{input_fns, not_supported, value_out};
+use super::wrap::{run, Init, Note};
 
 /// C_GenerateKey: not supported (the token holds key pairs only).
 #[no_mangle]
@@ -19,19 +20,14 @@ pub extern "C" fn C_GenerateKey(
     ulCount: CK_ULONG,
     phKey: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    run(
-        "C_GenerateKey",
-        Init::Required,
-        &[("session", hSession)],
-        |note| {
-            check_ptr(phKey, "NULL phKey")?;
-            // SAFETY: PKCS#11 caller: NULL or a valid CK_MECHANISM.
-            unsafe { mechanism(pMechanism, note) }?;
-            // SAFETY: PKCS#11 caller: a template of ulCount attributes.
-            unsafe { template(pTemplate, ulCount, note) }?;
-            fail(CKR_FUNCTION_NOT_SUPPORTED, "C_GenerateKey")
-        },
-    )
+    let handles = [("session", hSession)];
+    not_supported("C_GenerateKey", &handles, "C_GenerateKey", |note| {
+        check_ptr(phKey, "NULL phKey")?;
+        // SAFETY: PKCS#11 caller: NULL or a valid CK_MECHANISM.
+        unsafe { mechanism(pMechanism, note) }?;
+        // SAFETY: PKCS#11 caller: a template of ulCount attributes.
+        unsafe { template(pTemplate, ulCount, note) }.map(drop)
+    })
 }
 
 /// C_GenerateKeyPair.
@@ -80,21 +76,16 @@ pub extern "C" fn C_WrapKey(
     _pWrappedKey: *mut CK_BYTE,
     pulWrappedKeyLen: *mut CK_ULONG,
 ) -> CK_RV {
-    run(
-        "C_WrapKey",
-        Init::Required,
-        &[
-            ("session", hSession),
-            ("wrapping_key", hWrappingKey),
-            ("key", hKey),
-        ],
-        |note| {
-            check_ptr(pulWrappedKeyLen, "NULL pulWrappedKeyLen")?;
-            // SAFETY: PKCS#11 caller: NULL or a valid CK_MECHANISM.
-            unsafe { mechanism(pMechanism, note) }?;
-            fail(CKR_FUNCTION_NOT_SUPPORTED, "C_WrapKey")
-        },
-    )
+    let handles = [
+        ("session", hSession),
+        ("wrapping_key", hWrappingKey),
+        ("key", hKey),
+    ];
+    not_supported("C_WrapKey", &handles, "C_WrapKey", |note| {
+        check_ptr(pulWrappedKeyLen, "NULL pulWrappedKeyLen")?;
+        // SAFETY: PKCS#11 caller: NULL or a valid CK_MECHANISM.
+        unsafe { mechanism(pMechanism, note) }.map(drop)
+    })
 }
 
 /// C_UnwrapKey: not supported.
@@ -109,21 +100,16 @@ pub extern "C" fn C_UnwrapKey(
     ulAttributeCount: CK_ULONG,
     phKey: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    run(
-        "C_UnwrapKey",
-        Init::Required,
-        &[("session", hSession), ("unwrapping_key", hUnwrappingKey)],
-        |note| {
-            check_ptr(phKey, "NULL phKey")?;
-            // SAFETY: PKCS#11 caller: NULL or a valid CK_MECHANISM.
-            unsafe { mechanism(pMechanism, note) }?;
-            // SAFETY: PKCS#11 caller: readable for the length.
-            unsafe { slice_in(pWrappedKey, ulWrappedKeyLen) }?;
-            // SAFETY: PKCS#11 caller: a template of ulAttributeCount attributes.
-            unsafe { template(pTemplate, ulAttributeCount, note) }?;
-            fail(CKR_FUNCTION_NOT_SUPPORTED, "C_UnwrapKey")
-        },
-    )
+    let handles = [("session", hSession), ("unwrapping_key", hUnwrappingKey)];
+    not_supported("C_UnwrapKey", &handles, "C_UnwrapKey", |note| {
+        check_ptr(phKey, "NULL phKey")?;
+        // SAFETY: PKCS#11 caller: NULL or a valid CK_MECHANISM.
+        unsafe { mechanism(pMechanism, note) }?;
+        // SAFETY: PKCS#11 caller: readable for the length.
+        unsafe { slice_in(pWrappedKey, ulWrappedKeyLen) }?;
+        // SAFETY: PKCS#11 caller: a template of ulAttributeCount attributes.
+        unsafe { template(pTemplate, ulAttributeCount, note) }.map(drop)
+    })
 }
 
 /// C_DeriveKey (ECDH1 parameters decoded, see [`mechanism`]).
@@ -136,40 +122,21 @@ pub extern "C" fn C_DeriveKey(
     ulAttributeCount: CK_ULONG,
     phKey: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    run(
-        "C_DeriveKey",
-        Init::Required,
-        &[("session", hSession), ("base_key", hBaseKey)],
-        |note| {
-            // SAFETY: PKCS#11 caller: NULL or writable.
-            let out = unsafe { Out::new(phKey, "NULL phKey") }?;
-            // SAFETY: PKCS#11 caller: NULL or a valid CK_MECHANISM.
-            let m = unsafe { mechanism(pMechanism, note) }?;
-            // SAFETY: PKCS#11 caller: a template of ulAttributeCount attributes.
-            let t = unsafe { template(pTemplate, ulAttributeCount, note) }?;
-            out.set(api::derive_key(hSession, m, hBaseKey, &t)?);
-            Ok(())
-        },
-    )
+    let handles = [("session", hSession), ("base_key", hBaseKey)];
+    let derive = |note: &mut Note| {
+        // SAFETY: PKCS#11 caller: NULL or a valid CK_MECHANISM.
+        let m = unsafe { mechanism(pMechanism, note) }?;
+        // SAFETY: PKCS#11 caller: a template of ulAttributeCount attributes.
+        let t = unsafe { template(pTemplate, ulAttributeCount, note) }?;
+        api::derive_key(hSession, m, hBaseKey, &t)
+    };
+    // SAFETY: PKCS#11 caller: NULL or writable.
+    unsafe { value_out("C_DeriveKey", &handles, phKey, "NULL phKey", derive) }
 }
 
-/// C_SeedRandom.
-#[no_mangle]
-pub extern "C" fn C_SeedRandom(
-    hSession: CK_SESSION_HANDLE,
-    pSeed: *mut CK_BYTE,
-    ulSeedLen: CK_ULONG,
-) -> CK_RV {
-    run(
-        "C_SeedRandom",
-        Init::Required,
-        &[("session", hSession)],
-        |_| {
-            // SAFETY: PKCS#11 caller: readable for ulSeedLen bytes.
-            let seed = unsafe { slice_in(pSeed, ulSeedLen) }?;
-            api::seed_random(hSession, seed)
-        },
-    )
+input_fns! {
+    /// C_SeedRandom.
+    C_SeedRandom(pSeed, ulSeedLen) => api::seed_random;
 }
 
 /// C_GenerateRandom: exactly `ulRandomLen` bytes from the card.

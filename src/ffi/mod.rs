@@ -11,11 +11,9 @@
 //! and attribute *types*, and the name of the CK_RV ([`wrap::rv_name`]).
 //! PINs, data, template values and keys are never logged.
 //!
-//! The one piece of state kept here is [`pending`]: outputs of calls that
-//! end an operation (`C_Sign`, `C_Decrypt`, `C_Digest`, their `Final`s and
-//! `C_DecryptUpdate`), kept between a size query (NULL buffer, or a buffer
-//! too small) and the call that fetches them, so that the card operation
-//! runs once (PKCS#11 3.0 §5.2).
+//! No state is kept here: operations, and outputs waiting between a size
+//! query and the call that fetches them, live in the core's sessions.
+//! Functions of one C signature share their bodies ([`shapes`]).
 //!
 //! Unsafe code is allowed in this module tree only (the crate denies it
 //! elsewhere); every `unsafe` block carries a `// SAFETY:` comment. The
@@ -38,7 +36,7 @@ pub(crate) mod interface;
 pub(crate) mod keys;
 pub(crate) mod message;
 pub(crate) mod object;
-pub(crate) mod pending;
 pub(crate) mod session;
+pub(crate) mod shapes;
 pub(crate) mod slot;
 pub(crate) mod wrap;

@@ -4,11 +4,12 @@
 use cryptoki_sys::*;
 
 use crate::core::api;
-use crate::error::{fail, Error};
+use crate::error::Error;
 
 use super::args::{check_ptr, count, slice_in_out, to_ulong, Out};
 use super::convert::{get_attribute_values, template};
-use super::wrap::{run, Init};
+use super::shapes::{not_supported, value_out};
+use super::wrap::{run, Init, Note};
 
 /// C_CreateObject.
 #[no_mangle]
@@ -18,19 +19,22 @@ pub extern "C" fn C_CreateObject(
     ulCount: CK_ULONG,
     phObject: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    run(
-        "C_CreateObject",
-        Init::Required,
-        &[("session", hSession)],
-        |note| {
-            // SAFETY: PKCS#11 caller: NULL or writable.
-            let out = unsafe { Out::new(phObject, "NULL phObject") }?;
-            // SAFETY: PKCS#11 caller: a template of ulCount attributes.
-            let t = unsafe { template(pTemplate, ulCount, note) }?;
-            out.set(api::create_object(hSession, &t)?);
-            Ok(())
-        },
-    )
+    let handles = [("session", hSession)];
+    let create = |note: &mut Note| {
+        // SAFETY: PKCS#11 caller: a template of ulCount attributes.
+        let t = unsafe { template(pTemplate, ulCount, note) }?;
+        api::create_object(hSession, &t)
+    };
+    // SAFETY: PKCS#11 caller: NULL or writable.
+    unsafe {
+        value_out(
+            "C_CreateObject",
+            &handles,
+            phObject,
+            "NULL phObject",
+            create,
+        )
+    }
 }
 
 /// C_CopyObject: not supported.
@@ -42,17 +46,12 @@ pub extern "C" fn C_CopyObject(
     ulCount: CK_ULONG,
     phNewObject: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
-    run(
-        "C_CopyObject",
-        Init::Required,
-        &[("session", hSession), ("object", hObject)],
-        |note| {
-            check_ptr(phNewObject, "NULL phNewObject")?;
-            // SAFETY: PKCS#11 caller: a template of ulCount attributes.
-            unsafe { template(pTemplate, ulCount, note) }?;
-            fail(CKR_FUNCTION_NOT_SUPPORTED, "C_CopyObject")
-        },
-    )
+    let handles = [("session", hSession), ("object", hObject)];
+    not_supported("C_CopyObject", &handles, "C_CopyObject", |note| {
+        check_ptr(phNewObject, "NULL phNewObject")?;
+        // SAFETY: PKCS#11 caller: a template of ulCount attributes.
+        unsafe { template(pTemplate, ulCount, note) }.map(drop)
+    })
 }
 
 /// C_DestroyObject.
@@ -73,17 +72,13 @@ pub extern "C" fn C_GetObjectSize(
     hObject: CK_OBJECT_HANDLE,
     pulSize: *mut CK_ULONG,
 ) -> CK_RV {
-    run(
-        "C_GetObjectSize",
-        Init::Required,
-        &[("session", hSession), ("object", hObject)],
-        |_| {
-            // SAFETY: PKCS#11 caller: NULL or writable.
-            let out = unsafe { Out::new(pulSize, "NULL pulSize") }?;
-            out.set(to_ulong(api::get_object_size(hSession, hObject)?)?);
-            Ok(())
-        },
-    )
+    let handles = [("session", hSession), ("object", hObject)];
+    // SAFETY: PKCS#11 caller: NULL or writable.
+    unsafe {
+        value_out("C_GetObjectSize", &handles, pulSize, "NULL pulSize", |_| {
+            to_ulong(api::get_object_size(hSession, hObject)?)
+        })
+    }
 }
 
 /// C_GetAttributeValue: one core call per attribute; the per-attribute

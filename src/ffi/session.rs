@@ -7,10 +7,9 @@ use std::ffi::c_void;
 use cryptoki_sys::*;
 
 use crate::core::api;
-use crate::error::fail;
 
-use super::args::{check_ptr, pin_in, slice_in, Out};
-use super::pending::PENDING;
+use super::args::{check_ptr, pin_in, slice_in};
+use super::shapes::{not_supported, value_out};
 use super::wrap::{run, Init};
 
 /// C_OpenSession. Notification callbacks are accepted and never called
@@ -23,48 +22,38 @@ pub extern "C" fn C_OpenSession(
     _Notify: CK_NOTIFY,
     phSession: *mut CK_SESSION_HANDLE,
 ) -> CK_RV {
-    run(
-        "C_OpenSession",
-        Init::Required,
-        &[("slot", slotID), ("flags", flags)],
-        |_| {
-            // SAFETY: PKCS#11 caller: NULL or writable.
-            let out = unsafe { Out::new(phSession, "NULL phSession") }?;
-            out.set(api::open_session(slotID, flags)?);
-            Ok(())
-        },
-    )
+    let handles = [("slot", slotID), ("flags", flags)];
+    // SAFETY: PKCS#11 caller: NULL or writable.
+    unsafe {
+        value_out(
+            "C_OpenSession",
+            &handles,
+            phSession,
+            "NULL phSession",
+            |_| api::open_session(slotID, flags),
+        )
+    }
 }
 
-/// C_CloseSession; drops the session's waiting outputs whatever the core
-/// says.
+/// C_CloseSession (its operations end with it).
 #[no_mangle]
 pub extern "C" fn C_CloseSession(hSession: CK_SESSION_HANDLE) -> CK_RV {
     run(
         "C_CloseSession",
         Init::Required,
         &[("session", hSession)],
-        |_| {
-            let r = api::close_session(hSession);
-            PENDING.forget_session(hSession);
-            r
-        },
+        |_| api::close_session(hSession),
     )
 }
 
-/// C_CloseAllSessions; then drops the waiting outputs of every session the
-/// core no longer knows.
+/// C_CloseAllSessions.
 #[no_mangle]
 pub extern "C" fn C_CloseAllSessions(slotID: CK_SLOT_ID) -> CK_RV {
     run(
         "C_CloseAllSessions",
         Init::Required,
         &[("slot", slotID)],
-        |_| {
-            let r = api::close_all_sessions(slotID);
-            PENDING.retain_sessions(|s| api::get_session_info(s).is_ok());
-            r
-        },
+        |_| api::close_all_sessions(slotID),
     )
 }
 
@@ -74,17 +63,13 @@ pub extern "C" fn C_GetSessionInfo(
     hSession: CK_SESSION_HANDLE,
     pInfo: *mut CK_SESSION_INFO,
 ) -> CK_RV {
-    run(
-        "C_GetSessionInfo",
-        Init::Required,
-        &[("session", hSession)],
-        |_| {
-            // SAFETY: PKCS#11 caller: NULL or writable.
-            let out = unsafe { Out::new(pInfo, "NULL pInfo") }?;
-            out.set(api::get_session_info(hSession)?);
-            Ok(())
-        },
-    )
+    let handles = [("session", hSession)];
+    // SAFETY: PKCS#11 caller: NULL or writable.
+    unsafe {
+        value_out("C_GetSessionInfo", &handles, pInfo, "NULL pInfo", |_| {
+            api::get_session_info(hSession)
+        })
+    }
 }
 
 /// C_GetOperationState: not supported.
@@ -94,15 +79,10 @@ pub extern "C" fn C_GetOperationState(
     _pOperationState: *mut CK_BYTE,
     pulOperationStateLen: *mut CK_ULONG,
 ) -> CK_RV {
-    run(
-        "C_GetOperationState",
-        Init::Required,
-        &[("session", hSession)],
-        |_| {
-            check_ptr(pulOperationStateLen, "NULL pulOperationStateLen")?;
-            fail(CKR_FUNCTION_NOT_SUPPORTED, "operation state")
-        },
-    )
+    let handles = [("session", hSession)];
+    not_supported("C_GetOperationState", &handles, "operation state", |_| {
+        check_ptr(pulOperationStateLen, "NULL pulOperationStateLen")
+    })
 }
 
 /// C_SetOperationState: not supported.
@@ -119,10 +99,9 @@ pub extern "C" fn C_SetOperationState(
         ("encryption_key", hEncryptionKey),
         ("authentication_key", hAuthenticationKey),
     ];
-    run("C_SetOperationState", Init::Required, &h, |_| {
+    not_supported("C_SetOperationState", &h, "operation state", |_| {
         // SAFETY: PKCS#11 caller: NULL or readable for the length.
-        unsafe { slice_in(pOperationState, ulOperationStateLen) }?;
-        fail(CKR_FUNCTION_NOT_SUPPORTED, "operation state")
+        unsafe { slice_in(pOperationState, ulOperationStateLen) }.map(drop)
     })
 }
 
@@ -157,18 +136,13 @@ pub extern "C" fn C_LoginUser(
     pUsername: *mut CK_UTF8CHAR,
     ulUsernameLen: CK_ULONG,
 ) -> CK_RV {
-    run(
-        "C_LoginUser",
-        Init::Required,
-        &[("session", hSession), ("user", userType)],
-        |_| {
-            // SAFETY: PKCS#11 caller: NULL or readable for the lengths.
-            unsafe { pin_in(pPin, ulPinLen) }?;
-            // SAFETY: as above.
-            unsafe { slice_in(pUsername, ulUsernameLen) }?;
-            fail(CKR_FUNCTION_NOT_SUPPORTED, "C_LoginUser")
-        },
-    )
+    let handles = [("session", hSession), ("user", userType)];
+    not_supported("C_LoginUser", &handles, "C_LoginUser", |_| {
+        // SAFETY: PKCS#11 caller: NULL or readable for the lengths.
+        unsafe { pin_in(pPin, ulPinLen) }?;
+        // SAFETY: as above.
+        unsafe { slice_in(pUsername, ulUsernameLen) }.map(drop)
+    })
 }
 
 /// C_Logout.
@@ -182,10 +156,6 @@ pub extern "C" fn C_Logout(hSession: CK_SESSION_HANDLE) -> CK_RV {
 /// C_SessionCancel (3.0): not supported.
 #[no_mangle]
 pub extern "C" fn C_SessionCancel(hSession: CK_SESSION_HANDLE, flags: CK_FLAGS) -> CK_RV {
-    run(
-        "C_SessionCancel",
-        Init::Required,
-        &[("session", hSession), ("flags", flags)],
-        |_| fail(CKR_FUNCTION_NOT_SUPPORTED, "C_SessionCancel"),
-    )
+    let handles = [("session", hSession), ("flags", flags)];
+    not_supported("C_SessionCancel", &handles, "C_SessionCancel", |_| Ok(()))
 }

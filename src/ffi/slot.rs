@@ -9,7 +9,8 @@ use cryptoki_sys::*;
 use crate::core::api;
 use crate::error::{fail, Error};
 
-use super::args::{pin_in, ref_in, Out, OutBuf};
+use super::args::{pin_in, ref_in, OutBuf};
+use super::shapes::value_out;
 use super::wrap::{run, Init};
 
 /// C_GetSlotList, with the §5.2 size query (NULL list → count).
@@ -35,28 +36,25 @@ pub extern "C" fn C_GetSlotList(
 /// C_GetSlotInfo.
 #[no_mangle]
 pub extern "C" fn C_GetSlotInfo(slotID: CK_SLOT_ID, pInfo: *mut CK_SLOT_INFO) -> CK_RV {
-    run("C_GetSlotInfo", Init::Required, &[("slot", slotID)], |_| {
-        // SAFETY: PKCS#11 caller: NULL or writable.
-        let out = unsafe { Out::new(pInfo, "NULL pInfo") }?;
-        out.set(api::get_slot_info(slotID)?);
-        Ok(())
-    })
+    let handles = [("slot", slotID)];
+    // SAFETY: PKCS#11 caller: NULL or writable.
+    unsafe {
+        value_out("C_GetSlotInfo", &handles, pInfo, "NULL pInfo", |_| {
+            api::get_slot_info(slotID)
+        })
+    }
 }
 
 /// C_GetTokenInfo.
 #[no_mangle]
 pub extern "C" fn C_GetTokenInfo(slotID: CK_SLOT_ID, pInfo: *mut CK_TOKEN_INFO) -> CK_RV {
-    run(
-        "C_GetTokenInfo",
-        Init::Required,
-        &[("slot", slotID)],
-        |_| {
-            // SAFETY: PKCS#11 caller: NULL or writable.
-            let out = unsafe { Out::new(pInfo, "NULL pInfo") }?;
-            out.set(api::get_token_info(slotID)?);
-            Ok(())
-        },
-    )
+    let handles = [("slot", slotID)];
+    // SAFETY: PKCS#11 caller: NULL or writable.
+    unsafe {
+        value_out("C_GetTokenInfo", &handles, pInfo, "NULL pInfo", |_| {
+            api::get_token_info(slotID)
+        })
+    }
 }
 
 /// C_WaitForSlotEvent: `pReserved` must be NULL; CKF_DONT_BLOCK makes it
@@ -67,20 +65,16 @@ pub extern "C" fn C_WaitForSlotEvent(
     pSlot: *mut CK_SLOT_ID,
     pReserved: *mut c_void,
 ) -> CK_RV {
-    run(
-        "C_WaitForSlotEvent",
-        Init::Required,
-        &[("flags", flags)],
-        |_| {
+    let handles = [("flags", flags)];
+    // SAFETY: PKCS#11 caller: NULL or writable.
+    unsafe {
+        value_out("C_WaitForSlotEvent", &handles, pSlot, "NULL pSlot", |_| {
             if !pReserved.is_null() {
                 return fail(CKR_ARGUMENTS_BAD, "pReserved must be NULL");
             }
-            // SAFETY: PKCS#11 caller: NULL or writable.
-            let out = unsafe { Out::new(pSlot, "NULL pSlot") }?;
-            out.set(api::wait_for_slot_event(flags & CKF_DONT_BLOCK == 0)?);
-            Ok(())
-        },
-    )
+            api::wait_for_slot_event(flags & CKF_DONT_BLOCK == 0)
+        })
+    }
 }
 
 /// C_GetMechanismList, with the §5.2 size query.
@@ -110,17 +104,13 @@ pub extern "C" fn C_GetMechanismInfo(
     type_: CK_MECHANISM_TYPE,
     pInfo: *mut CK_MECHANISM_INFO,
 ) -> CK_RV {
-    run(
-        "C_GetMechanismInfo",
-        Init::Required,
-        &[("slot", slotID), ("mechanism", type_)],
-        |_| {
-            // SAFETY: PKCS#11 caller: NULL or writable.
-            let out = unsafe { Out::new(pInfo, "NULL pInfo") }?;
-            out.set(api::get_mechanism_info(slotID, type_)?);
-            Ok(())
-        },
-    )
+    let handles = [("slot", slotID), ("mechanism", type_)];
+    // SAFETY: PKCS#11 caller: NULL or writable.
+    unsafe {
+        value_out("C_GetMechanismInfo", &handles, pInfo, "NULL pInfo", |_| {
+            api::get_mechanism_info(slotID, type_)
+        })
+    }
 }
 
 /// C_InitToken: the SO-PIN and the 32-byte blank-padded label. A NULL PIN
