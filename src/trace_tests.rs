@@ -1216,7 +1216,7 @@ fn reset_retry_counter_after_so_login() {
     let t = trace(IP);
     let x = t.at(183);
     let data = cmd_data(x);
-    let so = crate::core::session::so_pin_bytes(b"3537363231383830").unwrap();
+    let so = crate::core::login::so_pin_bytes(b"3537363231383830").unwrap();
     assert_eq!(&data[..8], &so[..]);
     assert_eq!(&data[8..], b"648219");
 

@@ -26,12 +26,12 @@ pub use super::general::{
     finalize, get_info, get_slot_info, get_slot_list, get_token_info, initialize, is_initialized,
 };
 pub use super::keygen::generate_key_pair;
+pub use super::login::{login, logout};
 pub use super::mech::{get_mechanism_info, get_mechanism_list, Mechanism};
 pub use super::operation::{cancel_operation, OpKind, Output};
 pub use super::pin::{init_pin, init_token, set_pin};
 pub use super::session::{
-    close_all_sessions, close_session, generate_random, get_session_info, login, logout,
-    open_session, seed_random,
+    close_all_sessions, close_session, generate_random, get_session_info, open_session, seed_random,
 };
 pub use super::sign::{sign, sign_final, sign_init, sign_update};
 pub use super::slot_event::wait_for_slot_event;

@@ -10,6 +10,7 @@ pub mod find;
 pub mod general;
 pub mod keygen;
 pub mod keyop;
+pub mod login;
 pub mod mech;
 pub mod object;
 pub mod operation;

@@ -7,7 +7,7 @@ use picohsm_wire::codes::pin_ref;
 use zeroize::Zeroizing;
 
 use crate::card::Card;
-use crate::core::session::so_pin_bytes;
+use crate::core::login::so_pin_bytes;
 use crate::core::state::{on_token, session_slot, with_module};
 use crate::core::token::Login;
 use crate::error::{fail, Error, Result};

@@ -1,0 +1,257 @@
+//! C_Login and C_Logout (PKCS#11 §5.6): the user PIN, the PKA rounds and
+//! both, as the settings and the token ask. The login lives on the card:
+//! the module only mirrors it, so that a reset by another process shows up
+//! as CKR_DEVICE_REMOVED on the next card exchange.
+
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+use crate::card::{self, Card, PinState};
+use crate::core::state::{on_token, session_slot, with_module};
+use crate::core::token::{Login, Token};
+use crate::error::{fail, Error, Result};
+use crate::pka::round;
+use crate::settings::{Config, LoginMode};
+use crate::transport::pcsc::Pcsc;
+use crate::transport::Transport;
+use crate::vendor;
+
+/// The SO-PIN as the card takes it: 16 hexadecimal digits → 8 bytes (§5.1).
+pub fn so_pin_bytes(pin: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    if pin.len() != 16 {
+        return fail(CKR_PIN_LEN_RANGE, "the SO-PIN is 16 hex digits");
+    }
+    let mut out = Zeroizing::new(Vec::with_capacity(8));
+    for pair in pin.chunks(2) {
+        let s =
+            std::str::from_utf8(pair).map_err(|_| Error::new(CKR_PIN_INVALID, "SO-PIN not hex"))?;
+        out.push(
+            u8::from_str_radix(s, 16).map_err(|_| Error::new(CKR_PIN_INVALID, "SO-PIN not hex"))?,
+        );
+    }
+    Ok(out)
+}
+
+/// C_Login.
+pub fn login(
+    session: CK_SESSION_HANDLE,
+    user_type: CK_USER_TYPE,
+    pin: Option<&[u8]>,
+) -> Result<()> {
+    let (slot, _) = session_slot(session)?;
+    let pin = pin.ok_or(Error::new(
+        CKR_ARGUMENTS_BAD,
+        "no protected authentication path",
+    ))?;
+    match user_type {
+        CKU_USER | CKU_SO | vendor::CKU_PICOHSM_PKA => {}
+        CKU_CONTEXT_SPECIFIC => {
+            return fail(
+                CKR_OPERATION_NOT_INITIALIZED,
+                "no key needs context-specific login",
+            )
+        }
+        _ => return fail(CKR_USER_TYPE_INVALID, "unknown user type"),
+    }
+    if user_type == CKU_SO {
+        let ro = with_module(|m| Ok(m.sessions.values().any(|s| s.slot == slot && !s.rw)))?;
+        if ro {
+            return fail(
+                CKR_SESSION_READ_ONLY_EXISTS,
+                "SO login with a read-only session open",
+            );
+        }
+    }
+    let (config, pcsc, reader) = with_module(|m| {
+        let reader = m
+            .slots
+            .get(&slot)
+            .map(|s| s.reader.clone())
+            .unwrap_or_default();
+        Ok((m.config.clone(), m.pcsc.clone(), reader))
+    })?;
+    on_token(slot, |t| {
+        match (t.login, user_type) {
+            (Login::User, CKU_USER)
+            | (Login::User, vendor::CKU_PICOHSM_PKA)
+            | (Login::So, CKU_SO) => return fail(CKR_USER_ALREADY_LOGGED_IN, "already logged in"),
+            (Login::User, _) | (Login::So, _) => {
+                return fail(
+                    CKR_USER_ANOTHER_ALREADY_LOGGED_IN,
+                    "the other user is logged in",
+                )
+            }
+            _ => {}
+        }
+        let mut say = |line: String| log::info!("slot {slot}: PKA: {line}");
+        match user_type {
+            CKU_SO => {
+                let so = so_pin_bytes(pin)?;
+                t.transport.transact(|l| {
+                    Ok(Card::new(l).verify(picohsm_wire::codes::pin_ref::SO, &so)?)
+                })?;
+                t.login = Login::So;
+            }
+            vendor::CKU_PICOHSM_PKA => {
+                let st =
+                    round::one_round(&mut t.primary(), &config, &pcsc, &reader, pin, &mut say)?;
+                if !st.granted() {
+                    log::info!(
+                        "slot {slot}: PKA: {} of {} keys accepted, more authenticators needed",
+                        st.authenticated,
+                        st.required
+                    );
+                    return fail(vendor::CKR_PICOHSM_PKA_MORE_NEEDED, "quorum not reached");
+                }
+                finish_pka(t, slot)?;
+            }
+            _ => user_login(t, slot, &config, &pcsc, &reader, pin, &mut say)?,
+        }
+        log::info!("slot {slot}: logged in");
+        Ok(())
+    })
+}
+
+/// After the PKA quorum: logged in, unless the token also has a user PIN
+/// not verified yet (CKR_PICOHSM_PIN_NEEDED: it unlocks the MKEK).
+fn finish_pka(t: &mut Token, slot: CK_SLOT_ID) -> Result<()> {
+    let needs_pin = t
+        .transport
+        .transact(|l| Ok(Card::new(l).pin_state(card::USER_PIN)?))?
+        != PinState::Absent;
+    if needs_pin && !t.pka.pin_verified {
+        log::info!("slot {slot}: PKA granted; the token's PIN is still needed");
+        return fail(vendor::CKR_PICOHSM_PIN_NEEDED, "PIN still needed");
+    }
+    t.login = Login::User;
+    Ok(())
+}
+
+/// VERIFY of the user PIN (length checked first).
+fn verify_user_pin(t: &mut Token, pin: &[u8]) -> Result<()> {
+    if pin.is_empty() || pin.len() > 16 {
+        return fail(CKR_PIN_LEN_RANGE, "PIN length");
+    }
+    t.transport
+        .transact(|l| Ok(Card::new(l).verify(card::USER_PIN, pin)?))?;
+    t.pka.pin_verified = true;
+    Ok(())
+}
+
+/// C_Login(CKU_USER, secret) as the settings say (settings::LoginMode).
+fn user_login(
+    t: &mut Token,
+    slot: CK_SLOT_ID,
+    config: &Config,
+    pcsc: &Pcsc,
+    reader: &str,
+    secret: &[u8],
+    say: &mut dyn FnMut(String),
+) -> Result<()> {
+    // Whether the token has PKA at all: one status APDU, only when the
+    // settings do not already say plain PIN.
+    let pka = match config.login {
+        LoginMode::Pin => None,
+        _ => t
+            .transport
+            .transact(|l| Ok(Card::new(l).pka_status()?))?
+            .filter(|s| s.total > 0),
+    };
+    let mode = match (config.login, pka) {
+        (LoginMode::Pin, _) | (_, None) => LoginMode::Pin,
+        (LoginMode::Auto, Some(st)) => {
+            let pin_exists = t_pin_state(t)? != PinState::Absent;
+            match (pin_exists, st.granted() || t.pka.granted) {
+                (false, _) => LoginMode::Pka,
+                (true, true) => LoginMode::Pin,
+                (true, false) => LoginMode::PkaPin,
+            }
+        }
+        (m, Some(_)) => m,
+    };
+    log::debug!("slot {slot}: C_Login(CKU_USER) as {mode:?}");
+    match mode {
+        LoginMode::Pin => {
+            verify_user_pin(t, secret)?;
+            if pka.is_some_and(|st| !st.granted()) && !t.pka.granted {
+                log::info!("slot {slot}: PIN verified; the token also needs PKA");
+                return fail(vendor::CKR_PICOHSM_PKA_MORE_NEEDED, "PKA still needed");
+            }
+            t.login = Login::User;
+        }
+        LoginMode::Pka => {
+            round::until_quorum(|| {
+                round::one_round(&mut t.primary(), config, pcsc, reader, secret, say)
+            })?;
+            finish_pka(t, slot)?;
+        }
+        LoginMode::PkaPin | LoginMode::Auto => {
+            let (pin, auth_pin) = split_secret(secret, config.separator.as_deref());
+            if !(t.pka.granted) {
+                round::until_quorum(|| {
+                    round::one_round(&mut t.primary(), config, pcsc, reader, auth_pin, say)
+                })?;
+            }
+            verify_user_pin(t, pin)?;
+            t.login = Login::User;
+        }
+    }
+    Ok(())
+}
+
+fn t_pin_state(t: &mut Token) -> Result<PinState> {
+    t.transport
+        .transact(|l| Ok(Card::new(l).pin_state(card::USER_PIN)?))
+}
+
+/// `<token PIN><separator><authenticator PIN>`, or the whole secret for
+/// both when no separator is set or the secret does not contain it.
+pub fn split_secret<'a>(secret: &'a [u8], separator: Option<&str>) -> (&'a [u8], &'a [u8]) {
+    let Some(sep) = separator.map(str::as_bytes).filter(|s| !s.is_empty()) else {
+        return (secret, secret);
+    };
+    match secret.windows(sep.len()).position(|w| w == sep) {
+        Some(i) => (&secret[..i], &secret[i + sep.len()..]),
+        None => (secret, secret),
+    }
+}
+
+/// C_Logout.
+pub fn logout(session: CK_SESSION_HANDLE) -> Result<()> {
+    let (slot, _) = session_slot(session)?;
+    on_token(slot, |t| {
+        if t.login == Login::None {
+            return fail(CKR_USER_NOT_LOGGED_IN, "not logged in");
+        }
+        t.logout()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_split_at_the_first_separator() {
+        assert_eq!(
+            split_secret(b"123456:654321", Some(":")),
+            (&b"123456"[..], &b"654321"[..])
+        );
+        assert_eq!(
+            split_secret(b"12:34:56", Some(":")),
+            (&b"12"[..], &b"34:56"[..])
+        );
+        assert_eq!(
+            split_secret(b"123456", Some(":")),
+            (&b"123456"[..], &b"123456"[..])
+        );
+        assert_eq!(
+            split_secret(b"123456", None),
+            (&b"123456"[..], &b"123456"[..])
+        );
+        assert_eq!(
+            split_secret(b"ab--cd", Some("--")),
+            (&b"ab"[..], &b"cd"[..])
+        );
+    }
+}
