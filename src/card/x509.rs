@@ -8,34 +8,14 @@
 //! length bytes), keeping one-byte tags (X.509's structure uses no
 //! others). Nothing here panics on malformed input.
 
-use core::fmt;
-
 use picohsm_wire::tlv;
 
 /// A certificate that could not be parsed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct X509Error {
-    what: &'static str,
+pub type X509Error = tlv::DecodeError;
+
+const fn err(what: &'static str) -> X509Error {
+    tlv::DecodeError::new("X.509 certificate", what)
 }
-
-impl X509Error {
-    const fn new(what: &'static str) -> Self {
-        X509Error { what }
-    }
-
-    /// What was wrong, in a few words.
-    pub fn message(&self) -> &'static str {
-        self.what
-    }
-}
-
-impl fmt::Display for X509Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "X.509 certificate: {}", self.what)
-    }
-}
-
-impl std::error::Error for X509Error {}
 
 /// The public key of a certificate, in PKCS#11 terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +88,7 @@ pub fn parse(der: &[u8]) -> Result<CertFields, X509Error> {
     }
     expect(&t, INTEGER, "serialNumber is not an INTEGER")?;
     if t.value.is_empty() {
-        return Err(X509Error::new("empty serialNumber"));
+        return Err(err("empty serialNumber"));
     }
     let serial = t.raw.to_vec();
     expect(
@@ -141,7 +121,7 @@ fn public_key(spki: &[u8]) -> Result<PublicKey, X509Error> {
     expect(&bits, BIT_STRING, "SPKI key is not a BIT STRING")?;
     let key = match bits.value.split_first() {
         Some((0, key)) => key,
-        _ => return Err(X509Error::new("SPKI key has unused bits")),
+        _ => return Err(err("SPKI key has unused bits")),
     };
     let (oid, params) = read(alg.value)?;
     expect(&oid, OID, "SPKI algorithm is not an OID")?;
@@ -151,10 +131,10 @@ fn public_key(spki: &[u8]) -> Result<PublicKey, X509Error> {
             Ok((p, _)) if p.tag == OID && !p.value.is_empty() => p.raw.to_vec(),
             // specifiedCurve / implicitCurve: not a named curve.
             Ok(_) => return Ok(PublicKey::Other),
-            Err(_) => return Err(X509Error::new("EC key without parameters")),
+            Err(_) => return Err(err("EC key without parameters")),
         };
         if key.is_empty() {
-            return Err(X509Error::new("empty EC point"));
+            return Err(err("empty EC point"));
         }
         Ok(PublicKey::Ec {
             curve_oid_der: curve,
@@ -162,7 +142,7 @@ fn public_key(spki: &[u8]) -> Result<PublicKey, X509Error> {
         })
     } else if oid.value == OID_RSA_ENCRYPTION || oid.value == OID_RSASSA_PSS {
         // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
-        let bad = X509Error::new("bad RSAPublicKey");
+        let bad = err("bad RSAPublicKey");
         let (seq, _) = read(key).map_err(|_| bad)?;
         expect(&seq, SEQUENCE, "bad RSAPublicKey")?;
         let (n, rest) = read(seq.value).map_err(|_| bad)?;
@@ -255,21 +235,21 @@ fn expect(t: &Der<'_>, tag: u8, what: &'static str) -> Result<(), X509Error> {
     if t.tag == tag {
         Ok(())
     } else {
-        Err(X509Error::new(what))
+        Err(err(what))
     }
 }
 
 /// Reads the next element of `rest` and advances it; `what` is the error.
 fn take<'a>(rest: &mut &'a [u8], what: &'static str) -> Result<Der<'a>, X509Error> {
-    let (t, r) = read(rest).map_err(|_| X509Error::new(what))?;
+    let (t, r) = read(rest).map_err(|_| err(what))?;
     *rest = r;
     Ok(t)
 }
 
 /// Reads one element from the front of `input`; returns it and the rest.
 fn read(input: &[u8]) -> Result<(Der<'_>, &[u8]), X509Error> {
-    let (t, rest) = tlv::parse_one(input).map_err(|_| X509Error::new("bad DER"))?;
-    let tag = u8::try_from(t.tag).map_err(|_| X509Error::new("multi-byte DER tag"))?;
+    let (t, rest) = tlv::parse_one(input).map_err(|_| err("bad DER"))?;
+    let tag = u8::try_from(t.tag).map_err(|_| err("multi-byte DER tag"))?;
     Ok((
         Der {
             tag,

@@ -131,7 +131,9 @@ impl ModuleAuthenticator {
     }
 }
 
-fn attr_bytes(attrs: &[Attribute], t: AttributeType) -> Option<Vec<u8>> {
+/// The value of the byte-string attribute `t` among `attrs` (EC point and
+/// parameters, modulus, exponent, CKA_ID, label).
+pub fn attr_bytes(attrs: &[Attribute], t: AttributeType) -> Option<Vec<u8>> {
     attrs.iter().find_map(|a| match (a, t) {
         (Attribute::EcPoint(v), AttributeType::EcPoint)
         | (Attribute::EcParams(v), AttributeType::EcParams)

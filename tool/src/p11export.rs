@@ -16,6 +16,7 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use picohsm_pkcs11::card::pka::PkaFile;
 use picohsm_pkcs11::pka::chr_for_public_key;
+use picohsm_pkcs11::pka::pkcs11::attr_bytes;
 use picohsm_wire::curve::Curve;
 use picohsm_wire::cvc::{self, oid};
 use picohsm_wire::tlv;
@@ -77,18 +78,6 @@ impl Public {
     }
 }
 
-fn get(attrs: &[Attribute], t: AttributeType) -> Option<Vec<u8>> {
-    attrs.iter().find_map(|a| match (a, t) {
-        (Attribute::EcPoint(v), AttributeType::EcPoint)
-        | (Attribute::EcParams(v), AttributeType::EcParams)
-        | (Attribute::Modulus(v), AttributeType::Modulus)
-        | (Attribute::PublicExponent(v), AttributeType::PublicExponent)
-        | (Attribute::Id(v), AttributeType::Id)
-        | (Attribute::Label(v), AttributeType::Label) => Some(v.clone()),
-        _ => None,
-    })
-}
-
 /// A candidate key: a public key object.
 struct Found {
     slot: Slot,
@@ -126,11 +115,12 @@ fn read_public(session: &Session, h: ObjectHandle) -> Res<Option<(String, Vec<u8
     let attrs = session
         .get_attributes(h, types)
         .map_err(p11_fail("C_GetAttributeValue"))?;
-    let id = get(&attrs, AttributeType::Id).unwrap_or_default();
-    let label = String::from_utf8_lossy(&get(&attrs, AttributeType::Label).unwrap_or_default())
-        .into_owned();
+    let id = attr_bytes(&attrs, AttributeType::Id).unwrap_or_default();
+    let label =
+        String::from_utf8_lossy(&attr_bytes(&attrs, AttributeType::Label).unwrap_or_default())
+            .into_owned();
     let public = if ec {
-        let params = get(&attrs, AttributeType::EcParams).unwrap_or_default();
+        let params = attr_bytes(&attrs, AttributeType::EcParams).unwrap_or_default();
         let Some(curve) = Curve::from_oid_der(&params) else {
             return Err(Failure::card(format!(
                 "the key \"{label}\" is on a curve the Pico HSM cannot check (CKA_EC_PARAMS {})",
@@ -140,7 +130,7 @@ fn read_public(session: &Session, h: ObjectHandle) -> Res<Option<(String, Vec<u8
                 "use a secp256r1 or brainpoolP256r1 key (the PKA documentation's 256-bit curves)",
             ));
         };
-        let raw = get(&attrs, AttributeType::EcPoint).unwrap_or_default();
+        let raw = attr_bytes(&attrs, AttributeType::EcPoint).unwrap_or_default();
         // CKA_EC_POINT is a DER OCTET STRING; some modules give it bare.
         let point = match tlv::parse_one(&raw) {
             Ok((t, rest)) if t.tag == 0x04 && rest.is_empty() && t.value.first() == Some(&4) => {
@@ -156,8 +146,8 @@ fn read_public(session: &Session, h: ObjectHandle) -> Res<Option<(String, Vec<u8
         Public::Ec { curve, point }
     } else {
         Public::Rsa {
-            modulus: get(&attrs, AttributeType::Modulus).unwrap_or_default(),
-            exponent: get(&attrs, AttributeType::PublicExponent).unwrap_or_default(),
+            modulus: attr_bytes(&attrs, AttributeType::Modulus).unwrap_or_default(),
+            exponent: attr_bytes(&attrs, AttributeType::PublicExponent).unwrap_or_default(),
         }
     };
     Ok(Some((label, id, public)))

@@ -30,35 +30,16 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
 
 use crate::tlv;
 
 /// A PKCS#15 description that could not be parsed or is of a kind this
 /// module does not handle (for example a secret-key description, `A8`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pkcs15Error {
-    what: &'static str,
+pub type Pkcs15Error = tlv::DecodeError;
+
+const fn err(what: &'static str) -> Pkcs15Error {
+    tlv::DecodeError::new("PKCS#15 description", what)
 }
-
-impl Pkcs15Error {
-    const fn new(what: &'static str) -> Self {
-        Pkcs15Error { what }
-    }
-
-    /// What was wrong, in a few words.
-    pub fn message(&self) -> &'static str {
-        self.what
-    }
-}
-
-impl fmt::Display for Pkcs15Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PKCS#15 description: {}", self.what)
-    }
-}
-
-impl core::error::Error for Pkcs15Error {}
 
 type Result<T> = core::result::Result<T, Pkcs15Error>;
 
@@ -143,38 +124,31 @@ impl PrivateKeyDesc {
     /// (`C400`) wrote it. Bytes after the description are ignored (OpenSC
     /// decodes the first object of the file).
     pub fn parse(data: &[u8]) -> Result<Self> {
-        let (outer, _) = tlv::parse_one(data).map_err(|_| Pkcs15Error::new("bad TLV"))?;
+        let (outer, _) = tlv::parse_one(data).map_err(|_| err("bad TLV"))?;
         let kind = match outer.tag {
             TAG_PRKEY_RSA => KeyKind::Rsa,
             TAG_PRKEY_EC => KeyKind::Ec,
             TAG_SECRET_KEY_AES => {
-                return Err(Pkcs15Error::new(
-                    "secret key description (A8), not a private key",
-                ))
+                return Err(err("secret key description (A8), not a private key"))
             }
-            _ => return Err(Pkcs15Error::new("unsupported private key type")),
+            _ => return Err(err("unsupported private key type")),
         };
         let obj = P15Object::parse(outer.value)?;
         let common = CommonAttrs::parse(obj.common)?;
 
         // CommonKeyAttributes: iD, usage, native?, accessFlags?,
         // keyReference?, algReference [1]? (in this order).
-        let items = elements(obj.class)?;
+        let (id, items) = obj.class_id("key without iD")?;
         let mut it = items.iter();
-        let id = match it.next() {
-            Some(t) if t.tag == 0x04 => t.value.to_vec(),
-            _ => return Err(Pkcs15Error::new("key without iD")),
-        };
         let usage = match it.next() {
             Some(t) if t.tag == 0x03 => decode_bit_field(t.value)?,
-            _ => return Err(Pkcs15Error::new("key without usage")),
+            _ => return Err(err("key without usage")),
         };
         let mut key_reference = None;
         for t in it {
             if t.tag == 0x02 {
                 let v = decode_uint(t.value)?;
-                key_reference =
-                    Some(u8::try_from(v).map_err(|_| Pkcs15Error::new("keyReference > 255"))?);
+                key_reference = Some(u8::try_from(v).map_err(|_| err("keyReference > 255"))?);
                 break;
             }
         }
@@ -186,12 +160,12 @@ impl PrivateKeyDesc {
         let mut it = items.iter();
         match it.next() {
             Some(t) if t.tag == 0x30 => {}
-            _ => return Err(Pkcs15Error::new("key without value path")),
+            _ => return Err(err("key without value path")),
         }
         let key_bits = match it.next() {
             Some(t) if t.tag == 0x02 => decode_uint(t.value)? as usize,
             _ if kind == KeyKind::Ec => 0,
-            _ => return Err(Pkcs15Error::new("RSA key without modulusLength")),
+            _ => return Err(err("RSA key without modulusLength")),
         };
 
         Ok(PrivateKeyDesc {
@@ -288,20 +262,16 @@ impl CertDesc {
     /// Parses a CD. The certificate must be referenced by a Path (OpenSC's
     /// sc-hsm code never writes the `direct` [0] form).
     pub fn parse(data: &[u8]) -> Result<Self> {
-        let (outer, _) = tlv::parse_one(data).map_err(|_| Pkcs15Error::new("bad TLV"))?;
+        let (outer, _) = tlv::parse_one(data).map_err(|_| err("bad TLV"))?;
         if outer.tag != 0x30 {
-            return Err(Pkcs15Error::new("not an X.509 certificate description"));
+            return Err(err("not an X.509 certificate description"));
         }
         let obj = P15Object::parse(outer.value)?;
         let common = CommonAttrs::parse(obj.common)?;
 
         // CommonCertificateAttributes: iD, authority BOOLEAN?, identifier?, ...
-        let items = elements(obj.class)?;
+        let (id, items) = obj.class_id("certificate without iD")?;
         let mut it = items.iter();
-        let id = match it.next() {
-            Some(t) if t.tag == 0x04 => t.value.to_vec(),
-            _ => return Err(Pkcs15Error::new("certificate without iD")),
-        };
         let authority = match it.next() {
             Some(t) if t.tag == 0x01 => decode_bool(t.value)?,
             _ => false,
@@ -312,9 +282,9 @@ impl CertDesc {
         let value = elements(attrs)?
             .first()
             .copied()
-            .ok_or(Pkcs15Error::new("certificate without value"))?;
+            .ok_or(err("certificate without value"))?;
         if value.tag != 0x30 {
-            return Err(Pkcs15Error::new("certificate value is not a path"));
+            return Err(err("certificate value is not a path"));
         }
         let fid = decode_path_fid(value.value)?;
         Ok(CertDesc {
@@ -372,9 +342,9 @@ pub struct DataDesc {
 impl DataDesc {
     /// Parses a DCOD entry.
     pub fn parse(data: &[u8]) -> Result<Self> {
-        let (outer, _) = tlv::parse_one(data).map_err(|_| Pkcs15Error::new("bad TLV"))?;
+        let (outer, _) = tlv::parse_one(data).map_err(|_| err("bad TLV"))?;
         if outer.tag != 0x30 {
-            return Err(Pkcs15Error::new("not an opaque data object description"));
+            return Err(err("not an opaque data object description"));
         }
         let obj = P15Object::parse(outer.value)?;
         let common = CommonAttrs::parse(obj.common)?;
@@ -388,7 +358,7 @@ impl DataDesc {
                 0x0C if app_label.is_empty() => app_label = utf8(t.value),
                 0x06 if app_oid.is_none() => {
                     if !valid_oid(t.value) {
-                        return Err(Pkcs15Error::new("bad applicationOID"));
+                        return Err(err("bad applicationOID"));
                     }
                     app_oid = Some(t.value.to_vec());
                 }
@@ -447,16 +417,30 @@ struct P15Object<'a> {
 }
 
 impl<'a> P15Object<'a> {
+    /// The class attributes' leading iD (`what` when missing) and the
+    /// items after it.
+    fn class_id(&self, what: &'static str) -> Result<(Vec<u8>, Vec<tlv::Tlv<'a>>)> {
+        let mut items = elements(self.class)?;
+        match items.first() {
+            Some(t) if t.tag == 0x04 => {
+                let id = t.value.to_vec();
+                items.remove(0);
+                Ok((id, items))
+            }
+            _ => Err(err(what)),
+        }
+    }
+
     fn parse(body: &'a [u8]) -> Result<Self> {
         let items = elements(body)?;
         let mut it = items.iter();
         let common = match it.next() {
             Some(t) if t.tag == 0x30 => t.value,
-            _ => return Err(Pkcs15Error::new("missing commonObjectAttributes")),
+            _ => return Err(err("missing commonObjectAttributes")),
         };
         let class = match it.next() {
             Some(t) if t.tag == 0x30 => t.value,
-            _ => return Err(Pkcs15Error::new("missing class attributes")),
+            _ => return Err(err("missing class attributes")),
         };
         let mut next = it.next();
         if matches!(next, Some(t) if t.tag == 0xA0) {
@@ -465,7 +449,7 @@ impl<'a> P15Object<'a> {
         }
         let type_attrs = match next {
             Some(t) if t.tag == 0xA1 => t.value,
-            _ => return Err(Pkcs15Error::new("missing type attributes")),
+            _ => return Err(err("missing type attributes")),
         };
         Ok(P15Object {
             common,
@@ -552,15 +536,15 @@ description!(CertDesc, id);
 description!(DataDesc);
 
 fn elements(body: &[u8]) -> Result<Vec<tlv::Tlv<'_>>> {
-    tlv::parse_all(body).map_err(|_| Pkcs15Error::new("bad TLV"))
+    tlv::parse_all(body).map_err(|_| err("bad TLV"))
 }
 
 /// The value of the first element of `body`, which must have `tag`.
 fn single<'a>(body: &'a [u8], tag: u16, what: &'static str) -> Result<&'a [u8]> {
     match tlv::parse_one(body) {
         Ok((t, _)) if t.tag == tag => Ok(t.value),
-        Ok(_) => Err(Pkcs15Error::new(what)),
-        Err(_) => Err(Pkcs15Error::new("bad TLV")),
+        Ok(_) => Err(err(what)),
+        Err(_) => Err(err("bad TLV")),
     }
 }
 
@@ -601,12 +585,12 @@ fn encode_path(fid: u16) -> Vec<u8> {
 fn decode_path_fid(path: &[u8]) -> Result<u16> {
     let p = match tlv::parse_one(path) {
         Ok((t, _)) if t.tag == 0x04 => t.value,
-        Ok(_) => return Err(Pkcs15Error::new("path without efidOrPath")),
-        Err(_) => return Err(Pkcs15Error::new("bad TLV")),
+        Ok(_) => return Err(err("path without efidOrPath")),
+        Err(_) => return Err(err("bad TLV")),
     };
     match p {
         [.., hi, lo] => Ok(u16::from_be_bytes([*hi, *lo])),
-        _ => Err(Pkcs15Error::new("path shorter than a FID")),
+        _ => Err(err("path shorter than a FID")),
     }
 }
 
@@ -623,19 +607,19 @@ fn valid_oid(v: &[u8]) -> bool {
 fn decode_bool(v: &[u8]) -> Result<bool> {
     match v {
         [b] => Ok(*b != 0),
-        _ => Err(Pkcs15Error::new("bad BOOLEAN")),
+        _ => Err(err("bad BOOLEAN")),
     }
 }
 
 /// A non-negative INTEGER (leading zero bytes tolerated, as OpenSC does).
 fn decode_uint(v: &[u8]) -> Result<u32> {
     if v.is_empty() || v[0] & 0x80 != 0 {
-        return Err(Pkcs15Error::new("bad or negative INTEGER"));
+        return Err(err("bad or negative INTEGER"));
     }
     let first = v.iter().position(|&b| b != 0).unwrap_or(v.len());
     let mag = &v[first..];
     if mag.len() > 4 {
-        return Err(Pkcs15Error::new("INTEGER too large"));
+        return Err(err("INTEGER too large"));
     }
     Ok(mag.iter().fold(0u32, |a, &b| (a << 8) | b as u32))
 }
@@ -659,14 +643,12 @@ fn encode_uint(v: u64) -> Vec<u8> {
 /// bit field: the string's first bit is bit 0 of the result. At most 32
 /// bits, like OpenSC's `decode_bit_field`; padding bits are ignored.
 fn decode_bit_field(v: &[u8]) -> Result<u32> {
-    let (&unused, bits) = v
-        .split_first()
-        .ok_or(Pkcs15Error::new("empty BIT STRING"))?;
+    let (&unused, bits) = v.split_first().ok_or(err("empty BIT STRING"))?;
     if unused > 7 || (bits.is_empty() && unused != 0) {
-        return Err(Pkcs15Error::new("bad BIT STRING"));
+        return Err(err("bad BIT STRING"));
     }
     if bits.len() > 4 {
-        return Err(Pkcs15Error::new("BIT STRING longer than 32 bits"));
+        return Err(err("BIT STRING longer than 32 bits"));
     }
     let n = bits.len() * 8 - unused as usize;
     let mut out = 0u32;

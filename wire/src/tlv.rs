@@ -20,6 +20,34 @@ pub struct Tlv<'a> {
     pub raw: &'a [u8],
 }
 
+/// A structure read from TLVs that does not have its layout: what it is
+/// and what was wrong, in a few words (never the data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeError {
+    of: &'static str,
+    what: &'static str,
+}
+
+impl DecodeError {
+    /// `what` was wrong with a structure of kind `of`.
+    pub const fn new(of: &'static str, what: &'static str) -> Self {
+        DecodeError { of, what }
+    }
+
+    /// What was wrong, in a few words.
+    pub fn message(&self) -> &'static str {
+        self.what
+    }
+}
+
+impl core::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}: {}", self.of, self.what)
+    }
+}
+
+impl core::error::Error for DecodeError {}
+
 /// Reads one TLV from the front of `input`; returns it and the rest.
 pub fn parse_one(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), TlvError> {
     let first = *input.first().ok_or(TlvError)?;
