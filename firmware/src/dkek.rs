@@ -69,9 +69,12 @@ impl Domain {
     }
     /// Status response: total, outstanding, KCV (§7.4).
     pub fn status(&self) -> Vec<u8> {
-        let mut v = alloc::vec![self.total, self.total.saturating_sub(self.imported)];
-        v.extend_from_slice(&self.kcv);
-        v
+        picohsm_wire::cmd::dkek::DomainStatus {
+            total: self.total,
+            outstanding: self.total.saturating_sub(self.imported),
+            kcv: self.kcv,
+        }
+        .encode()
     }
 }
 

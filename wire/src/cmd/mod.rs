@@ -10,8 +10,9 @@
 //! Files: [`file`] (SELECT, READ/UPDATE BINARY, DELETE, ENUMERATE),
 //! [`device`] (INITIALIZE, the version query, the applet's FCP),
 //! [`pin`] (VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER),
-//! [`key`] (GENERATE, SIGN, DECIPHER, ECDH, GET CHALLENGE) and
-//! [`pka`] (MANAGE PKA, MSE, PSO, EXTERNAL AUTHENTICATE).
+//! [`key`] (GENERATE, SIGN, DECIPHER, ECDH, GET CHALLENGE), [`dkek`]
+//! (KEY DOMAIN, WRAP, UNWRAP) and [`pka`] (MANAGE PKA, MSE, PSO,
+//! EXTERNAL AUTHENTICATE).
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -21,6 +22,7 @@ use crate::apdu::{build, build_extended};
 use crate::codes::ins;
 
 pub mod device;
+pub mod dkek;
 pub mod file;
 pub mod key;
 pub mod pin;
@@ -85,6 +87,12 @@ pub enum Cmd {
     PsoVerifyCertificate,
     /// EXTERNAL AUTHENTICATE (§6.7).
     ExternalAuthenticate,
+    /// KEY DOMAIN: a domain's status, a DKEK share (§7.4).
+    KeyDomain,
+    /// WRAP KEY (§7.5).
+    WrapKey,
+    /// UNWRAP KEY (§7.5).
+    UnwrapKey,
 }
 
 impl Cmd {
@@ -115,6 +123,9 @@ impl Cmd {
             Cmd::MseSetDst => "MSE SET DST",
             Cmd::PsoVerifyCertificate => "PSO VERIFY CERTIFICATE",
             Cmd::ExternalAuthenticate => "EXTERNAL AUTHENTICATE",
+            Cmd::KeyDomain => "KEY DOMAIN",
+            Cmd::WrapKey => "WRAP KEY",
+            Cmd::UnwrapKey => "UNWRAP KEY",
         }
     }
 }
