@@ -18,6 +18,7 @@
 //! which logs each card out, so a neighbouring test's login can vanish.
 #![allow(dead_code)]
 
+pub mod ffi;
 pub mod pka;
 pub mod softhsm;
 
