@@ -25,9 +25,6 @@ use common::*;
 use cryptoki_sys::*;
 use sha2::{Digest, Sha256};
 
-const SO_PIN: &str = "1234567890123456";
-const PIN: &str = "648219";
-
 /// Slot ids are 31-bit hashes of reader names: this one is none.
 const BAD_SLOT: CK_SLOT_ID = 0xBAD5_107D;
 /// Session handles count up from 1 per C_Initialize.
