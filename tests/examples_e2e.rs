@@ -8,13 +8,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use common::pka::*;
+use common::tools::initialize;
 use common::*;
 use picohsm_wire::curve::Curve;
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// target/<profile>/examples/pka_login, built if `cargo test` did not.
 fn rust_example() -> PathBuf {
@@ -52,13 +48,7 @@ fn c_example(dir: &std::path::Path) -> PathBuf {
 /// registered, and a signing key (id 01) made after a PKA login by hand.
 fn primary_with_keys(a: &VCard, n: u8, m: u8, files: &[Vec<u8>]) {
     init_pka(a, n, m);
-    let mut c = Conn::open(a);
-    c.select();
-    assert_eq!(c.verify_pin(), 0x9000);
-    for f in files {
-        assert_eq!(c.register(f).1, 0x9000);
-    }
-    drop(c);
+    register_all(a, files);
     // A key on the primary to sign with, made through the module after a
     // PKA + PIN login (one secret: all PINs are the test PIN).
     our_keypairgen(a, PIN, "EC:prime256v1", "01");
@@ -69,7 +59,7 @@ fn rust_example_one_of_one_with_pin() {
     let _s = serial();
     let cards = VCard::start_many(2);
     let (a, b) = (&cards[0], &cards[1]);
-    sc_hsm_tool(b, ["--initialize", "--so-pin", SO_PIN, "--pin", PIN]);
+    initialize(b, &[]);
     let (k, _) = firmware_key(b, 1, Curve::P256);
     primary_with_keys(a, 1, 1, &[k]);
     let out = run_cmd(
@@ -79,14 +69,13 @@ fn rust_example_one_of_one_with_pin() {
             .args(["--reader", a.reader_name(), "--pin", PIN, "--user-pin", PIN]),
     );
     let t = text(&out);
-    for line in [
+    let steps = [
         "PKA: 0 authenticated public key(s) in 1 of 1 scheme",
         "PKA: quorum reached",
         "PIN: verified",
         "signature: ",
-    ] {
-        assert!(t.contains(line), "{line:?} in {t}");
-    }
+    ];
+    assert_contains(&t, &steps);
     let sig = t
         .lines()
         .find_map(|l| l.strip_prefix("signature: "))
@@ -100,7 +89,7 @@ fn c_example_two_of_three_reports_progress() {
     let cards = VCard::start_many(3);
     let (a, b, c) = (&cards[0], &cards[1], &cards[2]);
     for x in [b, c] {
-        sc_hsm_tool(x, ["--initialize", "--so-pin", SO_PIN, "--pin", PIN]);
+        initialize(x, &[]);
     }
     let (k1, _) = firmware_key(b, 1, Curve::P256);
     let (k2, _) = firmware_key(c, 1, Curve::BrainpoolP256r1);

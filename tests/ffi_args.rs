@@ -2,79 +2,17 @@
 //! would load it: function lists, interfaces, and the argument errors that
 //! do not depend on the core (the module is never initialised here).
 
-use std::ffi::{c_void, CStr, OsString};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::ffi::{c_void, CStr};
 use std::ptr::null_mut;
-use std::sync::OnceLock;
 
+use common::ffi::{sym, GetInterface};
+use common::module_path;
 use cryptoki_sys::*;
-use libloading::Library;
-
-/// `target/<profile>` of this test binary (`target/<profile>/deps/…`),
-/// else `target/debug` under the package.
-fn target_profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    match exe.parent().and_then(Path::parent) {
-        Some(d) if d.join("deps").is_dir() => d.to_path_buf(),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debug"),
-    }
-}
-
-/// The module, built first (`cargo build --lib`; a no-op when up to date)
-/// so that the test loads the current code.
-fn module() -> &'static Library {
-    static LIB: OnceLock<Library> = OnceLock::new();
-    LIB.get_or_init(|| {
-        let dir = target_profile_dir();
-        let path = dir.join("libpicohsm_pkcs11.so");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "-p",
-            "picohsm-pkcs11",
-            "--lib",
-        ]);
-        if dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let out = cmd.output().expect("run cargo build");
-        assert!(
-            out.status.success() || path.is_file(),
-            "cannot build the module:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // SAFETY: loading our own module runs no initialisers with
-        // preconditions.
-        unsafe { Library::new(&path) }.unwrap_or_else(|e| panic!("load {}: {e}", path.display()))
-    })
-}
-
-fn module_path() -> PathBuf {
-    module();
-    target_profile_dir().join("libpicohsm_pkcs11.so")
-}
-
-/// An exported function by name.
-fn sym<T: Copy>(name: &str) -> T {
-    // SAFETY: every caller names a PKCS#11 function with the matching
-    // cryptoki-sys function-pointer type.
-    unsafe {
-        *module()
-            .get::<T>(name.as_bytes())
-            .unwrap_or_else(|e| panic!("{name}: {e}"))
-    }
-}
 
 type GetFunctionList = unsafe extern "C" fn(*mut *mut CK_FUNCTION_LIST) -> CK_RV;
 type GetInterfaceList = unsafe extern "C" fn(*mut CK_INTERFACE, *mut CK_ULONG) -> CK_RV;
-type GetInterface = unsafe extern "C" fn(
-    *mut CK_UTF8CHAR,
-    *mut CK_VERSION,
-    *mut *mut CK_INTERFACE,
-    CK_FLAGS,
-) -> CK_RV;
 type Initialize = unsafe extern "C" fn(*mut c_void) -> CK_RV;
 type GetInfo = unsafe extern "C" fn(*mut CK_INFO) -> CK_RV;
 

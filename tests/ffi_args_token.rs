@@ -20,13 +20,10 @@ use std::path::{Path, PathBuf};
 use std::ptr::null_mut;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+use common::ffi::{sym, GetInterface};
 use common::*;
 use cryptoki_sys::*;
-use libloading::Library;
 use sha2::{Digest, Sha256};
-
-const SO_PIN: &str = "1234567890123456";
-const PIN: &str = "648219";
 
 /// Slot ids are 31-bit hashes of reader names: this one is none.
 const BAD_SLOT: CK_SLOT_ID = 0xBAD5_107D;
@@ -40,24 +37,9 @@ const BAD_OBJECT: CK_OBJECT_HANDLE = 0x0BAD_0B1E;
 
 /// The module's PKCS#11 3.0 function list (the default interface).
 fn p11() -> &'static CK_FUNCTION_LIST_3_0 {
-    type GetInterface = unsafe extern "C" fn(
-        *mut CK_UTF8CHAR,
-        *mut CK_VERSION,
-        *mut *mut CK_INTERFACE,
-        CK_FLAGS,
-    ) -> CK_RV;
-    static LIB: OnceLock<Library> = OnceLock::new();
     static LIST: OnceLock<&'static CK_FUNCTION_LIST_3_0> = OnceLock::new();
     LIST.get_or_init(|| {
-        let lib = LIB.get_or_init(|| {
-            let path = module_path();
-            // SAFETY: loading our own module runs no initialisers with
-            // preconditions.
-            unsafe { Library::new(&path) }
-                .unwrap_or_else(|e| panic!("load {}: {e}", path.display()))
-        });
-        // SAFETY: C_GetInterface has this type (PKCS#11 3.0).
-        let get = unsafe { *lib.get::<GetInterface>(b"C_GetInterface").unwrap() };
+        let get: GetInterface = sym("C_GetInterface");
         let mut iface: *mut CK_INTERFACE = null_mut();
         // SAFETY: a live out-pointer; NULL name and version: the default.
         assert_eq!(
@@ -65,7 +47,7 @@ fn p11() -> &'static CK_FUNCTION_LIST_3_0 {
             CKR_OK
         );
         // SAFETY: the default interface holds the module's static 3.0 list,
-        // alive as long as the library, which stays loaded (LIB).
+        // alive as long as the library, which stays loaded.
         let list = unsafe { &*((*iface).pFunctionList as *const CK_FUNCTION_LIST_3_0) };
         assert_eq!((list.version.major, list.version.minor), (3, 0));
         list
@@ -324,10 +306,306 @@ fn check_terminate(rv: CK_RV, ended: impl FnOnce() -> bool) {
 }
 
 // ---------------------------------------------------------------------------
+// Tables of calls
+//
+// Most checks below are a C function called with some arguments and the
+// CK_RV PKCS#11 3.0 requires of it: they are written as rows, each naming
+// the function it calls, and a failing row names that function. The rows
+// take raw pointers (from [`ptr`] and `as_mut_ptr`) where the C function
+// takes pointers, so that several rows can share a buffer.
+
+/// One call of a C function and the CK_RV it must return.
+struct Row<'a> {
+    name: &'static str,
+    call: Box<dyn FnMut() -> CK_RV + 'a>,
+    rv: CK_RV,
+}
+
+impl Row<'_> {
+    /// Makes the call; a CK_RV other than the row's fails with its name.
+    fn check(&mut self) {
+        assert_eq!((self.call)(), self.rv, "{}", self.name);
+    }
+}
+
+/// `row!(C_Sign(s, data, 32, sig, len) => CKR_OK)`: a [`Row`] named after
+/// the function it calls; `row!(group: C_Sign(...) => CKR_OK)`: the row in
+/// a group of a table; `row!(move C_Sign(...) => CKR_OK)`: a row that
+/// owns its arguments.
+macro_rules! row {
+    (move $f:ident($($a:expr),* $(,)?) => $rv:expr) => {
+        Row {
+            name: stringify!($f),
+            call: Box::new(move || ck!($f($($a),*))),
+            rv: $rv,
+        }
+    };
+    ($group:ident: $($call:tt)*) => {
+        ($group, row!($($call)*))
+    };
+    ($f:ident($($a:expr),* $(,)?) => $rv:expr) => {
+        Row {
+            name: stringify!($f),
+            call: Box::new(|| ck!($f($($a),*))),
+            rv: $rv,
+        }
+    };
+}
+
+/// Checks every row, in order.
+fn check<'a>(rows: impl IntoIterator<Item = Row<'a>>) {
+    for mut row in rows {
+        row.check();
+    }
+}
+
+/// A local as the raw pointer a C function takes.
+fn ptr<T>(v: &mut T) -> *mut T {
+    v
+}
+
+/// A mechanism as C functions take it: `let m: Mech = &mut mech(CKM_ECDSA);`
+/// (the mechanism lives as long as `m`'s block).
+type Mech = *mut CK_MECHANISM;
+
+/// A buffer as the pointer and length a C function takes.
+fn buf(b: &mut [u8]) -> (*mut u8, CK_ULONG) {
+    (b.as_mut_ptr(), b.len() as CK_ULONG)
+}
+
+/// A C function by name and a closure that calls it with arguments `A`:
+/// one entry of the tables of functions that share a test.
+struct Named<'a, A> {
+    name: &'static str,
+    call: Box<dyn FnMut(A) -> CK_RV + 'a>,
+}
+
+impl<A> Named<'_, A> {
+    /// Calls the function with `args`; a CK_RV other than `rv` fails with
+    /// the function's name.
+    fn expect(&mut self, args: A, rv: CK_RV) {
+        assert_eq!((self.call)(args), rv, "{}", self.name);
+    }
+}
+
+/// `(session, input, input length, output, &output length)`, the
+/// arguments of C_Decrypt, C_Digest, C_Sign and C_DecryptUpdate.
+type InOut = (CK_SESSION_HANDLE, *mut u8, CK_ULONG, *mut u8, *mut CK_ULONG);
+/// `(session, output, &output length)`, the arguments of the C_*Final
+/// functions that return data.
+type Out = (CK_SESSION_HANDLE, *mut u8, *mut CK_ULONG);
+
+/// `named!(C_GetTokenInfo(slot, info))`: a [`Named`] calling the function
+/// with a tuple of its arguments.
+macro_rules! named {
+    ($f:ident($a:ident)) => {
+        Named {
+            name: stringify!($f),
+            call: Box::new(|$a| ck!($f($a))),
+        }
+    };
+    ($f:ident($($a:ident),*)) => {
+        Named {
+            name: stringify!($f),
+            call: Box::new(|($($a),*)| ck!($f($($a),*))),
+        }
+    };
+}
+
+/// `in_out!(C_Sign)`: a function taking [`InOut`] arguments;
+/// `in_out!(C_SignUpdate, input only)`: one taking the session and the
+/// input only, called with [`InOut`] arguments.
+macro_rules! in_out {
+    ($f:ident) => {
+        named!($f(s, i, n, o, l))
+    };
+    ($f:ident, input only) => {
+        Named {
+            name: stringify!($f),
+            call: Box::new(|(s, i, n, _, _): InOut| ck!($f(s, i, n))),
+        }
+    };
+}
+
+/// `op_init!(C_SignInit, key)`, `op_init!(C_DigestInit)`: a C_*Init as a
+/// [`Named`] of the session and the mechanism.
+macro_rules! op_init {
+    ($f:ident, $key:expr) => {
+        Named {
+            name: stringify!($f),
+            call: Box::new(|(s, m)| ck!($f(s, m, $key))),
+        }
+    };
+    ($f:ident) => {
+        named!($f(s, m))
+    };
+}
+
+/// What a test expects of an operation's output.
+struct Output<'a> {
+    /// The size of the output buffer, and the length offered for it.
+    room: usize,
+    /// Checks the length a size query announces.
+    len_ok: &'a dyn Fn(CK_ULONG),
+    /// Runs once the operation has ended, with the input and the output.
+    after: Box<After<'a>>,
+}
+
+/// What a test checks once its operation has ended, given the input and
+/// the output.
+type After<'a> = dyn FnOnce(*mut u8, &[u8]) + 'a;
+
+/// C_DigestInit with CKM_SHA256 on session `s`, which succeeds.
+fn sha256_init(s: CK_SESSION_HANDLE) -> Row<'static> {
+    row!(move C_DigestInit(s, &mut mech(CKM_SHA256)) => CKR_OK)
+}
+
+/// The output of SHA-256 over `data`.
+fn sha256_of(data: &'static [u8]) -> Output<'static> {
+    Output {
+        room: 64,
+        len_ok: &|len| assert_eq!(len, 32),
+        after: Box::new(move |_, out| assert_eq!(out, Sha256::digest(data).as_slice())),
+    }
+}
+
+/// A single-part function (C_Decrypt, C_Digest, C_Sign) and what its test
+/// gives it.
+struct SinglePart<'a> {
+    f: Named<'a, InOut>,
+    input: (*mut u8, CK_ULONG),
+    out: Output<'a>,
+}
+
+/// The checks every single-part function gets, in this order: a bad
+/// session, no operation, `init` (which succeeds), a size query, a buffer
+/// one byte short (nothing written), the output (the operation ends),
+/// `init` again, NULL output length, NULL input.
+fn single_part(s: CK_SESSION_HANDLE, mut init: Row, mut op: SinglePart) {
+    let ((i, i_n), room) = (op.input, op.out.room);
+    let mut out = vec![0u8; room];
+    let (o, mut n) = (out.as_mut_ptr(), room as CK_ULONG);
+    op.f.expect((BAD_SESSION, i, i_n, o, &mut n), CKR_SESSION_HANDLE_INVALID);
+    op.f.expect((s, i, i_n, o, &mut n), CKR_OPERATION_NOT_INITIALIZED);
+    init.check();
+    let mut len: CK_ULONG = 0;
+    op.f.expect((s, i, i_n, null_mut(), &mut len), CKR_OK);
+    (op.out.len_ok)(len);
+    let mut short = len - 1;
+    op.f.expect((s, i, i_n, o, &mut short), CKR_BUFFER_TOO_SMALL);
+    assert_eq!(short, len);
+    assert!(out.iter().all(|b| *b == 0), "nothing written");
+    let mut full = room as CK_ULONG;
+    op.f.expect((s, i, i_n, o, &mut full), CKR_OK);
+    assert_eq!(full, len);
+    op.f.expect((s, i, i_n, o, &mut full), CKR_OPERATION_NOT_INITIALIZED);
+    (op.out.after)(i, &out[..full as usize]);
+    init.check();
+    op.f.expect((s, i, i_n, o, null_mut()), CKR_ARGUMENTS_BAD);
+    op.f.expect((s, null_mut(), i_n, o, &mut full), CKR_ARGUMENTS_BAD);
+}
+
+/// A multi-part operation (C_*Update, C_*Final) and what its test gives it.
+struct MultiPart<'a> {
+    update: Named<'a, InOut>,
+    last: Named<'a, Out>,
+    part: (*mut u8, CK_ULONG),
+    /// The length given with a NULL part.
+    null_len: CK_ULONG,
+    /// The updates of a successful run, given the part and the output
+    /// buffer.
+    feed: Box<dyn FnMut(*mut u8, *mut u8) + 'a>,
+    /// The length offered with a short buffer, from the announced one.
+    short: fn(CK_ULONG) -> CK_ULONG,
+    out: Output<'a>,
+}
+
+/// The checks every multi-part operation gets, in this order: a bad
+/// session and no operation for both functions, `init` (which succeeds),
+/// the updates, a size query and a short buffer of C_*Final, the output
+/// (the operation ends), `init` again, NULL output length, NULL part.
+fn update_and_final(s: CK_SESSION_HANDLE, mut init: Row, mut op: MultiPart) {
+    let ((p, p_n), room) = (op.part, op.out.room);
+    let mut out = vec![0u8; room];
+    let (o, mut n) = (out.as_mut_ptr(), room as CK_ULONG);
+    op.update
+        .expect((BAD_SESSION, p, p_n, o, &mut n), CKR_SESSION_HANDLE_INVALID);
+    op.last
+        .expect((BAD_SESSION, o, &mut n), CKR_SESSION_HANDLE_INVALID);
+    op.update
+        .expect((s, p, p_n, o, &mut n), CKR_OPERATION_NOT_INITIALIZED);
+    op.last
+        .expect((s, o, &mut n), CKR_OPERATION_NOT_INITIALIZED);
+    init.check();
+    (op.feed)(p, o);
+    let mut len: CK_ULONG = 0;
+    op.last.expect((s, null_mut(), &mut len), CKR_OK);
+    (op.out.len_ok)(len);
+    let mut short = (op.short)(len);
+    op.last.expect((s, o, &mut short), CKR_BUFFER_TOO_SMALL);
+    assert_eq!(short, len);
+    let mut full = room as CK_ULONG;
+    op.last.expect((s, o, &mut full), CKR_OK);
+    assert_eq!(full, len);
+    op.last
+        .expect((s, o, &mut full), CKR_OPERATION_NOT_INITIALIZED);
+    (op.out.after)(p, &out[..full as usize]);
+    init.check();
+    op.last.expect((s, o, null_mut()), CKR_ARGUMENTS_BAD);
+    let null_part: InOut = (s, null_mut(), op.null_len, o, &mut full);
+    op.update.expect(null_part, CKR_ARGUMENTS_BAD);
+}
+
+/// The end of every C_*Init test: `init` (with its key, if any) starts the
+/// operation, finds it active, then a NULL mechanism ends it or says it
+/// cannot (see [`check_terminate`]); `ended` is a call that fails with
+/// CKR_OPERATION_NOT_INITIALIZED once the operation is gone.
+fn starts_then_terminates(
+    mut init: Named<(CK_SESSION_HANDLE, *mut CK_MECHANISM)>,
+    s: CK_SESSION_HANDLE,
+    m: *mut CK_MECHANISM,
+    mut ended: Row,
+) {
+    init.expect((s, m), CKR_OK);
+    init.expect((s, m), CKR_OPERATION_ACTIVE);
+    let rv = (init.call)((s, null_mut()));
+    check_terminate(rv, || (ended.call)() == CKR_OPERATION_NOT_INITIALIZED);
+}
+
+/// A function that fills a structure for a handle (a slot or a session):
+/// refused for a bad handle and for NULL, then filled in.
+fn fills<T: Default>(
+    mut f: Named<(CK_ULONG, *mut T)>,
+    (bad, bad_rv): (CK_ULONG, CK_RV),
+    good: CK_ULONG,
+) -> T {
+    let mut v = T::default();
+    f.expect((bad, &mut v), bad_rv);
+    f.expect((good, null_mut()), CKR_ARGUMENTS_BAD);
+    f.expect((good, &mut v), CKR_OK);
+    v
+}
+
+/// A function of a session and a buffer (C_InitPIN, C_SeedRandom,
+/// C_GenerateRandom): refused for a bad session and for a NULL buffer,
+/// then `rv`.
+fn session_and_buffer(
+    mut f: Named<(CK_SESSION_HANDLE, *mut u8, CK_ULONG)>,
+    s: CK_SESSION_HANDLE,
+    (b, n): (*mut u8, CK_ULONG),
+    rv: CK_RV,
+) {
+    f.expect((BAD_SESSION, b, n), CKR_SESSION_HANDLE_INVALID);
+    f.expect((s, null_mut(), n), CKR_ARGUMENTS_BAD);
+    f.expect((s, b, n), rv);
+}
+
+// ---------------------------------------------------------------------------
 // Before C_Initialize and after C_Finalize
 
 /// Every function of the 3.0 list that needs C_Initialize, with arguments
-/// that would be wrong anyway: the initialisation check comes first.
+/// that would be wrong anyway: the initialisation check comes first. In the
+/// order of the list, but for the operations: their families side by side.
 fn all_not_initialized() {
     macro_rules! each {
         ($($f:ident($($a:expr),*);)*) => {{
@@ -371,22 +649,22 @@ fn all_not_initialized() {
         C_FindObjects(1, null_mut(), 0, null_mut());
         C_FindObjectsFinal(1);
         C_EncryptInit(1, null_mut(), 1);
-        C_Encrypt(1, null_mut(), 0, null_mut(), null_mut());
-        C_EncryptUpdate(1, null_mut(), 0, null_mut(), null_mut());
-        C_EncryptFinal(1, null_mut(), null_mut());
-        C_MessageEncryptInit(1, null_mut(), 1);
-        C_EncryptMessage(1, null_mut(), 0, null_mut(), 0, null_mut(), 0, null_mut(), null_mut());
-        C_EncryptMessageBegin(1, null_mut(), 0, null_mut(), 0);
-        C_EncryptMessageNext(1, null_mut(), 0, null_mut(), 0, null_mut(), null_mut(), 0);
-        C_MessageEncryptFinal(1);
         C_DecryptInit(1, null_mut(), 1);
+        C_Encrypt(1, null_mut(), 0, null_mut(), null_mut());
         C_Decrypt(1, null_mut(), 0, null_mut(), null_mut());
+        C_EncryptUpdate(1, null_mut(), 0, null_mut(), null_mut());
         C_DecryptUpdate(1, null_mut(), 0, null_mut(), null_mut());
+        C_EncryptFinal(1, null_mut(), null_mut());
         C_DecryptFinal(1, null_mut(), null_mut());
+        C_MessageEncryptInit(1, null_mut(), 1);
         C_MessageDecryptInit(1, null_mut(), 1);
+        C_EncryptMessage(1, null_mut(), 0, null_mut(), 0, null_mut(), 0, null_mut(), null_mut());
         C_DecryptMessage(1, null_mut(), 0, null_mut(), 0, null_mut(), 0, null_mut(), null_mut());
+        C_EncryptMessageBegin(1, null_mut(), 0, null_mut(), 0);
         C_DecryptMessageBegin(1, null_mut(), 0, null_mut(), 0);
+        C_EncryptMessageNext(1, null_mut(), 0, null_mut(), 0, null_mut(), null_mut(), 0);
         C_DecryptMessageNext(1, null_mut(), 0, null_mut(), 0, null_mut(), null_mut(), 0);
+        C_MessageEncryptFinal(1);
         C_MessageDecryptFinal(1);
         C_DigestInit(1, null_mut());
         C_Digest(1, null_mut(), 0, null_mut(), null_mut());
@@ -394,26 +672,26 @@ fn all_not_initialized() {
         C_DigestKey(1, 1);
         C_DigestFinal(1, null_mut(), null_mut());
         C_SignInit(1, null_mut(), 1);
-        C_Sign(1, null_mut(), 0, null_mut(), null_mut());
-        C_SignUpdate(1, null_mut(), 0);
-        C_SignFinal(1, null_mut(), null_mut());
-        C_SignRecoverInit(1, null_mut(), 1);
-        C_SignRecover(1, null_mut(), 0, null_mut(), null_mut());
-        C_MessageSignInit(1, null_mut(), 1);
-        C_SignMessage(1, null_mut(), 0, null_mut(), 0, null_mut(), null_mut());
-        C_SignMessageBegin(1, null_mut(), 0);
-        C_SignMessageNext(1, null_mut(), 0, null_mut(), 0, null_mut(), null_mut());
-        C_MessageSignFinal(1);
         C_VerifyInit(1, null_mut(), 1);
+        C_Sign(1, null_mut(), 0, null_mut(), null_mut());
         C_Verify(1, null_mut(), 0, null_mut(), 0);
+        C_SignUpdate(1, null_mut(), 0);
         C_VerifyUpdate(1, null_mut(), 0);
+        C_SignFinal(1, null_mut(), null_mut());
         C_VerifyFinal(1, null_mut(), 0);
+        C_SignRecoverInit(1, null_mut(), 1);
         C_VerifyRecoverInit(1, null_mut(), 1);
+        C_SignRecover(1, null_mut(), 0, null_mut(), null_mut());
         C_VerifyRecover(1, null_mut(), 0, null_mut(), null_mut());
+        C_MessageSignInit(1, null_mut(), 1);
         C_MessageVerifyInit(1, null_mut(), 1);
+        C_SignMessage(1, null_mut(), 0, null_mut(), 0, null_mut(), null_mut());
         C_VerifyMessage(1, null_mut(), 0, null_mut(), 0, null_mut(), 0);
+        C_SignMessageBegin(1, null_mut(), 0);
         C_VerifyMessageBegin(1, null_mut(), 0);
+        C_SignMessageNext(1, null_mut(), 0, null_mut(), 0, null_mut(), null_mut());
         C_VerifyMessageNext(1, null_mut(), 0, null_mut(), 0, null_mut(), 0);
+        C_MessageSignFinal(1);
         C_MessageVerifyFinal(1);
         C_DigestEncryptUpdate(1, null_mut(), 0, null_mut(), null_mut());
         C_DecryptDigestUpdate(1, null_mut(), 0, null_mut(), null_mut());
@@ -450,10 +728,6 @@ fn all_functions_refused_before_c_initialize_and_after_c_finalize() {
 #[test]
 fn c_initialize_twice_is_already_initialized() {
     let _i = init();
-    assert_eq!(
-        ck!(C_Initialize(null_mut())),
-        CKR_CRYPTOKI_ALREADY_INITIALIZED
-    );
     let mut args = CK_C_INITIALIZE_ARGS {
         CreateMutex: None,
         DestroyMutex: None,
@@ -462,40 +736,44 @@ fn c_initialize_twice_is_already_initialized() {
         flags: CKF_OS_LOCKING_OK,
         pReserved: null_mut(),
     };
-    assert_eq!(
-        ck!(C_Initialize(&mut args as *mut _ as *mut c_void)),
-        CKR_CRYPTOKI_ALREADY_INITIALIZED
-    );
-    // Still initialised, once.
+    let args = ptr(&mut args) as *mut c_void;
     let mut info = CK_INFO::default();
-    assert_eq!(ck!(C_GetInfo(&mut info)), CKR_OK);
+    let info = ptr(&mut info);
+    check([
+        row!(C_Initialize(null_mut()) => CKR_CRYPTOKI_ALREADY_INITIALIZED),
+        row!(C_Initialize(args) => CKR_CRYPTOKI_ALREADY_INITIALIZED),
+        // Still initialised, once.
+        row!(C_GetInfo(info) => CKR_OK),
+    ]);
 }
 
 #[test]
 fn c_finalize_with_reserved_is_arguments_bad() {
     let _i = init();
     let mut x = 0u8;
-    assert_eq!(
-        ck!(C_Finalize(&mut x as *mut u8 as *mut c_void)),
-        CKR_ARGUMENTS_BAD
-    );
-    // Nothing was finalised.
+    let reserved = ptr(&mut x) as *mut c_void;
     let mut info = CK_INFO::default();
-    assert_eq!(ck!(C_GetInfo(&mut info)), CKR_OK);
-    assert_eq!(ck!(C_Finalize(null_mut())), CKR_OK);
-    assert_eq!(ck!(C_Finalize(null_mut())), CKR_CRYPTOKI_NOT_INITIALIZED);
+    let info = ptr(&mut info);
+    check([
+        row!(C_Finalize(reserved) => CKR_ARGUMENTS_BAD),
+        // Nothing was finalised.
+        row!(C_GetInfo(info) => CKR_OK),
+        row!(C_Finalize(null_mut()) => CKR_OK),
+        row!(C_Finalize(null_mut()) => CKR_CRYPTOKI_NOT_INITIALIZED),
+    ]);
 }
 
 #[test]
 fn c_finalize_ends_the_operations_of_its_sessions() {
     let t = token();
-    let mut m = mech(CKM_SHA256);
-    assert_eq!(ck!(C_DigestInit(t.s, &mut m)), CKR_OK);
-    let mut e = mech(CKM_ECDSA);
-    assert_eq!(ck!(C_SignInit(t.s, &mut e, t.ec_priv)), CKR_OK);
-    assert_eq!(ck!(C_FindObjectsInit(t.s, null_mut(), 0)), CKR_OK);
-    assert_eq!(ck!(C_Finalize(null_mut())), CKR_OK);
-    assert_eq!(ck!(C_Initialize(null_mut())), CKR_OK);
+    let (sha, ecdsa): (Mech, Mech) = (&mut mech(CKM_SHA256), &mut mech(CKM_ECDSA));
+    check([
+        row!(C_DigestInit(t.s, sha) => CKR_OK),
+        row!(C_SignInit(t.s, ecdsa, t.ec_priv) => CKR_OK),
+        row!(C_FindObjectsInit(t.s, null_mut(), 0) => CKR_OK),
+        row!(C_Finalize(null_mut()) => CKR_OK),
+        row!(C_Initialize(null_mut()) => CKR_OK),
+    ]);
     // Session handles may come again: the new session has no operation.
     let s = open(t.slot, CKF_SERIAL_SESSION);
     let mut n: CK_ULONG = 0;
@@ -515,9 +793,12 @@ fn c_finalize_ends_the_operations_of_its_sessions() {
 #[test]
 fn c_get_info_null_is_arguments_bad() {
     let _i = init();
-    assert_eq!(ck!(C_GetInfo(null_mut())), CKR_ARGUMENTS_BAD);
     let mut info = CK_INFO::default();
-    assert_eq!(ck!(C_GetInfo(&mut info)), CKR_OK);
+    let p = ptr(&mut info);
+    check([
+        row!(C_GetInfo(null_mut()) => CKR_ARGUMENTS_BAD),
+        row!(C_GetInfo(p) => CKR_OK),
+    ]);
     assert_eq!(
         (info.cryptokiVersion.major, info.cryptokiVersion.minor),
         (3, 0)
@@ -527,60 +808,58 @@ fn c_get_info_null_is_arguments_bad() {
 // ---------------------------------------------------------------------------
 // Slots and tokens (§5.5)
 
+/// A list function's checks: `list(buffer, &count)` with a NULL count, a
+/// size query, short buffers (nothing written, the needed count returned)
+/// and the full list. Returns the list.
+fn list_checks<T: Copy + PartialEq + std::fmt::Debug>(
+    mut list: Named<(*mut T, *mut CK_ULONG)>,
+    fill: T,
+    shorts: &[fn(CK_ULONG) -> CK_ULONG],
+    count_ok: impl Fn(CK_ULONG),
+) -> Vec<T> {
+    list.expect((null_mut(), null_mut()), CKR_ARGUMENTS_BAD);
+    let mut n: CK_ULONG = 0;
+    list.expect((null_mut(), &mut n), CKR_OK);
+    count_ok(n);
+    let mut v = vec![fill; n as usize];
+    for short in shorts {
+        let mut short = short(n);
+        list.expect((v.as_mut_ptr(), &mut short), CKR_BUFFER_TOO_SMALL);
+        assert_eq!(short, n, "the needed count");
+        assert!(v.iter().all(|x| *x == fill), "nothing written");
+    }
+    let mut full = n;
+    list.expect((v.as_mut_ptr(), &mut full), CKR_OK);
+    assert_eq!(full, n);
+    assert!(!v.contains(&fill));
+    v
+}
+
 #[test]
 fn c_get_slot_list_null_count_size_query_and_short_buffer() {
     let _i = init();
-    assert_eq!(
-        ck!(C_GetSlotList(CK_FALSE, null_mut(), null_mut())),
-        CKR_ARGUMENTS_BAD
-    );
-    let mut n: CK_ULONG = 0;
-    assert_eq!(ck!(C_GetSlotList(CK_FALSE, null_mut(), &mut n)), CKR_OK);
-    assert!(n >= 2, "one slot per vpcd reader, got {n}");
-    const FILL: CK_SLOT_ID = 0xAAAA_AAAA;
-    let mut list = vec![FILL; n as usize];
-    let mut short = n - 1;
-    assert_eq!(
-        ck!(C_GetSlotList(CK_FALSE, list.as_mut_ptr(), &mut short)),
-        CKR_BUFFER_TOO_SMALL
-    );
-    assert_eq!(short, n, "the needed count");
-    assert!(list.iter().all(|s| *s == FILL), "nothing written");
-    let mut zero = 0;
-    assert_eq!(
-        ck!(C_GetSlotList(CK_FALSE, list.as_mut_ptr(), &mut zero)),
-        CKR_BUFFER_TOO_SMALL
-    );
-    assert_eq!(zero, n);
-    let mut full = n;
-    assert_eq!(
-        ck!(C_GetSlotList(CK_FALSE, list.as_mut_ptr(), &mut full)),
-        CKR_OK
-    );
-    assert_eq!(full, n);
-    assert!(list.iter().all(|s| *s != FILL));
+    let list = Named {
+        name: "C_GetSlotList",
+        call: Box::new(|(l, n): (*mut CK_SLOT_ID, *mut CK_ULONG)| {
+            ck!(C_GetSlotList(CK_FALSE, l, n))
+        }),
+    };
+    let count_ok = |n| assert!(n >= 2, "one slot per vpcd reader, got {n}");
+    list_checks(list, 0xAAAA_AAAA, &[|n| n - 1, |_| 0], count_ok);
 }
 
 #[test]
 fn c_get_slot_info_bad_slot_and_null_info() {
     let _i = init();
-    let mut info = CK_SLOT_INFO::default();
-    assert_eq!(ck!(C_GetSlotInfo(BAD_SLOT, &mut info)), CKR_SLOT_ID_INVALID);
-    let slot = any_slot();
-    assert_eq!(ck!(C_GetSlotInfo(slot, null_mut())), CKR_ARGUMENTS_BAD);
-    assert_eq!(ck!(C_GetSlotInfo(slot, &mut info)), CKR_OK);
+    let bad = (BAD_SLOT, CKR_SLOT_ID_INVALID);
+    fills(named!(C_GetSlotInfo(slot, info)), bad, any_slot());
 }
 
 #[test]
 fn c_get_token_info_bad_slot_and_null_info() {
     let t = token();
-    let mut info = CK_TOKEN_INFO::default();
-    assert_eq!(
-        ck!(C_GetTokenInfo(BAD_SLOT, &mut info)),
-        CKR_SLOT_ID_INVALID
-    );
-    assert_eq!(ck!(C_GetTokenInfo(t.slot, null_mut())), CKR_ARGUMENTS_BAD);
-    assert_eq!(ck!(C_GetTokenInfo(t.slot, &mut info)), CKR_OK);
+    let bad = (BAD_SLOT, CKR_SLOT_ID_INVALID);
+    let info: CK_TOKEN_INFO = fills(named!(C_GetTokenInfo(slot, info)), bad, t.slot);
     assert_ne!(info.flags & CKF_TOKEN_INITIALIZED, 0);
 }
 
@@ -589,51 +868,28 @@ fn c_wait_for_slot_event_reserved_and_null_slot() {
     let _i = init();
     let mut slot: CK_SLOT_ID = 0;
     let mut x = 0u8;
-    assert_eq!(
-        ck!(C_WaitForSlotEvent(
-            CKF_DONT_BLOCK,
-            &mut slot,
-            &mut x as *mut u8 as *mut c_void
-        )),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_WaitForSlotEvent(CKF_DONT_BLOCK, null_mut(), null_mut())),
-        CKR_ARGUMENTS_BAD
-    );
+    let (slot, reserved) = (ptr(&mut slot), ptr(&mut x) as *mut c_void);
+    check([
+        row!(C_WaitForSlotEvent(CKF_DONT_BLOCK, slot, reserved) => CKR_ARGUMENTS_BAD),
+        row!(C_WaitForSlotEvent(CKF_DONT_BLOCK, null_mut(), null_mut()) => CKR_ARGUMENTS_BAD),
+    ]);
 }
 
 #[test]
 fn c_get_mechanism_list_bad_slot_null_count_size_query_and_short_buffer() {
     let _i = init();
     let slot = any_slot();
-    let mut n: CK_ULONG = 0;
-    assert_eq!(
-        ck!(C_GetMechanismList(BAD_SLOT, null_mut(), &mut n)),
-        CKR_SLOT_ID_INVALID
-    );
-    assert_eq!(
-        ck!(C_GetMechanismList(slot, null_mut(), null_mut())),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(ck!(C_GetMechanismList(slot, null_mut(), &mut n)), CKR_OK);
-    assert!(n > 2, "{n} mechanisms");
-    const FILL: CK_MECHANISM_TYPE = 0xAAAA_AAAA;
-    let mut list = vec![FILL; n as usize];
-    let mut short = n - 1;
-    assert_eq!(
-        ck!(C_GetMechanismList(slot, list.as_mut_ptr(), &mut short)),
-        CKR_BUFFER_TOO_SMALL
-    );
-    assert_eq!(short, n);
-    assert!(list.iter().all(|m| *m == FILL), "nothing written");
-    let mut full = n;
-    assert_eq!(
-        ck!(C_GetMechanismList(slot, list.as_mut_ptr(), &mut full)),
-        CKR_OK
-    );
-    assert_eq!(full, n);
-    assert!(list.contains(&CKM_ECDSA) && !list.contains(&FILL));
+    let n: *mut CK_ULONG = &mut 0;
+    row!(C_GetMechanismList(BAD_SLOT, null_mut(), n) => CKR_SLOT_ID_INVALID).check();
+    let list = Named {
+        name: "C_GetMechanismList",
+        call: Box::new(|(l, n): (*mut CK_MECHANISM_TYPE, *mut CK_ULONG)| {
+            ck!(C_GetMechanismList(slot, l, n))
+        }),
+    };
+    let count_ok = |n| assert!(n > 2, "{n} mechanisms");
+    let mechanisms = list_checks(list, 0xAAAA_AAAA, &[|n| n - 1], count_ok);
+    assert!(mechanisms.contains(&CKM_ECDSA));
 }
 
 #[test]
@@ -641,19 +897,13 @@ fn c_get_mechanism_info_bad_slot_null_info_and_unknown_mechanism() {
     let _i = init();
     let slot = any_slot();
     let mut info = CK_MECHANISM_INFO::default();
-    assert_eq!(
-        ck!(C_GetMechanismInfo(BAD_SLOT, CKM_ECDSA, &mut info)),
-        CKR_SLOT_ID_INVALID
-    );
-    assert_eq!(
-        ck!(C_GetMechanismInfo(slot, CKM_ECDSA, null_mut())),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_GetMechanismInfo(slot, CKM_AES_GCM, &mut info)),
-        CKR_MECHANISM_INVALID
-    );
-    assert_eq!(ck!(C_GetMechanismInfo(slot, CKM_ECDSA, &mut info)), CKR_OK);
+    let p = ptr(&mut info);
+    check([
+        row!(C_GetMechanismInfo(BAD_SLOT, CKM_ECDSA, p) => CKR_SLOT_ID_INVALID),
+        row!(C_GetMechanismInfo(slot, CKM_ECDSA, null_mut()) => CKR_ARGUMENTS_BAD),
+        row!(C_GetMechanismInfo(slot, CKM_AES_GCM, p) => CKR_MECHANISM_INVALID),
+        row!(C_GetMechanismInfo(slot, CKM_ECDSA, p) => CKR_OK),
+    ]);
     assert_ne!(info.flags & CKF_SIGN, 0);
 }
 
@@ -662,38 +912,25 @@ fn c_init_token_bad_slot_null_label_null_pin_and_open_session() {
     let t = token();
     let (p, n) = pin(SO_PIN);
     let mut label = [b' '; 32];
-    assert_eq!(
-        ck!(C_InitToken(BAD_SLOT, p, n, label.as_mut_ptr())),
-        CKR_SLOT_ID_INVALID
-    );
-    assert_eq!(
-        ck!(C_InitToken(t.slot, p, n, null_mut())),
-        CKR_ARGUMENTS_BAD
-    );
-    // NULL with a length (no protected authentication path either).
-    assert_eq!(
-        ck!(C_InitToken(t.slot, null_mut(), n, label.as_mut_ptr())),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_InitToken(t.slot, p, n, label.as_mut_ptr())),
-        CKR_SESSION_EXISTS
-    );
+    let l = label.as_mut_ptr();
+    check([
+        row!(C_InitToken(BAD_SLOT, p, n, l) => CKR_SLOT_ID_INVALID),
+        row!(C_InitToken(t.slot, p, n, null_mut()) => CKR_ARGUMENTS_BAD),
+        // NULL with a length (no protected authentication path either).
+        row!(C_InitToken(t.slot, null_mut(), n, l) => CKR_ARGUMENTS_BAD),
+        row!(C_InitToken(t.slot, p, n, l) => CKR_SESSION_EXISTS),
+    ]);
 }
 
 #[test]
 fn c_init_pin_bad_session_null_pin_read_only_and_not_so() {
     let t = token();
     let (p, n) = pin("123456");
-    assert_eq!(
-        ck!(C_InitPIN(BAD_SESSION, p, n)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(ck!(C_InitPIN(t.s, null_mut(), n)), CKR_ARGUMENTS_BAD);
     // The user, not the SO, is logged in.
-    assert_eq!(ck!(C_InitPIN(t.s, p, n)), CKR_USER_NOT_LOGGED_IN);
+    let rv = CKR_USER_NOT_LOGGED_IN;
+    session_and_buffer(named!(C_InitPIN(s, p, n)), t.s, (p, n), rv);
     let ro = open(t.slot, CKF_SERIAL_SESSION);
-    assert_eq!(ck!(C_InitPIN(ro, p, n)), CKR_SESSION_READ_ONLY);
+    row!(C_InitPIN(ro, p, n) => CKR_SESSION_READ_ONLY).check();
 }
 
 #[test]
@@ -701,20 +938,13 @@ fn c_set_pin_bad_session_null_pins_and_read_only() {
     let t = token();
     let (old, on) = pin(PIN);
     let (new, nn) = pin("123456");
-    assert_eq!(
-        ck!(C_SetPIN(BAD_SESSION, old, on, new, nn)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_SetPIN(t.s, null_mut(), on, new, nn)),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_SetPIN(t.s, old, on, null_mut(), nn)),
-        CKR_ARGUMENTS_BAD
-    );
+    check([
+        row!(C_SetPIN(BAD_SESSION, old, on, new, nn) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_SetPIN(t.s, null_mut(), on, new, nn) => CKR_ARGUMENTS_BAD),
+        row!(C_SetPIN(t.s, old, on, null_mut(), nn) => CKR_ARGUMENTS_BAD),
+    ]);
     let ro = open(t.slot, CKF_SERIAL_SESSION);
-    assert_eq!(ck!(C_SetPIN(ro, old, on, new, nn)), CKR_SESSION_READ_ONLY);
+    row!(C_SetPIN(ro, old, on, new, nn) => CKR_SESSION_READ_ONLY).check();
 }
 
 // ---------------------------------------------------------------------------
@@ -724,174 +954,120 @@ fn c_set_pin_bad_session_null_pins_and_read_only() {
 fn c_open_session_bad_slot_null_handle_and_no_serial_flag() {
     let t = token();
     let mut s = 0;
-    assert_eq!(
-        ck!(C_OpenSession(
-            BAD_SLOT,
-            CKF_SERIAL_SESSION,
-            null_mut(),
-            None,
-            &mut s
-        )),
-        CKR_SLOT_ID_INVALID
-    );
-    assert_eq!(
-        ck!(C_OpenSession(
-            t.slot,
-            CKF_SERIAL_SESSION,
-            null_mut(),
-            None,
-            null_mut()
-        )),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_OpenSession(t.slot, 0, null_mut(), None, &mut s)),
-        CKR_SESSION_PARALLEL_NOT_SUPPORTED
-    );
+    let sp = ptr(&mut s);
+    let serial = CKF_SERIAL_SESSION;
+    check([
+        row!(C_OpenSession(BAD_SLOT, serial, null_mut(), None, sp) => CKR_SLOT_ID_INVALID),
+        row!(C_OpenSession(t.slot, serial, null_mut(), None, null_mut()) => CKR_ARGUMENTS_BAD),
+        row!(C_OpenSession(t.slot, 0, null_mut(), None, sp) => CKR_SESSION_PARALLEL_NOT_SUPPORTED),
+    ]);
     assert_eq!(s, 0, "nothing written");
-    assert_eq!(
-        ck!(C_OpenSession(
-            t.slot,
-            CKF_SERIAL_SESSION,
-            null_mut(),
-            None,
-            &mut s
-        )),
-        CKR_OK
-    );
+    row!(C_OpenSession(t.slot, serial, null_mut(), None, sp) => CKR_OK).check();
     assert!(s != 0 && s != t.s);
 }
 
 #[test]
 fn c_close_session_bad_handle_and_twice() {
     let t = token();
-    assert_eq!(ck!(C_CloseSession(BAD_SESSION)), CKR_SESSION_HANDLE_INVALID);
-    assert_eq!(
-        ck!(C_CloseSession(CK_INVALID_HANDLE)),
-        CKR_SESSION_HANDLE_INVALID
-    );
+    let invalid = CKR_SESSION_HANDLE_INVALID;
+    check([
+        row!(C_CloseSession(BAD_SESSION) => invalid),
+        row!(C_CloseSession(CK_INVALID_HANDLE) => invalid),
+    ]);
     let ro = open(t.slot, CKF_SERIAL_SESSION);
-    assert_eq!(ck!(C_CloseSession(ro)), CKR_OK);
-    assert_eq!(ck!(C_CloseSession(ro)), CKR_SESSION_HANDLE_INVALID);
     let mut info = CK_SESSION_INFO::default();
-    assert_eq!(
-        ck!(C_GetSessionInfo(ro, &mut info)),
-        CKR_SESSION_HANDLE_INVALID
-    );
+    let info = ptr(&mut info);
+    check([
+        row!(C_CloseSession(ro) => CKR_OK),
+        row!(C_CloseSession(ro) => invalid),
+        row!(C_GetSessionInfo(ro, info) => invalid),
+    ]);
 }
 
 #[test]
 fn c_close_all_sessions_bad_slot_and_closed_handles() {
     let t = token();
-    assert_eq!(ck!(C_CloseAllSessions(BAD_SLOT)), CKR_SLOT_ID_INVALID);
+    row!(C_CloseAllSessions(BAD_SLOT) => CKR_SLOT_ID_INVALID).check();
     let ro = open(t.slot, CKF_SERIAL_SESSION);
-    assert_eq!(ck!(C_CloseAllSessions(t.slot)), CKR_OK);
     let mut info = CK_SESSION_INFO::default();
-    for s in [t.s, ro] {
-        assert_eq!(
-            ck!(C_GetSessionInfo(s, &mut info)),
-            CKR_SESSION_HANDLE_INVALID
-        );
-    }
+    let info = ptr(&mut info);
+    check([
+        row!(C_CloseAllSessions(t.slot) => CKR_OK),
+        row!(C_GetSessionInfo(t.s, info) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_GetSessionInfo(ro, info) => CKR_SESSION_HANDLE_INVALID),
+    ]);
 }
 
 #[test]
 fn c_get_session_info_bad_session_and_null_info() {
     let t = token();
-    let mut info = CK_SESSION_INFO::default();
-    assert_eq!(
-        ck!(C_GetSessionInfo(BAD_SESSION, &mut info)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(ck!(C_GetSessionInfo(t.s, null_mut())), CKR_ARGUMENTS_BAD);
-    assert_eq!(ck!(C_GetSessionInfo(t.s, &mut info)), CKR_OK);
+    let bad = (BAD_SESSION, CKR_SESSION_HANDLE_INVALID);
+    let info: CK_SESSION_INFO = fills(named!(C_GetSessionInfo(s, info)), bad, t.s);
     assert_eq!((info.slotID, info.state), (t.slot, CKS_RW_USER_FUNCTIONS));
 }
 
 #[test]
 fn c_session_cancel_is_not_supported() {
     let t = token();
-    assert_eq!(
-        ck!(C_SessionCancel(t.s, CKF_SIGN)),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
+    row!(C_SessionCancel(t.s, CKF_SIGN) => CKR_FUNCTION_NOT_SUPPORTED).check();
 }
 
 #[test]
 fn c_get_and_set_operation_state_are_not_supported() {
     let t = token();
-    let mut n: CK_ULONG = 0;
-    assert_eq!(
-        ck!(C_GetOperationState(t.s, null_mut(), &mut n)),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
-    assert_eq!(
-        ck!(C_GetOperationState(t.s, null_mut(), null_mut())),
-        CKR_ARGUMENTS_BAD
-    );
+    let n: *mut CK_ULONG = &mut 0;
     let mut state = [0u8; 16];
-    assert_eq!(
-        ck!(C_SetOperationState(t.s, state.as_mut_ptr(), 16, 0, 0)),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
-    assert_eq!(
-        ck!(C_SetOperationState(t.s, null_mut(), 16, 0, 0)),
-        CKR_ARGUMENTS_BAD
-    );
+    let st = state.as_mut_ptr();
+    check([
+        row!(C_GetOperationState(t.s, null_mut(), n) => CKR_FUNCTION_NOT_SUPPORTED),
+        row!(C_GetOperationState(t.s, null_mut(), null_mut()) => CKR_ARGUMENTS_BAD),
+        row!(C_SetOperationState(t.s, st, 16, 0, 0) => CKR_FUNCTION_NOT_SUPPORTED),
+        row!(C_SetOperationState(t.s, null_mut(), 16, 0, 0) => CKR_ARGUMENTS_BAD),
+    ]);
 }
 
 #[test]
 fn c_login_bad_session_user_type_null_pin_logged_in_and_wrong_pin() {
     let t = token();
     let (p, n) = pin(PIN);
-    assert_eq!(
-        ck!(C_Login(BAD_SESSION, CKU_USER, p, n)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(ck!(C_Login(t.s, 7, p, n)), CKR_USER_TYPE_INVALID);
-    assert_eq!(
-        ck!(C_Login(t.s, CKU_USER, p, n)),
-        CKR_USER_ALREADY_LOGGED_IN
-    );
     let (so, so_n) = pin(SO_PIN);
-    assert_eq!(
-        ck!(C_Login(t.s, CKU_SO, so, so_n)),
-        CKR_USER_ANOTHER_ALREADY_LOGGED_IN
-    );
-    // No operation asks for a context-specific login.
-    assert_eq!(
-        ck!(C_Login(t.s, CKU_CONTEXT_SPECIFIC, p, n)),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    assert_eq!(ck!(C_Logout(t.s)), CKR_OK);
-    // No protected authentication path.
-    assert_eq!(
-        ck!(C_Login(t.s, CKU_USER, null_mut(), 0)),
-        CKR_ARGUMENTS_BAD
-    );
     let (wrong, wn) = pin("000000");
-    assert_eq!(ck!(C_Login(t.s, CKU_USER, wrong, wn)), CKR_PIN_INCORRECT);
-    assert_eq!(ck!(C_Login(t.s, CKU_USER, p, n)), CKR_OK);
+    check([
+        row!(C_Login(BAD_SESSION, CKU_USER, p, n) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_Login(t.s, 7, p, n) => CKR_USER_TYPE_INVALID),
+        row!(C_Login(t.s, CKU_USER, p, n) => CKR_USER_ALREADY_LOGGED_IN),
+        row!(C_Login(t.s, CKU_SO, so, so_n) => CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
+        // No operation asks for a context-specific login.
+        row!(C_Login(t.s, CKU_CONTEXT_SPECIFIC, p, n) => CKR_OPERATION_NOT_INITIALIZED),
+        row!(C_Logout(t.s) => CKR_OK),
+        // No protected authentication path.
+        row!(C_Login(t.s, CKU_USER, null_mut(), 0) => CKR_ARGUMENTS_BAD),
+        row!(C_Login(t.s, CKU_USER, wrong, wn) => CKR_PIN_INCORRECT),
+        row!(C_Login(t.s, CKU_USER, p, n) => CKR_OK),
+    ]);
 }
 
 #[test]
 fn c_login_user_is_not_supported() {
     let t = token();
-    assert_eq!(ck!(C_Logout(t.s)), CKR_OK);
-    let (p, n) = pin(PIN);
-    let (u, un) = pin("user");
-    assert_eq!(
-        ck!(C_LoginUser(t.s, CKU_USER, p, n, u, un)),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
+    let ((p, n), (u, un)) = (pin(PIN), pin("user"));
+    check([
+        row!(C_Logout(t.s) => CKR_OK),
+        row!(C_LoginUser(t.s, CKU_USER, p, n, u, un) => CKR_FUNCTION_NOT_SUPPORTED),
+    ]);
 }
 
 #[test]
 fn c_logout_bad_session_and_not_logged_in() {
     let t = token();
-    assert_eq!(ck!(C_Logout(BAD_SESSION)), CKR_SESSION_HANDLE_INVALID);
-    assert_eq!(ck!(C_Logout(t.s)), CKR_OK);
-    assert_eq!(ck!(C_Logout(t.s)), CKR_USER_NOT_LOGGED_IN);
+    let mut logout = named!(C_Logout(s));
+    for (s, rv) in [
+        (BAD_SESSION, CKR_SESSION_HANDLE_INVALID),
+        (t.s, CKR_OK),
+        (t.s, CKR_USER_NOT_LOGGED_IN),
+    ] {
+        logout.expect(s, rv);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -906,32 +1082,21 @@ fn c_create_object_bad_session_null_pointers_and_incomplete_template() {
         attr_ulong(CKA_CLASS, &mut class),
         attr_bytes(CKA_VALUE, &mut value),
     ];
-    let mut h = 0;
-    assert_eq!(
-        ck!(C_CreateObject(BAD_SESSION, tpl.as_mut_ptr(), 2, &mut h)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_CreateObject(t.s, tpl.as_mut_ptr(), 2, null_mut())),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_CreateObject(t.s, null_mut(), 2, &mut h)),
-        CKR_ARGUMENTS_BAD
-    );
     let mut bad = [CK_ATTRIBUTE {
         type_: CKA_CLASS,
         pValue: null_mut(),
         ulValueLen: size_of::<CK_ULONG>() as CK_ULONG,
     }];
-    assert_eq!(
-        ck!(C_CreateObject(t.s, bad.as_mut_ptr(), 1, &mut h)),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_CreateObject(t.s, null_mut(), 0, &mut h)),
-        CKR_TEMPLATE_INCOMPLETE
-    );
+    let (tpl, bad) = (tpl.as_mut_ptr(), bad.as_mut_ptr());
+    let mut h = 0;
+    let hp = ptr(&mut h);
+    check([
+        row!(C_CreateObject(BAD_SESSION, tpl, 2, hp) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_CreateObject(t.s, tpl, 2, null_mut()) => CKR_ARGUMENTS_BAD),
+        row!(C_CreateObject(t.s, null_mut(), 2, hp) => CKR_ARGUMENTS_BAD),
+        row!(C_CreateObject(t.s, bad, 1, hp) => CKR_ARGUMENTS_BAD),
+        row!(C_CreateObject(t.s, null_mut(), 0, hp) => CKR_TEMPLATE_INCOMPLETE),
+    ]);
     assert_eq!(h, 0, "nothing written");
 }
 
@@ -939,50 +1104,34 @@ fn c_create_object_bad_session_null_pointers_and_incomplete_template() {
 fn c_copy_object_is_not_supported() {
     let t = token();
     let mut h = 0;
-    assert_eq!(
-        ck!(C_CopyObject(t.s, t.ec_pub, null_mut(), 0, &mut h)),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
-    assert_eq!(
-        ck!(C_CopyObject(t.s, t.ec_pub, null_mut(), 0, null_mut())),
-        CKR_ARGUMENTS_BAD
-    );
+    let h = ptr(&mut h);
+    check([
+        row!(C_CopyObject(t.s, t.ec_pub, null_mut(), 0, h) => CKR_FUNCTION_NOT_SUPPORTED),
+        row!(C_CopyObject(t.s, t.ec_pub, null_mut(), 0, null_mut()) => CKR_ARGUMENTS_BAD),
+    ]);
 }
 
 #[test]
 fn c_destroy_object_bad_session_and_bad_object() {
     let t = token();
-    assert_eq!(
-        ck!(C_DestroyObject(BAD_SESSION, t.ec_pub)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_DestroyObject(t.s, BAD_OBJECT)),
-        CKR_OBJECT_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_DestroyObject(t.s, CK_INVALID_HANDLE)),
-        CKR_OBJECT_HANDLE_INVALID
-    );
+    check([
+        row!(C_DestroyObject(BAD_SESSION, t.ec_pub) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_DestroyObject(t.s, BAD_OBJECT) => CKR_OBJECT_HANDLE_INVALID),
+        row!(C_DestroyObject(t.s, CK_INVALID_HANDLE) => CKR_OBJECT_HANDLE_INVALID),
+    ]);
 }
 
 #[test]
 fn c_get_object_size_bad_session_bad_object_and_null_size() {
     let t = token();
     let mut n: CK_ULONG = 0;
-    assert_eq!(
-        ck!(C_GetObjectSize(BAD_SESSION, t.ec_pub, &mut n)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_GetObjectSize(t.s, BAD_OBJECT, &mut n)),
-        CKR_OBJECT_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_GetObjectSize(t.s, t.ec_pub, null_mut())),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(ck!(C_GetObjectSize(t.s, t.ec_pub, &mut n)), CKR_OK);
+    let p = ptr(&mut n);
+    check([
+        row!(C_GetObjectSize(BAD_SESSION, t.ec_pub, p) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_GetObjectSize(t.s, BAD_OBJECT, p) => CKR_OBJECT_HANDLE_INVALID),
+        row!(C_GetObjectSize(t.s, t.ec_pub, null_mut()) => CKR_ARGUMENTS_BAD),
+        row!(C_GetObjectSize(t.s, t.ec_pub, p) => CKR_OK),
+    ]);
     assert!(n > 0);
 }
 
@@ -990,43 +1139,20 @@ fn c_get_object_size_bad_session_bad_object_and_null_size() {
 fn c_get_attribute_value_handles_size_query_short_buffer_unknown_and_sensitive() {
     let t = token();
     let mut one = [attr_null(CKA_ID)];
-    assert_eq!(
-        ck!(C_GetAttributeValue(
-            BAD_SESSION,
-            t.ec_pub,
-            one.as_mut_ptr(),
-            1
-        )),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_GetAttributeValue(t.s, BAD_OBJECT, one.as_mut_ptr(), 1)),
-        CKR_OBJECT_HANDLE_INVALID
-    );
-    // An empty template still names a session and an object.
-    assert_eq!(
-        ck!(C_GetAttributeValue(BAD_SESSION, t.ec_pub, null_mut(), 0)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_GetAttributeValue(t.s, BAD_OBJECT, null_mut(), 0)),
-        CKR_OBJECT_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_GetAttributeValue(t.s, t.ec_pub, null_mut(), 0)),
-        CKR_OK
-    );
-    assert_eq!(
-        ck!(C_GetAttributeValue(t.s, t.ec_pub, null_mut(), 1)),
-        CKR_ARGUMENTS_BAD
-    );
+    let one = one.as_mut_ptr();
+    check([
+        row!(C_GetAttributeValue(BAD_SESSION, t.ec_pub, one, 1) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_GetAttributeValue(t.s, BAD_OBJECT, one, 1) => CKR_OBJECT_HANDLE_INVALID),
+        // An empty template still names a session and an object.
+        row!(C_GetAttributeValue(BAD_SESSION, t.ec_pub, null_mut(), 0) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_GetAttributeValue(t.s, BAD_OBJECT, null_mut(), 0) => CKR_OBJECT_HANDLE_INVALID),
+        row!(C_GetAttributeValue(t.s, t.ec_pub, null_mut(), 0) => CKR_OK),
+        row!(C_GetAttributeValue(t.s, t.ec_pub, null_mut(), 1) => CKR_ARGUMENTS_BAD),
+    ]);
 
     // Size query: NULL pValue → the length.
     let mut q = [attr_null(CKA_EC_POINT), attr_null(CKA_LABEL)];
-    assert_eq!(
-        ck!(C_GetAttributeValue(t.s, t.ec_pub, q.as_mut_ptr(), 2)),
-        CKR_OK
-    );
+    row!(C_GetAttributeValue(t.s, t.ec_pub, q.as_mut_ptr(), 2) => CKR_OK).check();
     assert_eq!(q[0].ulValueLen, 67, "DER OCTET STRING of a P-256 point");
     assert_eq!(q[1].ulValueLen, 3, "label k01");
 
@@ -1038,10 +1164,7 @@ fn c_get_attribute_value_handles_size_query_short_buffer_unknown_and_sensitive()
         attr_bytes(CKA_EC_POINT, &mut point),
         attr_bytes(CKA_LABEL, &mut label),
     ];
-    assert_eq!(
-        ck!(C_GetAttributeValue(t.s, t.ec_pub, tpl.as_mut_ptr(), 2)),
-        CKR_BUFFER_TOO_SMALL
-    );
+    row!(C_GetAttributeValue(t.s, t.ec_pub, tpl.as_mut_ptr(), 2) => CKR_BUFFER_TOO_SMALL).check();
     assert_eq!(tpl[0].ulValueLen, CK_UNAVAILABLE_INFORMATION);
     assert_eq!(tpl[1].ulValueLen, 3);
     assert_eq!(&label, b"k01");
@@ -1053,20 +1176,16 @@ fn c_get_attribute_value_handles_size_query_short_buffer_unknown_and_sensitive()
         attr_null(CKA_VENDOR_DEFINED | 0x5A5A),
         attr_bytes(CKA_ID, &mut id),
     ];
-    assert_eq!(
-        ck!(C_GetAttributeValue(t.s, t.ec_pub, tpl.as_mut_ptr(), 2)),
-        CKR_ATTRIBUTE_TYPE_INVALID
-    );
+    let unknown = CKR_ATTRIBUTE_TYPE_INVALID;
+    row!(C_GetAttributeValue(t.s, t.ec_pub, tpl.as_mut_ptr(), 2) => unknown).check();
     assert_eq!(tpl[0].ulValueLen, CK_UNAVAILABLE_INFORMATION);
     assert_eq!(tpl[1].ulValueLen, 1);
     assert_eq!(id[0], 1);
 
     // A sensitive one.
     let mut tpl = [attr_null(CKA_VALUE), attr_null(CKA_ID)];
-    assert_eq!(
-        ck!(C_GetAttributeValue(t.s, t.ec_priv, tpl.as_mut_ptr(), 2)),
-        CKR_ATTRIBUTE_SENSITIVE
-    );
+    let sensitive = CKR_ATTRIBUTE_SENSITIVE;
+    row!(C_GetAttributeValue(t.s, t.ec_priv, tpl.as_mut_ptr(), 2) => sensitive).check();
     assert_eq!(tpl[0].ulValueLen, CK_UNAVAILABLE_INFORMATION);
     assert_eq!(tpl[1].ulValueLen, 1);
 }
@@ -1076,127 +1195,56 @@ fn c_set_attribute_value_bad_session_bad_object_and_null_template() {
     let t = token();
     let mut label = *b"new";
     let mut tpl = [attr_bytes(CKA_LABEL, &mut label)];
-    assert_eq!(
-        ck!(C_SetAttributeValue(
-            BAD_SESSION,
-            t.ec_priv,
-            tpl.as_mut_ptr(),
-            1
-        )),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_SetAttributeValue(t.s, BAD_OBJECT, tpl.as_mut_ptr(), 1)),
-        CKR_OBJECT_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_SetAttributeValue(t.s, BAD_OBJECT, null_mut(), 0)),
-        CKR_OBJECT_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_SetAttributeValue(t.s, t.ec_priv, null_mut(), 1)),
-        CKR_ARGUMENTS_BAD
-    );
+    let tpl = tpl.as_mut_ptr();
+    check([
+        row!(C_SetAttributeValue(BAD_SESSION, t.ec_priv, tpl, 1) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_SetAttributeValue(t.s, BAD_OBJECT, tpl, 1) => CKR_OBJECT_HANDLE_INVALID),
+        row!(C_SetAttributeValue(t.s, BAD_OBJECT, null_mut(), 0) => CKR_OBJECT_HANDLE_INVALID),
+        row!(C_SetAttributeValue(t.s, t.ec_priv, null_mut(), 1) => CKR_ARGUMENTS_BAD),
+    ]);
 }
 
 #[test]
 fn c_find_objects_init_bad_session_null_template_and_active() {
     let t = token();
-    assert_eq!(
-        ck!(C_FindObjectsInit(BAD_SESSION, null_mut(), 0)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_FindObjectsInit(t.s, null_mut(), 1)),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(ck!(C_FindObjectsInit(t.s, null_mut(), 0)), CKR_OK);
-    assert_eq!(
-        ck!(C_FindObjectsInit(t.s, null_mut(), 0)),
-        CKR_OPERATION_ACTIVE
-    );
-    assert_eq!(ck!(C_FindObjectsFinal(t.s)), CKR_OK);
+    check([
+        row!(C_FindObjectsInit(BAD_SESSION, null_mut(), 0) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_FindObjectsInit(t.s, null_mut(), 1) => CKR_ARGUMENTS_BAD),
+        row!(C_FindObjectsInit(t.s, null_mut(), 0) => CKR_OK),
+        row!(C_FindObjectsInit(t.s, null_mut(), 0) => CKR_OPERATION_ACTIVE),
+        row!(C_FindObjectsFinal(t.s) => CKR_OK),
+    ]);
 }
 
 #[test]
 fn c_find_objects_bad_session_not_initialized_and_null_pointers() {
     let t = token();
     let mut h = [0; 8];
+    let h = h.as_mut_ptr();
     let mut n: CK_ULONG = 0;
-    assert_eq!(
-        ck!(C_FindObjects(BAD_SESSION, h.as_mut_ptr(), 8, &mut n)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_FindObjects(t.s, h.as_mut_ptr(), 8, &mut n)),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    assert_eq!(ck!(C_FindObjectsInit(t.s, null_mut(), 0)), CKR_OK);
-    assert_eq!(
-        ck!(C_FindObjects(t.s, null_mut(), 8, &mut n)),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_FindObjects(t.s, h.as_mut_ptr(), 8, null_mut())),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(ck!(C_FindObjects(t.s, h.as_mut_ptr(), 8, &mut n)), CKR_OK);
+    let np = ptr(&mut n);
+    check([
+        row!(C_FindObjects(BAD_SESSION, h, 8, np) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_FindObjects(t.s, h, 8, np) => CKR_OPERATION_NOT_INITIALIZED),
+        row!(C_FindObjectsInit(t.s, null_mut(), 0) => CKR_OK),
+        row!(C_FindObjects(t.s, null_mut(), 8, np) => CKR_ARGUMENTS_BAD),
+        row!(C_FindObjects(t.s, h, 8, null_mut()) => CKR_ARGUMENTS_BAD),
+        row!(C_FindObjects(t.s, h, 8, np) => CKR_OK),
+    ]);
     assert_eq!(n, 4, "two key pairs");
-    assert_eq!(ck!(C_FindObjectsFinal(t.s)), CKR_OK);
+    row!(C_FindObjectsFinal(t.s) => CKR_OK).check();
 }
 
 #[test]
 fn c_find_objects_final_bad_session_and_not_initialized() {
     let t = token();
-    assert_eq!(
-        ck!(C_FindObjectsFinal(BAD_SESSION)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(ck!(C_FindObjectsFinal(t.s)), CKR_OPERATION_NOT_INITIALIZED);
-    assert_eq!(ck!(C_FindObjectsInit(t.s, null_mut(), 0)), CKR_OK);
-    assert_eq!(ck!(C_FindObjectsFinal(t.s)), CKR_OK);
-    assert_eq!(ck!(C_FindObjectsFinal(t.s)), CKR_OPERATION_NOT_INITIALIZED);
-}
-
-// ---------------------------------------------------------------------------
-// Encryption (§5.8): not supported.
-
-#[test]
-fn c_encrypt_init_encrypt_update_final_are_not_supported() {
-    let t = token();
-    let mut m = mech(CKM_RSA_PKCS);
-    let mut data = [1u8; 16];
-    let mut out = [0u8; 128];
-    let mut n: CK_ULONG = 128;
-    assert_eq!(
-        ck!(C_EncryptInit(t.s, &mut m, t.rsa_pub)),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
-    assert_eq!(
-        ck!(C_Encrypt(
-            t.s,
-            data.as_mut_ptr(),
-            16,
-            out.as_mut_ptr(),
-            &mut n
-        )),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
-    assert_eq!(
-        ck!(C_EncryptUpdate(
-            t.s,
-            data.as_mut_ptr(),
-            16,
-            out.as_mut_ptr(),
-            &mut n
-        )),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
-    assert_eq!(
-        ck!(C_EncryptFinal(t.s, out.as_mut_ptr(), &mut n)),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
-    assert_eq!(n, 128, "nothing written");
+    check([
+        row!(C_FindObjectsFinal(BAD_SESSION) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_FindObjectsFinal(t.s) => CKR_OPERATION_NOT_INITIALIZED),
+        row!(C_FindObjectsInit(t.s, null_mut(), 0) => CKR_OK),
+        row!(C_FindObjectsFinal(t.s) => CKR_OK),
+        row!(C_FindObjectsFinal(t.s) => CKR_OPERATION_NOT_INITIALIZED),
+    ]);
 }
 
 // ---------------------------------------------------------------------------
@@ -1205,34 +1253,15 @@ fn c_encrypt_init_encrypt_update_final_are_not_supported() {
 #[test]
 fn c_decrypt_init_bad_session_bad_key_wrong_mechanism_and_active() {
     let t = token();
-    let mut m = mech(CKM_RSA_X_509);
-    assert_eq!(
-        ck!(C_DecryptInit(BAD_SESSION, &mut m, t.rsa_priv)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_DecryptInit(t.s, &mut m, BAD_OBJECT)),
-        CKR_KEY_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_DecryptInit(t.s, &mut m, t.ec_priv)),
-        CKR_KEY_TYPE_INCONSISTENT
-    );
-    let mut ecdsa = mech(CKM_ECDSA);
-    assert_eq!(
-        ck!(C_DecryptInit(t.s, &mut ecdsa, t.rsa_priv)),
-        CKR_MECHANISM_INVALID
-    );
-    assert_eq!(ck!(C_DecryptInit(t.s, &mut m, t.rsa_priv)), CKR_OK);
-    assert_eq!(
-        ck!(C_DecryptInit(t.s, &mut m, t.rsa_priv)),
-        CKR_OPERATION_ACTIVE
-    );
-    let rv = ck!(C_DecryptInit(t.s, null_mut(), t.rsa_priv));
-    check_terminate(rv, || {
-        let mut n: CK_ULONG = 0;
-        ck!(C_DecryptFinal(t.s, null_mut(), &mut n)) == CKR_OPERATION_NOT_INITIALIZED
-    });
+    let (m, ecdsa): (Mech, Mech) = (&mut mech(CKM_RSA_X_509), &mut mech(CKM_ECDSA));
+    check([
+        row!(C_DecryptInit(BAD_SESSION, m, t.rsa_priv) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_DecryptInit(t.s, m, BAD_OBJECT) => CKR_KEY_HANDLE_INVALID),
+        row!(C_DecryptInit(t.s, m, t.ec_priv) => CKR_KEY_TYPE_INCONSISTENT),
+        row!(C_DecryptInit(t.s, ecdsa, t.rsa_priv) => CKR_MECHANISM_INVALID),
+    ]);
+    let ended = row!(C_DecryptFinal(t.s, null_mut(), &mut 0) => CKR_OPERATION_NOT_INITIALIZED);
+    starts_then_terminates(op_init!(C_DecryptInit, t.rsa_priv), t.s, m, ended);
 }
 
 /// RSA-1024 ciphertext for CKM_RSA_X_509: the number 2.
@@ -1242,186 +1271,55 @@ fn two() -> [u8; 128] {
     c
 }
 
+/// The output of an RSA-1024 decryption.
+fn rsa_1024_output() -> Output<'static> {
+    Output {
+        room: 128,
+        len_ok: &|len| assert!((100..=128).contains(&len), "RSA-1024 output: {len}"),
+        after: Box::new(|_, _| {}),
+    }
+}
+
 #[test]
 fn c_decrypt_not_initialized_size_query_and_short_buffer() {
     let t = token();
     let mut c = two();
-    let mut out = [0u8; 128];
-    let mut n: CK_ULONG = 128;
-    assert_eq!(
-        ck!(C_Decrypt(
-            BAD_SESSION,
-            c.as_mut_ptr(),
-            128,
-            out.as_mut_ptr(),
-            &mut n
-        )),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_Decrypt(
-            t.s,
-            c.as_mut_ptr(),
-            128,
-            out.as_mut_ptr(),
-            &mut n
-        )),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    let mut m = mech(CKM_RSA_X_509);
-    assert_eq!(ck!(C_DecryptInit(t.s, &mut m, t.rsa_priv)), CKR_OK);
-    let mut len: CK_ULONG = 0;
-    assert_eq!(
-        ck!(C_Decrypt(t.s, c.as_mut_ptr(), 128, null_mut(), &mut len)),
-        CKR_OK
-    );
-    assert!((100..=128).contains(&len), "RSA-1024 output: {len}");
-    let mut short = len - 1;
-    assert_eq!(
-        ck!(C_Decrypt(
-            t.s,
-            c.as_mut_ptr(),
-            128,
-            out.as_mut_ptr(),
-            &mut short
-        )),
-        CKR_BUFFER_TOO_SMALL
-    );
-    assert_eq!(short, len);
-    assert!(out.iter().all(|b| *b == 0), "nothing written");
-    let mut full: CK_ULONG = 128;
-    assert_eq!(
-        ck!(C_Decrypt(
-            t.s,
-            c.as_mut_ptr(),
-            128,
-            out.as_mut_ptr(),
-            &mut full
-        )),
-        CKR_OK
-    );
-    assert_eq!(full, len);
-    // The operation ended.
-    assert_eq!(
-        ck!(C_Decrypt(
-            t.s,
-            c.as_mut_ptr(),
-            128,
-            out.as_mut_ptr(),
-            &mut full
-        )),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    assert_eq!(ck!(C_DecryptInit(t.s, &mut m, t.rsa_priv)), CKR_OK);
-    assert_eq!(
-        ck!(C_Decrypt(
-            t.s,
-            c.as_mut_ptr(),
-            128,
-            out.as_mut_ptr(),
-            null_mut()
-        )),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_Decrypt(t.s, null_mut(), 128, out.as_mut_ptr(), &mut full)),
-        CKR_ARGUMENTS_BAD
-    );
+    let init = row!(C_DecryptInit(t.s, &mut mech(CKM_RSA_X_509), t.rsa_priv) => CKR_OK);
+    let decrypt = SinglePart {
+        f: in_out!(C_Decrypt),
+        input: buf(&mut c),
+        out: rsa_1024_output(),
+    };
+    single_part(t.s, init, decrypt);
 }
 
 #[test]
 fn c_decrypt_update_and_final_not_initialized_size_query_and_short_buffer() {
     let t = token();
+    let s = t.s;
     let mut c = two();
-    let mut out = [0u8; 128];
-    let mut n: CK_ULONG = 128;
-    assert_eq!(
-        ck!(C_DecryptUpdate(
-            BAD_SESSION,
-            c.as_mut_ptr(),
-            128,
-            out.as_mut_ptr(),
-            &mut n
-        )),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_DecryptFinal(BAD_SESSION, out.as_mut_ptr(), &mut n)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_DecryptUpdate(
-            t.s,
-            c.as_mut_ptr(),
-            128,
-            out.as_mut_ptr(),
-            &mut n
-        )),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    assert_eq!(
-        ck!(C_DecryptFinal(t.s, out.as_mut_ptr(), &mut n)),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    let mut m = mech(CKM_RSA_X_509);
-    assert_eq!(ck!(C_DecryptInit(t.s, &mut m, t.rsa_priv)), CKR_OK);
-    let mut len: CK_ULONG = 0;
-    assert_eq!(
-        ck!(C_DecryptUpdate(
-            t.s,
-            c.as_mut_ptr(),
-            128,
-            null_mut(),
-            &mut len
-        )),
-        CKR_OK
-    );
-    let mut part_len: CK_ULONG = 128;
-    assert_eq!(
-        ck!(C_DecryptUpdate(
-            t.s,
-            c.as_mut_ptr(),
-            128,
-            out.as_mut_ptr(),
-            &mut part_len
-        )),
-        CKR_OK
-    );
-    assert_eq!(part_len, len);
-    let mut len: CK_ULONG = 0;
-    assert_eq!(ck!(C_DecryptFinal(t.s, null_mut(), &mut len)), CKR_OK);
-    assert!((100..=128).contains(&len), "RSA-1024 output: {len}");
-    let mut short = len - 1;
-    assert_eq!(
-        ck!(C_DecryptFinal(t.s, out.as_mut_ptr(), &mut short)),
-        CKR_BUFFER_TOO_SMALL
-    );
-    assert_eq!(short, len);
-    let mut full: CK_ULONG = 128;
-    assert_eq!(
-        ck!(C_DecryptFinal(t.s, out.as_mut_ptr(), &mut full)),
-        CKR_OK
-    );
-    assert_eq!(full, len);
-    assert_eq!(
-        ck!(C_DecryptFinal(t.s, out.as_mut_ptr(), &mut full)),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    assert_eq!(ck!(C_DecryptInit(t.s, &mut m, t.rsa_priv)), CKR_OK);
-    assert_eq!(
-        ck!(C_DecryptFinal(t.s, out.as_mut_ptr(), null_mut())),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_DecryptUpdate(
-            t.s,
-            null_mut(),
-            4,
-            out.as_mut_ptr(),
-            &mut full
-        )),
-        CKR_ARGUMENTS_BAD
-    );
+    let init = row!(C_DecryptInit(s, &mut mech(CKM_RSA_X_509), t.rsa_priv) => CKR_OK);
+    // A size query, then the part.
+    let feed = |c, o| {
+        let mut len: CK_ULONG = 0;
+        let mut part_len: CK_ULONG = 128;
+        let (len_p, part_len_p) = (ptr(&mut len), ptr(&mut part_len));
+        check([
+            row!(C_DecryptUpdate(s, c, 128, null_mut(), len_p) => CKR_OK),
+            row!(C_DecryptUpdate(s, c, 128, o, part_len_p) => CKR_OK),
+        ]);
+        assert_eq!(part_len, len);
+    };
+    let decrypt = MultiPart {
+        update: in_out!(C_DecryptUpdate),
+        last: named!(C_DecryptFinal(s, o, l)),
+        part: buf(&mut c),
+        null_len: 4,
+        feed: Box::new(feed),
+        short: |len| len - 1,
+        out: rsa_1024_output(),
+    };
+    update_and_final(s, init, decrypt);
 }
 
 // ---------------------------------------------------------------------------
@@ -1430,367 +1328,142 @@ fn c_decrypt_update_and_final_not_initialized_size_query_and_short_buffer() {
 #[test]
 fn c_digest_init_bad_session_wrong_mechanism_and_active() {
     let t = token();
-    let mut m = mech(CKM_SHA256);
-    assert_eq!(
-        ck!(C_DigestInit(BAD_SESSION, &mut m)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    let mut ecdsa = mech(CKM_ECDSA);
-    assert_eq!(ck!(C_DigestInit(t.s, &mut ecdsa)), CKR_MECHANISM_INVALID);
-    assert_eq!(ck!(C_DigestInit(t.s, &mut m)), CKR_OK);
-    assert_eq!(ck!(C_DigestInit(t.s, &mut m)), CKR_OPERATION_ACTIVE);
-    let rv = ck!(C_DigestInit(t.s, null_mut()));
-    check_terminate(rv, || {
-        let mut n: CK_ULONG = 0;
-        ck!(C_DigestFinal(t.s, null_mut(), &mut n)) == CKR_OPERATION_NOT_INITIALIZED
-    });
+    let (m, ecdsa): (Mech, Mech) = (&mut mech(CKM_SHA256), &mut mech(CKM_ECDSA));
+    check([
+        row!(C_DigestInit(BAD_SESSION, m) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_DigestInit(t.s, ecdsa) => CKR_MECHANISM_INVALID),
+    ]);
+    let ended = row!(C_DigestFinal(t.s, null_mut(), &mut 0) => CKR_OPERATION_NOT_INITIALIZED);
+    starts_then_terminates(op_init!(C_DigestInit), t.s, m, ended);
 }
 
 #[test]
 fn c_digest_not_initialized_size_query_and_short_buffer() {
     let t = token();
     let mut data = *b"abc";
-    let mut out = [0u8; 64];
-    let mut n: CK_ULONG = 64;
-    assert_eq!(
-        ck!(C_Digest(
-            BAD_SESSION,
-            data.as_mut_ptr(),
-            3,
-            out.as_mut_ptr(),
-            &mut n
-        )),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_Digest(
-            t.s,
-            data.as_mut_ptr(),
-            3,
-            out.as_mut_ptr(),
-            &mut n
-        )),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    let mut m = mech(CKM_SHA256);
-    assert_eq!(ck!(C_DigestInit(t.s, &mut m)), CKR_OK);
-    let mut len: CK_ULONG = 0;
-    assert_eq!(
-        ck!(C_Digest(t.s, data.as_mut_ptr(), 3, null_mut(), &mut len)),
-        CKR_OK
-    );
-    assert_eq!(len, 32);
-    let mut short: CK_ULONG = 31;
-    assert_eq!(
-        ck!(C_Digest(
-            t.s,
-            data.as_mut_ptr(),
-            3,
-            out.as_mut_ptr(),
-            &mut short
-        )),
-        CKR_BUFFER_TOO_SMALL
-    );
-    assert_eq!(short, 32);
-    assert!(out.iter().all(|b| *b == 0), "nothing written");
-    let mut full: CK_ULONG = 64;
-    assert_eq!(
-        ck!(C_Digest(
-            t.s,
-            data.as_mut_ptr(),
-            3,
-            out.as_mut_ptr(),
-            &mut full
-        )),
-        CKR_OK
-    );
-    assert_eq!(&out[..full as usize], Sha256::digest(b"abc").as_slice());
-    assert_eq!(
-        ck!(C_Digest(
-            t.s,
-            data.as_mut_ptr(),
-            3,
-            out.as_mut_ptr(),
-            &mut full
-        )),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    assert_eq!(ck!(C_DigestInit(t.s, &mut m)), CKR_OK);
-    assert_eq!(
-        ck!(C_Digest(
-            t.s,
-            data.as_mut_ptr(),
-            3,
-            out.as_mut_ptr(),
-            null_mut()
-        )),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_Digest(t.s, null_mut(), 3, out.as_mut_ptr(), &mut full)),
-        CKR_ARGUMENTS_BAD
-    );
+    let digest = SinglePart {
+        f: in_out!(C_Digest),
+        input: buf(&mut data),
+        out: sha256_of(b"abc"),
+    };
+    single_part(t.s, sha256_init(t.s), digest);
 }
 
 #[test]
 fn c_digest_update_and_final_not_initialized_size_query_and_short_buffer() {
     let t = token();
     let mut part = *b"ab";
-    let mut out = [0u8; 64];
-    let mut n: CK_ULONG = 64;
-    assert_eq!(
-        ck!(C_DigestUpdate(BAD_SESSION, part.as_mut_ptr(), 2)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_DigestFinal(BAD_SESSION, out.as_mut_ptr(), &mut n)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_DigestUpdate(t.s, part.as_mut_ptr(), 2)),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    assert_eq!(
-        ck!(C_DigestFinal(t.s, out.as_mut_ptr(), &mut n)),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    let mut m = mech(CKM_SHA256);
-    assert_eq!(ck!(C_DigestInit(t.s, &mut m)), CKR_OK);
-    assert_eq!(ck!(C_DigestUpdate(t.s, part.as_mut_ptr(), 2)), CKR_OK);
-    assert_eq!(ck!(C_DigestUpdate(t.s, part.as_mut_ptr(), 2)), CKR_OK);
-    let mut len: CK_ULONG = 0;
-    assert_eq!(ck!(C_DigestFinal(t.s, null_mut(), &mut len)), CKR_OK);
-    assert_eq!(len, 32);
-    let mut short: CK_ULONG = 0;
-    assert_eq!(
-        ck!(C_DigestFinal(t.s, out.as_mut_ptr(), &mut short)),
-        CKR_BUFFER_TOO_SMALL
-    );
-    assert_eq!(short, 32);
-    let mut full: CK_ULONG = 64;
-    assert_eq!(ck!(C_DigestFinal(t.s, out.as_mut_ptr(), &mut full)), CKR_OK);
-    assert_eq!(&out[..full as usize], Sha256::digest(b"abab").as_slice());
-    assert_eq!(
-        ck!(C_DigestFinal(t.s, out.as_mut_ptr(), &mut full)),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    assert_eq!(ck!(C_DigestInit(t.s, &mut m)), CKR_OK);
-    assert_eq!(
-        ck!(C_DigestFinal(t.s, out.as_mut_ptr(), null_mut())),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(ck!(C_DigestUpdate(t.s, null_mut(), 2)), CKR_ARGUMENTS_BAD);
+    let digest = MultiPart {
+        update: in_out!(C_DigestUpdate, input only),
+        last: named!(C_DigestFinal(s, o, l)),
+        part: buf(&mut part),
+        null_len: 2,
+        feed: Box::new(|p, _| {
+            check([
+                row!(C_DigestUpdate(t.s, p, 2) => CKR_OK),
+                row!(C_DigestUpdate(t.s, p, 2) => CKR_OK),
+            ])
+        }),
+        short: |_| 0,
+        out: sha256_of(b"abab"),
+    };
+    update_and_final(t.s, sha256_init(t.s), digest);
 }
 
 #[test]
 fn c_digest_key_is_not_supported() {
     let t = token();
-    let mut m = mech(CKM_SHA256);
-    assert_eq!(ck!(C_DigestInit(t.s, &mut m)), CKR_OK);
-    assert_eq!(ck!(C_DigestKey(t.s, t.ec_pub)), CKR_FUNCTION_NOT_SUPPORTED);
+    let m: Mech = &mut mech(CKM_SHA256);
+    check([
+        row!(C_DigestInit(t.s, m) => CKR_OK),
+        row!(C_DigestKey(t.s, t.ec_pub) => CKR_FUNCTION_NOT_SUPPORTED),
+    ]);
 }
 
 // ---------------------------------------------------------------------------
 // Signatures (§5.13), with EC P-256.
 
+/// The C_SignInit or C_VerifyInit of a key of the wrong kind (a public key
+/// to sign with, a private one to verify with).
+fn wrong_kind_of_key(name: &str, rv: CK_RV) {
+    assert!(
+        rv == CKR_KEY_FUNCTION_NOT_PERMITTED || rv == CKR_KEY_TYPE_INCONSISTENT,
+        "a key of the wrong kind for {name}: {rv:#x}"
+    );
+}
+
 #[test]
 fn c_sign_init_bad_session_bad_key_wrong_key_or_mechanism_and_active() {
     let t = token();
-    let mut m = mech(CKM_ECDSA);
-    assert_eq!(
-        ck!(C_SignInit(BAD_SESSION, &mut m, t.ec_priv)),
-        CKR_SESSION_HANDLE_INVALID
+    let (m, rsa, sha): (Mech, Mech, Mech) = (
+        &mut mech(CKM_ECDSA),
+        &mut mech(CKM_RSA_PKCS),
+        &mut mech(CKM_SHA256),
     );
-    assert_eq!(
-        ck!(C_SignInit(t.s, &mut m, BAD_OBJECT)),
-        CKR_KEY_HANDLE_INVALID
-    );
-    let rv = ck!(C_SignInit(t.s, &mut m, t.ec_pub));
-    assert!(
-        rv == CKR_KEY_FUNCTION_NOT_PERMITTED || rv == CKR_KEY_TYPE_INCONSISTENT,
-        "a public key for C_SignInit: {rv:#x}"
-    );
-    let mut rsa = mech(CKM_RSA_PKCS);
-    assert_eq!(
-        ck!(C_SignInit(t.s, &mut rsa, t.ec_priv)),
-        CKR_KEY_TYPE_INCONSISTENT
-    );
-    let mut sha = mech(CKM_SHA256);
-    assert_eq!(
-        ck!(C_SignInit(t.s, &mut sha, t.ec_priv)),
-        CKR_MECHANISM_INVALID
-    );
-    assert_eq!(ck!(C_SignInit(t.s, &mut m, t.ec_priv)), CKR_OK);
-    assert_eq!(
-        ck!(C_SignInit(t.s, &mut m, t.ec_priv)),
-        CKR_OPERATION_ACTIVE
-    );
-    let rv = ck!(C_SignInit(t.s, null_mut(), t.ec_priv));
-    check_terminate(rv, || {
-        let mut n: CK_ULONG = 0;
-        ck!(C_SignFinal(t.s, null_mut(), &mut n)) == CKR_OPERATION_NOT_INITIALIZED
-    });
+    check([
+        row!(C_SignInit(BAD_SESSION, m, t.ec_priv) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_SignInit(t.s, m, BAD_OBJECT) => CKR_KEY_HANDLE_INVALID),
+    ]);
+    wrong_kind_of_key("C_SignInit", ck!(C_SignInit(t.s, m, t.ec_pub)));
+    check([
+        row!(C_SignInit(t.s, rsa, t.ec_priv) => CKR_KEY_TYPE_INCONSISTENT),
+        row!(C_SignInit(t.s, sha, t.ec_priv) => CKR_MECHANISM_INVALID),
+    ]);
+    let ended = row!(C_SignFinal(t.s, null_mut(), &mut 0) => CKR_OPERATION_NOT_INITIALIZED);
+    starts_then_terminates(op_init!(C_SignInit, t.ec_priv), t.s, m, ended);
 }
 
 #[test]
 fn c_sign_not_initialized_size_query_and_short_buffer() {
     let t = token();
     let mut data = [0x11u8; 32];
-    let mut sig = [0u8; 128];
-    let mut n: CK_ULONG = 128;
-    assert_eq!(
-        ck!(C_Sign(
-            BAD_SESSION,
-            data.as_mut_ptr(),
-            32,
-            sig.as_mut_ptr(),
-            &mut n
-        )),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_Sign(t.s, data.as_mut_ptr(), 32, sig.as_mut_ptr(), &mut n)),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    let mut m = mech(CKM_ECDSA);
-    assert_eq!(ck!(C_SignInit(t.s, &mut m, t.ec_priv)), CKR_OK);
-    let mut len: CK_ULONG = 0;
-    assert_eq!(
-        ck!(C_Sign(t.s, data.as_mut_ptr(), 32, null_mut(), &mut len)),
-        CKR_OK
-    );
-    assert_eq!(len, 64, "r‖s of P-256");
-    let mut short: CK_ULONG = 63;
-    assert_eq!(
-        ck!(C_Sign(
-            t.s,
-            data.as_mut_ptr(),
-            32,
-            sig.as_mut_ptr(),
-            &mut short
-        )),
-        CKR_BUFFER_TOO_SMALL
-    );
-    assert_eq!(short, 64);
-    assert!(sig.iter().all(|b| *b == 0), "nothing written");
-    let mut full: CK_ULONG = 128;
-    assert_eq!(
-        ck!(C_Sign(
-            t.s,
-            data.as_mut_ptr(),
-            32,
-            sig.as_mut_ptr(),
-            &mut full
-        )),
-        CKR_OK
-    );
-    assert_eq!(full, 64);
-    assert_eq!(
-        ck!(C_Sign(
-            t.s,
-            data.as_mut_ptr(),
-            32,
-            sig.as_mut_ptr(),
-            &mut full
-        )),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    // The signature the size query announced is a good one.
-    assert_eq!(ck!(C_VerifyInit(t.s, &mut m, t.ec_pub)), CKR_OK);
-    assert_eq!(
-        ck!(C_Verify(t.s, data.as_mut_ptr(), 32, sig.as_mut_ptr(), 64)),
-        CKR_OK
-    );
-    assert_eq!(ck!(C_SignInit(t.s, &mut m, t.ec_priv)), CKR_OK);
-    assert_eq!(
-        ck!(C_Sign(
-            t.s,
-            data.as_mut_ptr(),
-            32,
-            sig.as_mut_ptr(),
-            null_mut()
-        )),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_Sign(t.s, null_mut(), 32, sig.as_mut_ptr(), &mut full)),
-        CKR_ARGUMENTS_BAD
-    );
+    let m: Mech = &mut mech(CKM_ECDSA);
+    let sign = SinglePart {
+        f: in_out!(C_Sign),
+        input: buf(&mut data),
+        out: Output {
+            room: 128,
+            len_ok: &|len| assert_eq!(len, 64, "r‖s of P-256"),
+            // The signature the size query announced is a good one.
+            after: Box::new(|d, sig| {
+                let sig = sig.as_ptr() as *mut u8;
+                check([
+                    row!(C_VerifyInit(t.s, m, t.ec_pub) => CKR_OK),
+                    row!(C_Verify(t.s, d, 32, sig, 64) => CKR_OK),
+                ])
+            }),
+        },
+    };
+    single_part(t.s, row!(C_SignInit(t.s, m, t.ec_priv) => CKR_OK), sign);
 }
 
 #[test]
 fn c_sign_update_and_final_not_initialized_size_query_and_short_buffer() {
     let t = token();
+    let m: Mech = &mut mech(CKM_ECDSA_SHA256);
     let mut part = *b"part";
-    let mut sig = [0u8; 128];
-    let mut n: CK_ULONG = 128;
-    assert_eq!(
-        ck!(C_SignUpdate(BAD_SESSION, part.as_mut_ptr(), 4)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_SignFinal(BAD_SESSION, sig.as_mut_ptr(), &mut n)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_SignUpdate(t.s, part.as_mut_ptr(), 4)),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    assert_eq!(
-        ck!(C_SignFinal(t.s, sig.as_mut_ptr(), &mut n)),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    let mut m = mech(CKM_ECDSA_SHA256);
-    assert_eq!(ck!(C_SignInit(t.s, &mut m, t.ec_priv)), CKR_OK);
-    assert_eq!(ck!(C_SignUpdate(t.s, part.as_mut_ptr(), 4)), CKR_OK);
-    let mut len: CK_ULONG = 0;
-    assert_eq!(ck!(C_SignFinal(t.s, null_mut(), &mut len)), CKR_OK);
-    assert_eq!(len, 64);
-    let mut short: CK_ULONG = 10;
-    assert_eq!(
-        ck!(C_SignFinal(t.s, sig.as_mut_ptr(), &mut short)),
-        CKR_BUFFER_TOO_SMALL
-    );
-    assert_eq!(short, 64);
-    let mut full: CK_ULONG = 128;
-    assert_eq!(ck!(C_SignFinal(t.s, sig.as_mut_ptr(), &mut full)), CKR_OK);
-    assert_eq!(full, 64);
-    assert_eq!(
-        ck!(C_SignFinal(t.s, sig.as_mut_ptr(), &mut full)),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    assert_eq!(ck!(C_VerifyInit(t.s, &mut m, t.ec_pub)), CKR_OK);
-    assert_eq!(ck!(C_VerifyUpdate(t.s, part.as_mut_ptr(), 4)), CKR_OK);
-    assert_eq!(ck!(C_VerifyFinal(t.s, sig.as_mut_ptr(), 64)), CKR_OK);
-    assert_eq!(ck!(C_SignInit(t.s, &mut m, t.ec_priv)), CKR_OK);
-    assert_eq!(
-        ck!(C_SignFinal(t.s, sig.as_mut_ptr(), null_mut())),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(ck!(C_SignUpdate(t.s, null_mut(), 4)), CKR_ARGUMENTS_BAD);
-}
-
-#[test]
-fn c_sign_recover_init_and_sign_recover_are_not_supported() {
-    let t = token();
-    let mut m = mech(CKM_RSA_PKCS);
-    let mut data = [1u8; 16];
-    let mut sig = [0u8; 128];
-    let mut n: CK_ULONG = 128;
-    assert_eq!(
-        ck!(C_SignRecoverInit(t.s, &mut m, t.rsa_priv)),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
-    assert_eq!(
-        ck!(C_SignRecover(
-            t.s,
-            data.as_mut_ptr(),
-            16,
-            sig.as_mut_ptr(),
-            &mut n
-        )),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
+    let after = |p, sig: &[u8]| {
+        let sig = sig.as_ptr() as *mut u8;
+        check([
+            row!(C_VerifyInit(t.s, m, t.ec_pub) => CKR_OK),
+            row!(C_VerifyUpdate(t.s, p, 4) => CKR_OK),
+            row!(C_VerifyFinal(t.s, sig, 64) => CKR_OK),
+        ])
+    };
+    let sign = MultiPart {
+        update: in_out!(C_SignUpdate, input only),
+        last: named!(C_SignFinal(s, o, l)),
+        part: buf(&mut part),
+        null_len: 4,
+        feed: Box::new(|p, _| row!(C_SignUpdate(t.s, p, 4) => CKR_OK).check()),
+        short: |_| 10,
+        out: Output {
+            room: 128,
+            len_ok: &|len| assert_eq!(len, 64),
+            after: Box::new(after),
+        },
+    };
+    update_and_final(t.s, row!(C_SignInit(t.s, m, t.ec_priv) => CKR_OK), sign);
 }
 
 // ---------------------------------------------------------------------------
@@ -1799,30 +1472,16 @@ fn c_sign_recover_init_and_sign_recover_are_not_supported() {
 #[test]
 fn c_verify_init_bad_session_bad_key_private_key_and_active() {
     let t = token();
-    let mut m = mech(CKM_ECDSA);
-    assert_eq!(
-        ck!(C_VerifyInit(BAD_SESSION, &mut m, t.ec_pub)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_VerifyInit(t.s, &mut m, BAD_OBJECT)),
-        CKR_KEY_HANDLE_INVALID
-    );
-    let rv = ck!(C_VerifyInit(t.s, &mut m, t.ec_priv));
-    assert!(
-        rv == CKR_KEY_FUNCTION_NOT_PERMITTED || rv == CKR_KEY_TYPE_INCONSISTENT,
-        "a private key for C_VerifyInit: {rv:#x}"
-    );
-    assert_eq!(ck!(C_VerifyInit(t.s, &mut m, t.ec_pub)), CKR_OK);
-    assert_eq!(
-        ck!(C_VerifyInit(t.s, &mut m, t.ec_pub)),
-        CKR_OPERATION_ACTIVE
-    );
-    let rv = ck!(C_VerifyInit(t.s, null_mut(), t.ec_pub));
-    check_terminate(rv, || {
-        let mut sig = [0u8; 64];
-        ck!(C_VerifyFinal(t.s, sig.as_mut_ptr(), 64)) == CKR_OPERATION_NOT_INITIALIZED
-    });
+    let m: Mech = &mut mech(CKM_ECDSA);
+    check([
+        row!(C_VerifyInit(BAD_SESSION, m, t.ec_pub) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_VerifyInit(t.s, m, BAD_OBJECT) => CKR_KEY_HANDLE_INVALID),
+    ]);
+    wrong_kind_of_key("C_VerifyInit", ck!(C_VerifyInit(t.s, m, t.ec_priv)));
+    let mut sig = [0u8; 64];
+    let sig = sig.as_mut_ptr();
+    let ended = row!(C_VerifyFinal(t.s, sig, 64) => CKR_OPERATION_NOT_INITIALIZED);
+    starts_then_terminates(op_init!(C_VerifyInit, t.ec_pub), t.s, m, ended);
 }
 
 #[test]
@@ -1830,43 +1489,25 @@ fn c_verify_not_initialized_signature_length_and_invalid_signature() {
     let t = token();
     let mut data = [0x22u8; 32];
     let mut sig = [0u8; 64];
-    assert_eq!(
-        ck!(C_Verify(
-            BAD_SESSION,
-            data.as_mut_ptr(),
-            32,
-            sig.as_mut_ptr(),
-            64
-        )),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_Verify(t.s, data.as_mut_ptr(), 32, sig.as_mut_ptr(), 64)),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    let mut m = mech(CKM_ECDSA);
-    assert_eq!(ck!(C_VerifyInit(t.s, &mut m, t.ec_pub)), CKR_OK);
-    assert_eq!(
-        ck!(C_Verify(t.s, data.as_mut_ptr(), 32, sig.as_mut_ptr(), 10)),
-        CKR_SIGNATURE_LEN_RANGE
-    );
-    // Every result but a size query ends the verification.
-    assert_eq!(
-        ck!(C_Verify(t.s, data.as_mut_ptr(), 32, sig.as_mut_ptr(), 64)),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    assert_eq!(ck!(C_VerifyInit(t.s, &mut m, t.ec_pub)), CKR_OK);
+    let (d, s) = (data.as_mut_ptr(), sig.as_mut_ptr());
+    let m: Mech = &mut mech(CKM_ECDSA);
+    check([
+        row!(C_Verify(BAD_SESSION, d, 32, s, 64) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_Verify(t.s, d, 32, s, 64) => CKR_OPERATION_NOT_INITIALIZED),
+        row!(C_VerifyInit(t.s, m, t.ec_pub) => CKR_OK),
+        row!(C_Verify(t.s, d, 32, s, 10) => CKR_SIGNATURE_LEN_RANGE),
+        // Every result but a size query ends the verification.
+        row!(C_Verify(t.s, d, 32, s, 64) => CKR_OPERATION_NOT_INITIALIZED),
+        row!(C_VerifyInit(t.s, m, t.ec_pub) => CKR_OK),
+    ]);
     sig[31] = 1;
     sig[63] = 1;
-    assert_eq!(
-        ck!(C_Verify(t.s, data.as_mut_ptr(), 32, sig.as_mut_ptr(), 64)),
-        CKR_SIGNATURE_INVALID
-    );
-    assert_eq!(ck!(C_VerifyInit(t.s, &mut m, t.ec_pub)), CKR_OK);
-    assert_eq!(
-        ck!(C_Verify(t.s, data.as_mut_ptr(), 32, null_mut(), 64)),
-        CKR_ARGUMENTS_BAD
-    );
+    let s = sig.as_mut_ptr();
+    check([
+        row!(C_Verify(t.s, d, 32, s, 64) => CKR_SIGNATURE_INVALID),
+        row!(C_VerifyInit(t.s, m, t.ec_pub) => CKR_OK),
+        row!(C_Verify(t.s, d, 32, null_mut(), 64) => CKR_ARGUMENTS_BAD),
+    ]);
 }
 
 #[test]
@@ -1874,211 +1515,137 @@ fn c_verify_update_and_final_not_initialized_and_invalid_signature() {
     let t = token();
     let mut part = *b"part";
     let mut sig = [0u8; 64];
-    assert_eq!(
-        ck!(C_VerifyUpdate(BAD_SESSION, part.as_mut_ptr(), 4)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_VerifyFinal(BAD_SESSION, sig.as_mut_ptr(), 64)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_VerifyUpdate(t.s, part.as_mut_ptr(), 4)),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    assert_eq!(
-        ck!(C_VerifyFinal(t.s, sig.as_mut_ptr(), 64)),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    let mut m = mech(CKM_ECDSA_SHA256);
-    assert_eq!(ck!(C_VerifyInit(t.s, &mut m, t.ec_pub)), CKR_OK);
-    assert_eq!(ck!(C_VerifyUpdate(t.s, part.as_mut_ptr(), 4)), CKR_OK);
+    let (p, s) = (part.as_mut_ptr(), sig.as_mut_ptr());
+    let m: Mech = &mut mech(CKM_ECDSA_SHA256);
+    check([
+        row!(C_VerifyUpdate(BAD_SESSION, p, 4) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_VerifyFinal(BAD_SESSION, s, 64) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_VerifyUpdate(t.s, p, 4) => CKR_OPERATION_NOT_INITIALIZED),
+        row!(C_VerifyFinal(t.s, s, 64) => CKR_OPERATION_NOT_INITIALIZED),
+        row!(C_VerifyInit(t.s, m, t.ec_pub) => CKR_OK),
+        row!(C_VerifyUpdate(t.s, p, 4) => CKR_OK),
+    ]);
     sig[31] = 1;
     sig[63] = 1;
-    assert_eq!(
-        ck!(C_VerifyFinal(t.s, sig.as_mut_ptr(), 64)),
-        CKR_SIGNATURE_INVALID
-    );
-    assert_eq!(
-        ck!(C_VerifyFinal(t.s, sig.as_mut_ptr(), 64)),
-        CKR_OPERATION_NOT_INITIALIZED
-    );
-    assert_eq!(ck!(C_VerifyInit(t.s, &mut m, t.ec_pub)), CKR_OK);
-    assert_eq!(ck!(C_VerifyUpdate(t.s, null_mut(), 4)), CKR_ARGUMENTS_BAD);
-    assert_eq!(ck!(C_VerifyFinal(t.s, null_mut(), 64)), CKR_ARGUMENTS_BAD);
-}
-
-#[test]
-fn c_verify_recover_init_and_verify_recover_are_not_supported() {
-    let t = token();
-    let mut m = mech(CKM_RSA_PKCS);
-    let mut sig = [1u8; 128];
-    let mut data = [0u8; 128];
-    let mut n: CK_ULONG = 128;
-    assert_eq!(
-        ck!(C_VerifyRecoverInit(t.s, &mut m, t.rsa_pub)),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
-    assert_eq!(
-        ck!(C_VerifyRecover(
-            t.s,
-            sig.as_mut_ptr(),
-            128,
-            data.as_mut_ptr(),
-            &mut n
-        )),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
+    let s = sig.as_mut_ptr();
+    check([
+        row!(C_VerifyFinal(t.s, s, 64) => CKR_SIGNATURE_INVALID),
+        row!(C_VerifyFinal(t.s, s, 64) => CKR_OPERATION_NOT_INITIALIZED),
+        row!(C_VerifyInit(t.s, m, t.ec_pub) => CKR_OK),
+        row!(C_VerifyUpdate(t.s, null_mut(), 4) => CKR_ARGUMENTS_BAD),
+        row!(C_VerifyFinal(t.s, null_mut(), 64) => CKR_ARGUMENTS_BAD),
+    ]);
 }
 
 // ---------------------------------------------------------------------------
-// Dual-function operations (§5.17): not supported.
+// What the module does not support: encryption (§5.8), the message-based
+// functions (§5.9, §5.11, §5.14, §5.16), signatures with recovery (§5.13,
+// §5.15) and the dual-function updates (§5.17).
 
-#[test]
-fn c_digest_encrypt_decrypt_digest_sign_encrypt_decrypt_verify_update_are_not_supported() {
-    let t = token();
-    let mut part = [1u8; 16];
-    let mut out = [0u8; 16];
-    let mut n: CK_ULONG = 16;
-    let p = part.as_mut_ptr();
-    let o = out.as_mut_ptr();
-    assert_eq!(
-        ck!(C_DigestEncryptUpdate(t.s, p, 16, o, &mut n)),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
-    assert_eq!(
-        ck!(C_DecryptDigestUpdate(t.s, p, 16, o, &mut n)),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
-    assert_eq!(
-        ck!(C_SignEncryptUpdate(t.s, p, 16, o, &mut n)),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
-    assert_eq!(
-        ck!(C_DecryptVerifyUpdate(t.s, p, 16, o, &mut n)),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
-    assert_eq!(n, 16, "nothing written");
+/// The groups of functions the module does not support, a test each.
+#[derive(Clone, Copy, PartialEq)]
+enum Unsupported {
+    Encrypt,
+    SignRecover,
+    VerifyRecover,
+    Dual,
+    MessageEncrypt,
+    MessageDecrypt,
+    MessageSign,
+    MessageVerify,
 }
 
-// ---------------------------------------------------------------------------
-// Message-based functions (§5.9, §5.11, §5.14, §5.16): not supported.
-
-#[test]
-fn c_message_encrypt_init_encrypt_message_begin_next_final_are_not_supported() {
+/// One table for every group, step by step; a test checks the rows of its
+/// group, in table order, and that no output length was written.
+fn not_supported(group: Unsupported) {
+    use Unsupported::*;
     let t = token();
-    let mut m = mech(CKM_AES_GCM);
-    let mut buf = [0u8; 16];
-    let mut out = [0u8; 32];
-    let mut n: CK_ULONG = 32;
-    let (b, o) = (buf.as_mut_ptr(), out.as_mut_ptr());
-    let ns = CKR_FUNCTION_NOT_SUPPORTED;
-    assert_eq!(ck!(C_MessageEncryptInit(t.s, &mut m, t.ec_priv)), ns);
-    assert_eq!(
-        ck!(C_MessageEncryptInit(t.s, null_mut(), t.ec_priv)),
-        CKR_ARGUMENTS_BAD
+    let (rsa, gcm, ecdsa): (Mech, Mech, Mech) = (
+        &mut mech(CKM_RSA_PKCS),
+        &mut mech(CKM_AES_GCM),
+        &mut mech(CKM_ECDSA),
     );
+    // Inputs: ones for data, signatures and parts; zeros for the
+    // message-based data and parameters.
+    let (mut ones, mut zeros) = ([1u8; 128], [0u8; 16]);
+    let (one, b) = (ones.as_mut_ptr(), zeros.as_mut_ptr());
     let pv = b as *mut c_void;
-    assert_eq!(
-        ck!(C_EncryptMessage(t.s, pv, 16, b, 16, b, 16, o, &mut n)),
-        ns
+    // Outputs, and their lengths: 128 bytes for the single-part functions,
+    // 16 for the dual ones, 32 for messages and 64 for their signatures.
+    let (mut out, mut sig) = ([0u8; 128], [0u8; 64]);
+    let (o, sg) = (out.as_mut_ptr(), sig.as_mut_ptr());
+    let mut lens: [CK_ULONG; 4] = [128, 16, 32, 64];
+    let [n, n16, n32, n64] = lens.each_mut().map(|l| l as *mut CK_ULONG);
+    let (s, end) = (t.s, CKF_END_OF_MESSAGE);
+    let (ns, bad) = (CKR_FUNCTION_NOT_SUPPORTED, CKR_ARGUMENTS_BAD);
+    let table = [
+        row!(Encrypt: C_EncryptInit(s, rsa, t.rsa_pub) => ns),
+        row!(SignRecover: C_SignRecoverInit(s, rsa, t.rsa_priv) => ns),
+        row!(VerifyRecover: C_VerifyRecoverInit(s, rsa, t.rsa_pub) => ns),
+        row!(MessageEncrypt: C_MessageEncryptInit(s, gcm, t.ec_priv) => ns),
+        row!(MessageDecrypt: C_MessageDecryptInit(s, gcm, t.ec_priv) => ns),
+        row!(MessageSign: C_MessageSignInit(s, ecdsa, t.ec_priv) => ns),
+        row!(MessageVerify: C_MessageVerifyInit(s, ecdsa, t.ec_pub) => ns),
+        row!(MessageEncrypt: C_MessageEncryptInit(s, null_mut(), t.ec_priv) => bad),
+        row!(MessageDecrypt: C_MessageDecryptInit(s, null_mut(), t.ec_priv) => bad),
+        row!(MessageSign: C_MessageSignInit(s, null_mut(), t.ec_priv) => bad),
+        row!(MessageVerify: C_MessageVerifyInit(s, null_mut(), t.ec_pub) => bad),
+        row!(Encrypt: C_Encrypt(s, one, 16, o, n) => ns),
+        row!(SignRecover: C_SignRecover(s, one, 16, o, n) => ns),
+        row!(VerifyRecover: C_VerifyRecover(s, one, 128, o, n) => ns),
+        row!(Encrypt: C_EncryptUpdate(s, one, 16, o, n) => ns),
+        row!(Dual: C_DigestEncryptUpdate(s, one, 16, o, n16) => ns),
+        row!(Dual: C_DecryptDigestUpdate(s, one, 16, o, n16) => ns),
+        row!(Dual: C_SignEncryptUpdate(s, one, 16, o, n16) => ns),
+        row!(Dual: C_DecryptVerifyUpdate(s, one, 16, o, n16) => ns),
+        row!(Encrypt: C_EncryptFinal(s, o, n) => ns),
+        row!(MessageEncrypt: C_EncryptMessage(s, pv, 16, b, 16, b, 16, o, n32) => ns),
+        row!(MessageDecrypt: C_DecryptMessage(s, pv, 16, b, 16, b, 16, o, n32) => ns),
+        row!(MessageSign: C_SignMessage(s, null_mut(), 0, b, 16, sg, n64) => ns),
+        row!(MessageVerify: C_VerifyMessage(s, null_mut(), 0, b, 16, sg, 64) => ns),
+        row!(MessageEncrypt: C_EncryptMessageBegin(s, pv, 16, b, 16) => ns),
+        row!(MessageDecrypt: C_DecryptMessageBegin(s, pv, 16, b, 16) => ns),
+        row!(MessageSign: C_SignMessageBegin(s, null_mut(), 0) => ns),
+        row!(MessageVerify: C_VerifyMessageBegin(s, null_mut(), 0) => ns),
+        row!(MessageEncrypt: C_EncryptMessageNext(s, pv, 16, b, 16, o, n32, end) => ns),
+        row!(MessageDecrypt: C_DecryptMessageNext(s, pv, 16, b, 16, o, n32, end) => ns),
+        row!(MessageSign: C_SignMessageNext(s, null_mut(), 0, b, 16, sg, n64) => ns),
+        row!(MessageVerify: C_VerifyMessageNext(s, null_mut(), 0, b, 16, sg, 64) => ns),
+        row!(MessageEncrypt: C_MessageEncryptFinal(s) => ns),
+        row!(MessageDecrypt: C_MessageDecryptFinal(s) => ns),
+        row!(MessageSign: C_MessageSignFinal(s) => ns),
+        row!(MessageVerify: C_MessageVerifyFinal(s) => ns),
+    ];
+    check(
+        table
+            .into_iter()
+            .filter(|(g, _)| *g == group)
+            .map(|(_, row)| row),
     );
-    assert_eq!(ck!(C_EncryptMessageBegin(t.s, pv, 16, b, 16)), ns);
-    assert_eq!(
-        ck!(C_EncryptMessageNext(
-            t.s,
-            pv,
-            16,
-            b,
-            16,
-            o,
-            &mut n,
-            CKF_END_OF_MESSAGE
-        )),
-        ns
-    );
-    assert_eq!(ck!(C_MessageEncryptFinal(t.s)), ns);
+    assert_eq!(lens, [128, 16, 32, 64], "nothing written");
 }
 
-#[test]
-fn c_message_decrypt_init_decrypt_message_begin_next_final_are_not_supported() {
-    let t = token();
-    let mut m = mech(CKM_AES_GCM);
-    let mut buf = [0u8; 16];
-    let mut out = [0u8; 32];
-    let mut n: CK_ULONG = 32;
-    let (b, o) = (buf.as_mut_ptr(), out.as_mut_ptr());
-    let ns = CKR_FUNCTION_NOT_SUPPORTED;
-    assert_eq!(ck!(C_MessageDecryptInit(t.s, &mut m, t.ec_priv)), ns);
-    assert_eq!(
-        ck!(C_MessageDecryptInit(t.s, null_mut(), t.ec_priv)),
-        CKR_ARGUMENTS_BAD
-    );
-    let pv = b as *mut c_void;
-    assert_eq!(
-        ck!(C_DecryptMessage(t.s, pv, 16, b, 16, b, 16, o, &mut n)),
-        ns
-    );
-    assert_eq!(ck!(C_DecryptMessageBegin(t.s, pv, 16, b, 16)), ns);
-    assert_eq!(
-        ck!(C_DecryptMessageNext(
-            t.s,
-            pv,
-            16,
-            b,
-            16,
-            o,
-            &mut n,
-            CKF_END_OF_MESSAGE
-        )),
-        ns
-    );
-    assert_eq!(ck!(C_MessageDecryptFinal(t.s)), ns);
+/// `name: group,`: a test of [`not_supported`] for each group.
+macro_rules! not_supported_tests {
+    ($($name:ident: $group:ident,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                not_supported(Unsupported::$group);
+            }
+        )*
+    };
 }
 
-#[test]
-fn c_message_sign_init_sign_message_begin_next_final_are_not_supported() {
-    let t = token();
-    let mut m = mech(CKM_ECDSA);
-    let mut buf = [0u8; 16];
-    let mut sig = [0u8; 64];
-    let mut n: CK_ULONG = 64;
-    let (b, o) = (buf.as_mut_ptr(), sig.as_mut_ptr());
-    let ns = CKR_FUNCTION_NOT_SUPPORTED;
-    assert_eq!(ck!(C_MessageSignInit(t.s, &mut m, t.ec_priv)), ns);
-    assert_eq!(
-        ck!(C_MessageSignInit(t.s, null_mut(), t.ec_priv)),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(ck!(C_SignMessage(t.s, null_mut(), 0, b, 16, o, &mut n)), ns);
-    assert_eq!(ck!(C_SignMessageBegin(t.s, null_mut(), 0)), ns);
-    assert_eq!(
-        ck!(C_SignMessageNext(t.s, null_mut(), 0, b, 16, o, &mut n)),
-        ns
-    );
-    assert_eq!(ck!(C_MessageSignFinal(t.s)), ns);
-}
-
-#[test]
-fn c_message_verify_init_verify_message_begin_next_final_are_not_supported() {
-    let t = token();
-    let mut m = mech(CKM_ECDSA);
-    let mut buf = [0u8; 16];
-    let mut sig = [0u8; 64];
-    let (b, s) = (buf.as_mut_ptr(), sig.as_mut_ptr());
-    let ns = CKR_FUNCTION_NOT_SUPPORTED;
-    assert_eq!(ck!(C_MessageVerifyInit(t.s, &mut m, t.ec_pub)), ns);
-    assert_eq!(
-        ck!(C_MessageVerifyInit(t.s, null_mut(), t.ec_pub)),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(ck!(C_VerifyMessage(t.s, null_mut(), 0, b, 16, s, 64)), ns);
-    assert_eq!(ck!(C_VerifyMessageBegin(t.s, null_mut(), 0)), ns);
-    assert_eq!(
-        ck!(C_VerifyMessageNext(t.s, null_mut(), 0, b, 16, s, 64)),
-        ns
-    );
-    assert_eq!(ck!(C_MessageVerifyFinal(t.s)), ns);
+not_supported_tests! {
+    c_encrypt_init_encrypt_update_final_are_not_supported: Encrypt,
+    c_sign_recover_init_and_sign_recover_are_not_supported: SignRecover,
+    c_verify_recover_init_and_verify_recover_are_not_supported: VerifyRecover,
+    c_digest_encrypt_decrypt_digest_sign_encrypt_decrypt_verify_update_are_not_supported: Dual,
+    c_message_encrypt_init_encrypt_message_begin_next_final_are_not_supported: MessageEncrypt,
+    c_message_decrypt_init_decrypt_message_begin_next_final_are_not_supported: MessageDecrypt,
+    c_message_sign_init_sign_message_begin_next_final_are_not_supported: MessageSign,
+    c_message_verify_init_verify_message_begin_next_final_are_not_supported: MessageVerify,
 }
 
 // ---------------------------------------------------------------------------
@@ -2087,20 +1654,12 @@ fn c_message_verify_init_verify_message_begin_next_final_are_not_supported() {
 #[test]
 fn c_generate_key_is_not_supported_and_checks_its_pointers() {
     let t = token();
-    let mut m = mech(CKM_AES_KEY_GEN);
-    let mut h = 0;
-    assert_eq!(
-        ck!(C_GenerateKey(t.s, &mut m, null_mut(), 0, &mut h)),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
-    assert_eq!(
-        ck!(C_GenerateKey(t.s, null_mut(), null_mut(), 0, &mut h)),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_GenerateKey(t.s, &mut m, null_mut(), 0, null_mut())),
-        CKR_ARGUMENTS_BAD
-    );
+    let (m, h): (Mech, *mut CK_OBJECT_HANDLE) = (&mut mech(CKM_AES_KEY_GEN), &mut 0);
+    check([
+        row!(C_GenerateKey(t.s, m, null_mut(), 0, h) => CKR_FUNCTION_NOT_SUPPORTED),
+        row!(C_GenerateKey(t.s, null_mut(), null_mut(), 0, h) => CKR_ARGUMENTS_BAD),
+        row!(C_GenerateKey(t.s, m, null_mut(), 0, null_mut()) => CKR_ARGUMENTS_BAD),
+    ]);
 }
 
 /// DER OID of prime256v1.
@@ -2111,170 +1670,39 @@ fn c_generate_key_pair_bad_session_null_pointers_and_wrong_mechanism() {
     let t = token();
     let mut params = P256;
     let mut public = [attr_bytes(CKA_EC_PARAMS, &mut params)];
-    let mut m = mech(CKM_EC_KEY_PAIR_GEN);
+    let (m, sha): (Mech, Mech) = (&mut mech(CKM_EC_KEY_PAIR_GEN), &mut mech(CKM_SHA256));
     let (mut hp, mut hk) = (0, 0);
-    let pt = public.as_mut_ptr();
-    assert_eq!(
-        ck!(C_GenerateKeyPair(
-            BAD_SESSION,
-            &mut m,
-            pt,
-            1,
-            null_mut(),
-            0,
-            &mut hp,
-            &mut hk
-        )),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_GenerateKeyPair(
-            t.s,
-            null_mut(),
-            pt,
-            1,
-            null_mut(),
-            0,
-            &mut hp,
-            &mut hk
-        )),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_GenerateKeyPair(
-            t.s,
-            &mut m,
-            pt,
-            1,
-            null_mut(),
-            0,
-            null_mut(),
-            &mut hk
-        )),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_GenerateKeyPair(
-            t.s,
-            &mut m,
-            pt,
-            1,
-            null_mut(),
-            0,
-            &mut hp,
-            null_mut()
-        )),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_GenerateKeyPair(
-            t.s,
-            &mut m,
-            null_mut(),
-            1,
-            null_mut(),
-            0,
-            &mut hp,
-            &mut hk
-        )),
-        CKR_ARGUMENTS_BAD
-    );
-    let mut sha = mech(CKM_SHA256);
-    assert_eq!(
-        ck!(C_GenerateKeyPair(
-            t.s,
-            &mut sha,
-            pt,
-            1,
-            null_mut(),
-            0,
-            &mut hp,
-            &mut hk
-        )),
-        CKR_MECHANISM_INVALID
-    );
+    let (h, k) = (ptr(&mut hp), ptr(&mut hk));
+    let (pt, nul) = (public.as_mut_ptr(), null_mut());
+    check([
+        row!(C_GenerateKeyPair(BAD_SESSION, m, pt, 1, nul, 0, h, k) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_GenerateKeyPair(t.s, null_mut(), pt, 1, nul, 0, h, k) => CKR_ARGUMENTS_BAD),
+        row!(C_GenerateKeyPair(t.s, m, pt, 1, nul, 0, null_mut(), k) => CKR_ARGUMENTS_BAD),
+        row!(C_GenerateKeyPair(t.s, m, pt, 1, nul, 0, h, null_mut()) => CKR_ARGUMENTS_BAD),
+        row!(C_GenerateKeyPair(t.s, m, null_mut(), 1, nul, 0, h, k) => CKR_ARGUMENTS_BAD),
+        row!(C_GenerateKeyPair(t.s, sha, pt, 1, nul, 0, h, k) => CKR_MECHANISM_INVALID),
+    ]);
     assert_eq!((hp, hk), (0, 0), "nothing written");
 }
 
 #[test]
 fn c_wrap_key_and_unwrap_key_are_not_supported_and_check_their_pointers() {
     let t = token();
-    let mut m = mech(CKM_RSA_PKCS);
     let mut wrapped = [0u8; 128];
-    let mut n: CK_ULONG = 128;
-    let mut h = 0;
-    assert_eq!(
-        ck!(C_WrapKey(
-            t.s,
-            &mut m,
-            t.rsa_pub,
-            t.ec_priv,
-            wrapped.as_mut_ptr(),
-            &mut n
-        )),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
-    assert_eq!(
-        ck!(C_WrapKey(
-            t.s,
-            &mut m,
-            t.rsa_pub,
-            t.ec_priv,
-            wrapped.as_mut_ptr(),
-            null_mut()
-        )),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_WrapKey(
-            t.s,
-            null_mut(),
-            t.rsa_pub,
-            t.ec_priv,
-            wrapped.as_mut_ptr(),
-            &mut n
-        )),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_UnwrapKey(
-            t.s,
-            &mut m,
-            t.rsa_priv,
-            wrapped.as_mut_ptr(),
-            128,
-            null_mut(),
-            0,
-            &mut h
-        )),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
-    assert_eq!(
-        ck!(C_UnwrapKey(
-            t.s,
-            &mut m,
-            t.rsa_priv,
-            wrapped.as_mut_ptr(),
-            128,
-            null_mut(),
-            0,
-            null_mut()
-        )),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_UnwrapKey(
-            t.s,
-            null_mut(),
-            t.rsa_priv,
-            wrapped.as_mut_ptr(),
-            128,
-            null_mut(),
-            0,
-            &mut h
-        )),
-        CKR_ARGUMENTS_BAD
-    );
+    let w = wrapped.as_mut_ptr();
+    let (m, np, h): (Mech, *mut CK_ULONG, *mut CK_OBJECT_HANDLE) =
+        (&mut mech(CKM_RSA_PKCS), &mut 128, &mut 0);
+    let (ns, bad) = (CKR_FUNCTION_NOT_SUPPORTED, CKR_ARGUMENTS_BAD);
+    let (wrapping, key) = (t.rsa_pub, t.ec_priv);
+    let (unwrapping, nul) = (t.rsa_priv, null_mut());
+    check([
+        row!(C_WrapKey(t.s, m, wrapping, key, w, np) => ns),
+        row!(C_WrapKey(t.s, m, wrapping, key, w, null_mut()) => bad),
+        row!(C_WrapKey(t.s, null_mut(), wrapping, key, w, np) => bad),
+        row!(C_UnwrapKey(t.s, m, unwrapping, w, 128, nul, 0, h) => ns),
+        row!(C_UnwrapKey(t.s, m, unwrapping, w, 128, nul, 0, null_mut()) => bad),
+        row!(C_UnwrapKey(t.s, null_mut(), unwrapping, w, 128, nul, 0, h) => bad),
+    ]);
 }
 
 #[test]
@@ -2283,10 +1711,7 @@ fn c_derive_key_bad_session_bad_base_key_and_null_pointers() {
     // The peer's point: the card's own EC public key will do.
     let mut point = [0u8; 67];
     let mut q = [attr_bytes(CKA_EC_POINT, &mut point)];
-    assert_eq!(
-        ck!(C_GetAttributeValue(t.s, t.ec_pub, q.as_mut_ptr(), 1)),
-        CKR_OK
-    );
+    row!(C_GetAttributeValue(t.s, t.ec_pub, q.as_mut_ptr(), 1) => CKR_OK).check();
     let mut params = CK_ECDH1_DERIVE_PARAMS {
         kdf: CKD_NULL,
         ulSharedDataLen: 0,
@@ -2307,40 +1732,23 @@ fn c_derive_key_bad_session_bad_base_key_and_null_pointers() {
         attr_ulong(CKA_KEY_TYPE, &mut kt),
         attr_bytes(CKA_TOKEN, &mut token_false),
     ];
-    let tp = tpl.as_mut_ptr();
+    let (m, tp) = (ptr(&mut m), tpl.as_mut_ptr());
     let mut h = 0;
-    assert_eq!(
-        ck!(C_DeriveKey(BAD_SESSION, &mut m, t.ec_priv, tp, 3, &mut h)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_DeriveKey(t.s, &mut m, BAD_OBJECT, tp, 3, &mut h)),
-        CKR_KEY_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_DeriveKey(t.s, null_mut(), t.ec_priv, tp, 3, &mut h)),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_DeriveKey(t.s, &mut m, t.ec_priv, tp, 3, null_mut())),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(
-        ck!(C_DeriveKey(t.s, &mut m, t.ec_priv, null_mut(), 3, &mut h)),
-        CKR_ARGUMENTS_BAD
-    );
+    let hp = ptr(&mut h);
+    check([
+        row!(C_DeriveKey(BAD_SESSION, m, t.ec_priv, tp, 3, hp) => CKR_SESSION_HANDLE_INVALID),
+        row!(C_DeriveKey(t.s, m, BAD_OBJECT, tp, 3, hp) => CKR_KEY_HANDLE_INVALID),
+        row!(C_DeriveKey(t.s, null_mut(), t.ec_priv, tp, 3, hp) => CKR_ARGUMENTS_BAD),
+        row!(C_DeriveKey(t.s, m, t.ec_priv, tp, 3, null_mut()) => CKR_ARGUMENTS_BAD),
+        row!(C_DeriveKey(t.s, m, t.ec_priv, null_mut(), 3, hp) => CKR_ARGUMENTS_BAD),
+    ]);
     assert_eq!(h, 0, "nothing written");
-    assert_eq!(
-        ck!(C_DeriveKey(t.s, &mut m, t.ec_priv, tp, 3, &mut h)),
-        CKR_OK
-    );
+    row!(C_DeriveKey(t.s, m, t.ec_priv, tp, 3, hp) => CKR_OK).check();
     assert_ne!(h, 0);
     // A sensitive secret: its value is not revealed.
     let mut v = [attr_null(CKA_VALUE)];
-    assert_eq!(
-        ck!(C_GetAttributeValue(t.s, h, v.as_mut_ptr(), 1)),
-        CKR_ATTRIBUTE_SENSITIVE
-    );
+    let sensitive = CKR_ATTRIBUTE_SENSITIVE;
+    row!(C_GetAttributeValue(t.s, h, v.as_mut_ptr(), 1) => sensitive).check();
     assert_eq!(v[0].ulValueLen, CK_UNAVAILABLE_INFORMATION);
 }
 
@@ -2351,30 +1759,15 @@ fn c_derive_key_bad_session_bad_base_key_and_null_pointers() {
 fn c_seed_random_bad_session_null_seed_and_not_supported_seed() {
     let t = token();
     let mut seed = [7u8; 16];
-    assert_eq!(
-        ck!(C_SeedRandom(BAD_SESSION, seed.as_mut_ptr(), 16)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(ck!(C_SeedRandom(t.s, null_mut(), 16)), CKR_ARGUMENTS_BAD);
-    assert_eq!(
-        ck!(C_SeedRandom(t.s, seed.as_mut_ptr(), 16)),
-        CKR_RANDOM_SEED_NOT_SUPPORTED
-    );
+    let rv = CKR_RANDOM_SEED_NOT_SUPPORTED;
+    session_and_buffer(named!(C_SeedRandom(s, b, n)), t.s, buf(&mut seed), rv);
 }
 
 #[test]
 fn c_generate_random_bad_session_and_null_buffer() {
     let t = token();
     let mut r = [0u8; 32];
-    assert_eq!(
-        ck!(C_GenerateRandom(BAD_SESSION, r.as_mut_ptr(), 32)),
-        CKR_SESSION_HANDLE_INVALID
-    );
-    assert_eq!(
-        ck!(C_GenerateRandom(t.s, null_mut(), 32)),
-        CKR_ARGUMENTS_BAD
-    );
-    assert_eq!(ck!(C_GenerateRandom(t.s, r.as_mut_ptr(), 32)), CKR_OK);
+    session_and_buffer(named!(C_GenerateRandom(s, b, n)), t.s, buf(&mut r), CKR_OK);
     assert!(r.iter().any(|b| *b != 0));
 }
 
@@ -2384,6 +1777,8 @@ fn c_generate_random_bad_session_and_null_buffer() {
 #[test]
 fn c_get_function_status_and_cancel_function_are_not_parallel() {
     let t = token();
-    assert_eq!(ck!(C_GetFunctionStatus(t.s)), CKR_FUNCTION_NOT_PARALLEL);
-    assert_eq!(ck!(C_CancelFunction(t.s)), CKR_FUNCTION_NOT_PARALLEL);
+    check([
+        row!(C_GetFunctionStatus(t.s) => CKR_FUNCTION_NOT_PARALLEL),
+        row!(C_CancelFunction(t.s) => CKR_FUNCTION_NOT_PARALLEL),
+    ]);
 }

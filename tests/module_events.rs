@@ -11,37 +11,21 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::tools::initialised_card;
 use common::*;
 use cryptoki::context::Pkcs11;
-use cryptoki::error::{Error as P11Error, RvError};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 
-const SO_PIN: &str = "1234567890123456";
-const PIN: &str = "648219";
-
-fn rv(e: P11Error) -> RvError {
-    match e {
-        P11Error::Pkcs11(rv, _) => rv,
-        other => panic!("not a PKCS#11 error: {other:?}"),
-    }
-}
-
 /// An initialised card with an EC P-256 key, id 01.
 fn card_with_key() -> VCard {
-    let card = VCard::start();
-    sc_hsm_tool(&card, ["--initialize", "--so-pin", SO_PIN, "--pin", PIN]);
+    let card = initialised_card();
     our_keypairgen(&card, PIN, "EC:prime256v1", "01");
     card
-}
-
-/// C_Initialize is per process: the tests of this file take turns.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn logged_in_key(p11: &Pkcs11, slot: Slot) -> (Session, ObjectHandle) {
@@ -49,12 +33,7 @@ fn logged_in_key(p11: &Pkcs11, slot: Slot) -> (Session, ObjectHandle) {
     session
         .login(UserType::User, Some(&AuthPin::from(PIN)))
         .unwrap();
-    let key = session
-        .find_objects(&[
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::Id(vec![1]),
-        ])
-        .unwrap()[0];
+    let key = find_by_id(&session, ObjectClass::PRIVATE_KEY, 1)[0];
     (session, key)
 }
 
@@ -169,6 +148,13 @@ fn select_from_another_connection(reader: &str) {
     assert!(card.disconnect(pcsc::Disposition::LeaveCard).is_ok());
 }
 
+/// The CK_RV of an ECDSA signature of `[byte; 32]` with `key` that fails.
+fn sign_error(session: &Session, key: ObjectHandle, byte: u8) -> RvError {
+    rv(session
+        .sign(&Mechanism::Ecdsa, key, &[byte; 32])
+        .unwrap_err())
+}
+
 #[test]
 fn a_reset_by_another_process_ends_the_login_and_the_sessions() {
     let _serial = serial();
@@ -179,10 +165,7 @@ fn a_reset_by_another_process_ends_the_login_and_the_sessions() {
     session.sign(&Mechanism::Ecdsa, key, &[3; 32]).unwrap();
 
     reset_from_another_connection(card.reader_name());
-    assert_eq!(
-        rv(session.sign(&Mechanism::Ecdsa, key, &[3; 32]).unwrap_err()),
-        RvError::DeviceRemoved
-    );
+    assert_eq!(sign_error(&session, key, 3), RvError::DeviceRemoved);
     assert_eq!(
         rv(session.get_session_info().unwrap_err()),
         RvError::SessionHandleInvalid
@@ -194,10 +177,7 @@ fn a_reset_by_another_process_ends_the_login_and_the_sessions() {
     // Another application's SELECT: the card forgot the login; the module
     // says so precisely and its session state follows.
     select_from_another_connection(card.reader_name());
-    assert_eq!(
-        rv(again.sign(&Mechanism::Ecdsa, key, &[4; 32]).unwrap_err()),
-        RvError::UserNotLoggedIn
-    );
+    assert_eq!(sign_error(&again, key, 4), RvError::UserNotLoggedIn);
     assert_eq!(
         again.get_session_info().unwrap().session_state(),
         SessionState::RwPublic

@@ -7,10 +7,11 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use common::tools::*;
 use common::*;
-use cryptoki::error::{Error as P11Error, RvError};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass};
@@ -19,36 +20,13 @@ use cryptoki::types::AuthPin;
 use picohsm_crypto::hash::HashAlg;
 use sha2::{Digest, Sha256, Sha384};
 
-const SO_PIN: &str = "1234567890123456";
-const PIN: &str = "648219";
-
-fn ours(card: &VCard, args: &[&str]) -> String {
-    text(&run_cmd(our_pkcs11_tool_command(card).args(args)))
-}
-
-fn ours_login(card: &VCard, args: &[&str]) -> String {
-    let mut a = vec!["--login", "--pin", PIN];
-    a.extend_from_slice(args);
-    ours(card, &a)
-}
-
 /// A card with an EC P-256 key (id 01) and an RSA-2048 key (id 02), both
 /// generated through this module.
 fn card_with_our_keys() -> VCard {
-    let card = VCard::start();
-    sc_hsm_tool(&card, ["--initialize", "--so-pin", SO_PIN, "--pin", PIN]);
-    for (id, kt) in [("01", "EC:prime256v1"), ("02", "rsa:2048")] {
-        let out = ours_login(
-            &card,
-            &["--keypairgen", "--key-type", kt, "--id", id, "--label", id],
-        );
-        assert!(out.contains("Key pair generated"), "{out}");
-    }
+    let card = initialised_card();
+    let keys = [("EC:prime256v1", "01", "01"), ("rsa:2048", "02", "02")];
+    keypairgens(OURS.login(), &card, &keys);
     card
-}
-
-fn public_pem(card: &VCard, id: &str, dir: &Path) -> PathBuf {
-    public_pem_with(our_pkcs11_tool_command(card), id, dir)
 }
 
 /// Signs `input` with `mech` through this module, then checks the signature
@@ -62,48 +40,18 @@ fn sign_and_verify_here(
     wrong: &Path,
     sig: &Path,
 ) {
-    let mut a = vec![
-        "--sign",
-        "--mechanism",
-        mech,
-        "--id",
-        id,
-        "-i",
-        input.to_str().unwrap(),
-        "-o",
-        sig.to_str().unwrap(),
-    ];
-    a.extend_from_slice(extra);
-    ours_login(card, &a);
+    OURS.login()
+        .run(card, op("--sign", mech, id, input, sig, extra));
     for (file, valid) in [(input, true), (wrong, false)] {
-        let mut v = vec![
-            "--verify",
-            "--mechanism",
-            mech,
-            "--id",
-            id,
-            "-i",
-            file.to_str().unwrap(),
-            "--signature-file",
-            sig.to_str().unwrap(),
-        ];
-        v.extend_from_slice(extra);
-        let out = run_cmd_allow_fail(our_pkcs11_tool_command(card).args(&v));
-        let t = text_any(&out);
-        if valid {
-            assert!(t.contains("Signature is valid"), "{mech} on {file:?}: {t}");
+        let out = OURS.run_allow_fail(card, verify(mech, id, file, sig, extra));
+        let t = text(&out);
+        let expect = if valid {
+            "Signature is valid"
         } else {
-            assert!(t.contains("Invalid signature"), "{mech} on {file:?}: {t}");
-        }
+            "Invalid signature"
+        };
+        assert!(t.contains(expect), "{mech} on {file:?}: {t}");
     }
-}
-
-fn text_any(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 const HASHES: [(&str, &str, HashAlg); 5] = [
@@ -123,83 +71,40 @@ fn pkcs11_tool_signs_verifies_decrypts_and_derives_with_every_mechanism() {
     let wrong = dir.join("wrong.txt");
     fs::write(&wrong, b"not what was signed").unwrap();
     let sig = dir.join("sig.bin");
-    let ec_pem = public_pem(&card, "01", &dir);
-    let rsa_pem = public_pem(&card, "02", &dir);
+    let ec_pem = OURS.public_pem(&card, "01", &dir);
+    let rsa_pem = OURS.public_pem(&card, "02", &dir);
 
     // CKM_ECDSA over a hash, and CKM_ECDSA_SHA*.
     let hash = dir.join("hash.bin");
     fs::write(&hash, HashAlg::Sha256.digest(&fs::read(&data).unwrap())).unwrap();
     let wrong_hash = dir.join("wrong_hash.bin");
     fs::write(&wrong_hash, HashAlg::Sha256.digest(b"other")).unwrap();
-    let fmt = ["--signature-format", "openssl"];
-    sign_and_verify_here(&card, "01", "ECDSA", &fmt, &hash, &wrong_hash, &sig);
-    openssl_ok(&[
-        "pkeyutl",
-        "-verify",
-        "-pubin",
-        "-inkey",
-        &s(&ec_pem),
-        "-in",
-        &s(&hash),
-        "-sigfile",
-        &s(&sig),
-    ]);
+    let fmt = OPENSSL_FORMAT;
+    sign_and_verify_here(&card, "01", "ECDSA", fmt, &hash, &wrong_hash, &sig);
+    openssl_ok(&pkeyutl_verify(&ec_pem, &[], &hash, &sig));
     for (name, flag, _) in HASHES {
         let mech = format!("ECDSA-{name}");
-        sign_and_verify_here(&card, "01", &mech, &fmt, &data, &wrong, &sig);
-        openssl_ok(&[
-            "dgst",
-            flag,
-            "-verify",
-            &s(&ec_pem),
-            "-signature",
-            &s(&sig),
-            &s(&data),
-        ]);
-        openssl_fails(&[
-            "dgst",
-            flag,
-            "-verify",
-            &s(&ec_pem),
-            "-signature",
-            &s(&sig),
-            &s(&wrong),
-        ]);
+        sign_and_verify_here(&card, "01", &mech, fmt, &data, &wrong, &sig);
+        openssl_ok(&dgst_verify(flag, &[], &ec_pem, &sig, &data));
+        openssl_fails(&dgst_verify(flag, &[], &ec_pem, &sig, &wrong));
     }
 
     // CKM_RSA_PKCS over a DigestInfo; CKM_SHA*_RSA_PKCS.
-    let mut di = HashAlg::Sha256.digest_info_prefix().to_vec();
-    di.extend_from_slice(&fs::read(&hash).unwrap());
-    let di_path = dir.join("di.bin");
-    fs::write(&di_path, &di).unwrap();
-    let mut wrong_di = HashAlg::Sha256.digest_info_prefix().to_vec();
-    wrong_di.extend_from_slice(&fs::read(&wrong_hash).unwrap());
-    let wrong_di_path = dir.join("wrong_di.bin");
-    fs::write(&wrong_di_path, &wrong_di).unwrap();
+    let digest_info = |hash: &Path, name: &str| {
+        let mut di = HashAlg::Sha256.digest_info_prefix().to_vec();
+        di.extend_from_slice(&fs::read(hash).unwrap());
+        let path = dir.join(name);
+        fs::write(&path, &di).unwrap();
+        path
+    };
+    let di_path = digest_info(&hash, "di.bin");
+    let wrong_di_path = digest_info(&wrong_hash, "wrong_di.bin");
     sign_and_verify_here(&card, "02", "RSA-PKCS", &[], &di_path, &wrong_di_path, &sig);
-    openssl_ok(&[
-        "pkeyutl",
-        "-verify",
-        "-pubin",
-        "-inkey",
-        &s(&rsa_pem),
-        "-in",
-        &s(&di_path),
-        "-sigfile",
-        &s(&sig),
-    ]);
+    openssl_ok(&pkeyutl_verify(&rsa_pem, &[], &di_path, &sig));
     for (name, flag, _) in HASHES {
         let mech = format!("{name}-RSA-PKCS");
         sign_and_verify_here(&card, "02", &mech, &[], &data, &wrong, &sig);
-        openssl_ok(&[
-            "dgst",
-            flag,
-            "-verify",
-            &s(&rsa_pem),
-            "-signature",
-            &s(&sig),
-            &s(&data),
-        ]);
+        openssl_ok(&dgst_verify(flag, &[], &rsa_pem, &sig, &data));
     }
 
     // CKM_RSA_X_509: the raw RSA operation; openssl recovers the block.
@@ -212,126 +117,59 @@ fn pkcs11_tool_signs_verifies_decrypts_and_derives_with_every_mechanism() {
     wrong_block[255] ^= 1;
     let wrong_block_path = dir.join("wrong_block.bin");
     fs::write(&wrong_block_path, &wrong_block).unwrap();
-    sign_and_verify_here(
-        &card,
-        "02",
-        "RSA-X-509",
-        &[],
-        &block_path,
-        &wrong_block_path,
-        &sig,
-    );
+    let blocks = (&block_path, &wrong_block_path);
+    sign_and_verify_here(&card, "02", "RSA-X-509", &[], blocks.0, blocks.1, &sig);
     let recovered = dir.join("recovered.bin");
-    run(
-        "openssl",
-        [
-            "pkeyutl",
-            "-verifyrecover",
-            "-pubin",
-            "-inkey",
-            &s(&rsa_pem),
-            "-pkeyopt",
-            "rsa_padding_mode:none",
-            "-in",
-            &s(&sig),
-            "-out",
-            &s(&recovered),
-        ],
-    );
+    let recover = [
+        "pkeyutl",
+        "-verifyrecover",
+        "-pubin",
+        "-inkey",
+        &s(&rsa_pem),
+    ];
+    let raw = ["-pkeyopt", "rsa_padding_mode:none"];
+    let files = ["-in", &s(&sig), "-out", &s(&recovered)];
+    run("openssl", [&recover[..], &raw, &files].concat());
     assert_eq!(fs::read(&recovered).unwrap(), block);
 
     // CKM_RSA_PKCS_PSS over a hash, and CKM_SHA*_RSA_PKCS_PSS (salt = hash
     // length, MGF1 with the same hash: pkcs11-tool's defaults).
-    sign_and_verify_here(
-        &card,
-        "02",
-        "RSA-PKCS-PSS",
-        &["--hash-algorithm", "SHA256", "--mgf", "MGF1-SHA256"],
-        &hash,
-        &wrong_hash,
-        &sig,
-    );
-    openssl_ok(&[
-        "pkeyutl",
-        "-verify",
-        "-pubin",
-        "-inkey",
-        &s(&rsa_pem),
+    let sha256_mgf1 = ["--hash-algorithm", "SHA256", "--mgf", "MGF1-SHA256"];
+    let pss = "RSA-PKCS-PSS";
+    sign_and_verify_here(&card, "02", pss, &sha256_mgf1, &hash, &wrong_hash, &sig);
+    let options = [
         "-pkeyopt",
         "rsa_padding_mode:pss",
         "-pkeyopt",
         "digest:sha256",
         "-pkeyopt",
         "rsa_pss_saltlen:32",
-        "-in",
-        &s(&hash),
-        "-sigfile",
-        &s(&sig),
-    ]);
+    ];
+    openssl_ok(&pkeyutl_verify(&rsa_pem, &options, &hash, &sig));
     for (name, flag, alg) in HASHES {
         let mech = format!("{name}-RSA-PKCS-PSS");
         sign_and_verify_here(&card, "02", &mech, &[], &data, &wrong, &sig);
         let salt = format!("rsa_pss_saltlen:{}", alg.digest(b"").len());
-        openssl_ok(&[
-            "dgst",
-            flag,
-            "-sigopt",
-            "rsa_padding_mode:pss",
-            "-sigopt",
-            &salt,
-            "-verify",
-            &s(&rsa_pem),
-            "-signature",
-            &s(&sig),
-            &s(&data),
-        ]);
+        let options = ["-sigopt", "rsa_padding_mode:pss", "-sigopt", &salt];
+        openssl_ok(&dgst_verify(flag, &options, &rsa_pem, &sig, &data));
     }
 
     // Decryption: PKCS#1 v1.5 and OAEP (SHA-256) of openssl ciphertexts.
     let msg = dir.join("msg.txt");
     fs::write(&msg, b"for the card's eyes").unwrap();
     let (ct, pt) = (dir.join("ct.bin"), dir.join("pt.bin"));
+    let oaep = [
+        "rsa_padding_mode:oaep",
+        "rsa_oaep_md:sha256",
+        "rsa_mgf1_md:sha256",
+    ];
     for (mech, opts, extra) in [
-        ("RSA-PKCS", vec![], vec![]),
-        (
-            "RSA-PKCS-OAEP",
-            vec![
-                "rsa_padding_mode:oaep",
-                "rsa_oaep_md:sha256",
-                "rsa_mgf1_md:sha256",
-            ],
-            vec!["--hash-algorithm", "SHA256", "--mgf", "MGF1-SHA256"],
-        ),
+        ("RSA-PKCS", &[][..], &[][..]),
+        ("RSA-PKCS-OAEP", &oaep[..], &sha256_mgf1[..]),
     ] {
-        let mut enc = vec![
-            "pkeyutl".to_string(),
-            "-encrypt".into(),
-            "-pubin".into(),
-            "-inkey".into(),
-            s(&rsa_pem),
-            "-in".into(),
-            s(&msg),
-            "-out".into(),
-            s(&ct),
-        ];
-        for o in opts {
-            enc.push("-pkeyopt".into());
-            enc.push(o.into());
-        }
-        run("openssl", &enc);
-        let mut a = vec![
-            "--decrypt",
-            "--mechanism",
-            mech,
-            "--id",
-            "02",
-            "-i",
-            ct.to_str().unwrap(),
-            "-o",
-            pt.to_str().unwrap(),
-        ];
-        a.extend_from_slice(&extra);
-        ours_login(&card, &a);
+        openssl_encrypt(&rsa_pem, opts, &msg, &ct);
+        OURS.login()
+            .run(&card, op("--decrypt", mech, "02", &ct, &pt, extra));
         assert_eq!(fs::read(&pt).unwrap(), b"for the card's eyes", "{mech}");
     }
 
@@ -340,30 +178,11 @@ fn pkcs11_tool_signs_verifies_decrypts_and_derives_with_every_mechanism() {
     let z_card = dir.join("z_card.bin");
     let z_ossl = openssl_derive(&peer, &ec_pem);
     for mech in ["ECDH1-DERIVE", "ECDH1-COFACTOR-DERIVE"] {
-        ours_login(
-            &card,
-            &[
-                "--derive",
-                "--mechanism",
-                mech,
-                "--id",
-                "01",
-                "-i",
-                &s(&peer_pub),
-                "-o",
-                &s(&z_card),
-            ],
-        );
+        OURS.login()
+            .run(&card, op("--derive", mech, "01", &peer_pub, &z_card, &[]));
         let z = fs::read(&z_card).unwrap();
         assert_eq!(z.len(), 32);
         assert_eq!(z, z_ossl, "{mech}: secrets agree");
-    }
-}
-
-fn rv(e: P11Error) -> RvError {
-    match e {
-        P11Error::Pkcs11(rv, _) => rv,
-        other => panic!("not a PKCS#11 error: {other:?}"),
     }
 }
 
@@ -388,15 +207,10 @@ fn x963(z: &[u8], info: &[u8], len: usize, sha384: bool) -> Vec<u8> {
 
 #[test]
 fn ecdh_session_keys_kdfs_and_their_errors_through_cryptoki() {
-    let card = VCard::start();
-    sc_hsm_tool(&card, ["--initialize", "--so-pin", SO_PIN, "--pin", PIN]);
-    let out = ours_login(
-        &card,
-        &["--keypairgen", "--key-type", "EC:prime256v1", "--id", "07"],
-    );
-    assert!(out.contains("Key pair generated"), "{out}");
+    let card = initialised_card();
+    our_keypairgen(&card, PIN, "EC:prime256v1", "07");
     let dir = card.dir().to_path_buf();
-    let ec_pem = public_pem(&card, "07", &dir);
+    let ec_pem = OURS.public_pem(&card, "07", &dir);
 
     // The peer: a key openssl makes, its point raw, and openssl's Z.
     let (peer, peer_der) = openssl_p256_peer(&dir);
@@ -427,12 +241,7 @@ fn ecdh_session_keys_kdfs_and_their_errors_through_cryptoki() {
         session
             .login(UserType::User, Some(&AuthPin::from(PIN)))
             .unwrap();
-        session
-            .find_objects(&[
-                Attribute::Class(ObjectClass::PRIVATE_KEY),
-                Attribute::Id(vec![7]),
-            ])
-            .unwrap()[0]
+        find_by_id(&session, ObjectClass::PRIVATE_KEY, 7)[0]
     };
     let derive = |kdf: EcKdf, len: usize| {
         let params = Ecdh1DeriveParams::new(kdf, &point);

@@ -5,41 +5,36 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::fs;
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use common::pka::*;
+use common::tools::{dgst_verify, keypairgen, op, OPENSSL_FORMAT, OURS};
 use common::*;
 use cryptoki::error::{Error as P11Error, RvError};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
+use picohsm_pkcs11::vendor::{
+    CKA_PICOHSM_PKA_AUTHENTICATED, CKA_PICOHSM_PKA_REQUIRED, CKA_PICOHSM_PKA_TOTAL,
+    CKO_PICOHSM_PKA_STATUS, CKR_PICOHSM_AUTHENTICATOR_PIN_INCORRECT,
+    CKR_PICOHSM_AUTHENTICATOR_PIN_LOCKED, CKR_PICOHSM_KEY_NOT_REGISTERED, CKR_PICOHSM_PIN_NEEDED,
+    CKR_PICOHSM_PKA_MORE_NEEDED, CKR_PICOHSM_PKA_NOT_CONFIGURED, CKR_PICOHSM_SIGNATURE_REFUSED,
+    CKU_PICOHSM_PKA,
+};
 use picohsm_wire::curve::Curve;
 
-const CKU_PICOHSM_PKA: u32 = 0x8050_4B41;
-const CKR_PICOHSM_PKA_MORE_NEEDED: u64 = 0x8050_4B01;
-const CKR_PICOHSM_PIN_NEEDED: u64 = 0x8050_4B02;
-const CKR_PICOHSM_AUTHENTICATOR_PIN_INCORRECT: u64 = 0x8050_4B04;
-const CKR_PICOHSM_AUTHENTICATOR_PIN_LOCKED: u64 = 0x8050_4B05;
-const CKR_PICOHSM_KEY_NOT_REGISTERED: u64 = 0x8050_4B06;
-const CKR_PICOHSM_SIGNATURE_REFUSED: u64 = 0x8050_4B07;
-const CKR_PICOHSM_PKA_NOT_CONFIGURED: u64 = 0x8050_4B08;
-const CKO_PICOHSM_PKA_STATUS: u64 = 0x8050_4B41;
-const CKA_PICOHSM_PKA_TOTAL: u64 = 0x8050_4B11;
-const CKA_PICOHSM_PKA_REQUIRED: u64 = 0x8050_4B13;
-const CKA_PICOHSM_PKA_AUTHENTICATED: u64 = 0x8050_4B14;
-
-/// The tests of this file take turns (C_Initialize is per process, and
-/// each test uses several cards).
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn ours(card: &VCard, config: Option<&Path>, args: &[&str]) -> std::process::Output {
-    let mut c = our_pkcs11_tool_command(card);
+/// pkcs11-tool through this module with settings file `config` (none:
+/// no settings) and its log on, whatever its exit status.
+fn ours<I, S>(card: &VCard, config: Option<&Path>, args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut c = OURS.command(card);
     if let Some(p) = config {
         c.env("PICOHSM_PKCS11_CONFIG", p);
     }
@@ -47,95 +42,51 @@ fn ours(card: &VCard, config: Option<&Path>, args: &[&str]) -> std::process::Out
     run_cmd_allow_fail(c.args(args))
 }
 
-fn all_text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// Writes the settings file `name` (TOML) in `card`'s directory.
+fn settings(card: &VCard, name: &str, toml: &str) -> PathBuf {
+    let path = card.dir().join(name);
+    fs::write(&path, toml).unwrap();
+    path
 }
 
-/// A primary with PKA `n`-of-`m`... registered keys from `files`, with the
-/// user PIN verified in the registering session.
-fn register_all(a: &VCard, files: &[Vec<u8>]) {
-    let mut c = Conn::open(a);
-    c.select();
-    assert_eq!(c.verify_pin(), 0x9000);
-    for f in files {
-        assert_eq!(c.register(f).1, 0x9000);
-    }
-    c.select();
+/// `--login --pin secret` and then `args`.
+fn login_and<S: Into<String>>(secret: &str, args: impl IntoIterator<Item = S>) -> Vec<String> {
+    let login = ["--login", "--pin", secret].map(String::from);
+    login
+        .into_iter()
+        .chain(args.into_iter().map(Into::into))
+        .collect()
 }
 
 /// Generates an EC P-256 key (id `id`) on the primary through our module,
 /// then signs with it and checks the signature with openssl; `secret` is
 /// what the user types, `config` the settings file.
 fn keygen_sign_verify(a: &VCard, config: Option<&Path>, secret: &str, id: &str) {
-    let out = ours(
-        a,
-        config,
-        &[
-            "--login",
-            "--pin",
-            secret,
-            "--keypairgen",
-            "--key-type",
-            "EC:prime256v1",
-            "--id",
-            id,
-            "--label",
-            "signing",
-        ],
-    );
+    let keygen = keypairgen("EC:prime256v1", id, "signing");
+    let out = ours(a, config, login_and(secret, keygen));
     assert!(
-        out.status.success() && all_text(&out).contains("Key pair generated"),
+        out.status.success() && text(&out).contains("Key pair generated"),
         "{}",
-        all_text(&out)
+        text(&out)
     );
     let dir = a.dir();
     let data = dir.join("data.txt");
     fs::write(&data, b"signed after a PKA login").unwrap();
     let sig = dir.join("sig.bin");
-    let out = ours(
-        a,
-        config,
-        &[
-            "--login",
-            "--pin",
-            secret,
-            "--sign",
-            "--mechanism",
-            "ECDSA-SHA256",
-            "--id",
-            id,
-            "--signature-format",
-            "openssl",
-            "-i",
-            &s(&data),
-            "-o",
-            &s(&sig),
-        ],
-    );
-    assert!(out.status.success(), "{}", all_text(&out));
-    let text = all_text(&out);
+    let sign = op("--sign", "ECDSA-SHA256", id, &data, &sig, OPENSSL_FORMAT);
+    let out = ours(a, config, login_and(secret, sign));
+    assert!(out.status.success(), "{}", text(&out));
+    let log = text(&out);
     assert!(
-        text.contains("EXTERNAL AUTHENTICATE: accepted") || text.contains("granted"),
-        "the module logs the PKA steps: {text}"
+        log.contains("EXTERNAL AUTHENTICATE: accepted") || log.contains("granted"),
+        "the module logs the PKA steps: {log}"
     );
-    let mut read = our_pkcs11_tool_command(a);
+    let mut read = OURS.command(a);
     if let Some(p) = config {
         read.env("PICOHSM_PKCS11_CONFIG", p);
     }
     let pem = public_pem_with(read, id, dir);
-    openssl_ok(&[
-        "dgst",
-        "-sha256",
-        "-verify",
-        &s(&pem),
-        "-signature",
-        &s(&sig),
-        &s(&data),
-    ]);
+    openssl_ok(&dgst_verify("-sha256", &[], &pem, &sig, &data));
 }
 
 /// The block of `pkcs11-tool --list-token-slots` output for `card`'s slot.
@@ -155,13 +106,54 @@ fn init_authenticator(b: &VCard, pin: &str) {
     sc_hsm_tool(b, ["--initialize", "--so-pin", SO_PIN, "--pin", pin]);
 }
 
+/// A primary with PKA `n`-of-`m` and the test PIN (`[0]`), and
+/// `authenticators` cards with the test PIN.
+fn primary_and_authenticators(authenticators: usize, n: u8, m: u8) -> Vec<VCard> {
+    let cards = VCard::start_many(1 + authenticators);
+    for b in &cards[1..] {
+        init_authenticator(b, PIN);
+    }
+    init_pka(&cards[0], n, m);
+    cards
+}
+
+/// Two cards: a primary with PKA 1-of-1 and the test PIN (`[0]`), and an
+/// authenticator with user PIN `b_pin` (`[1]`) whose key 1 on `curve` is
+/// registered on the primary.
+fn one_of_one(b_pin: &str, curve: Curve) -> Vec<VCard> {
+    let cards = VCard::start_many(2);
+    init_authenticator(&cards[1], b_pin);
+    init_pka(&cards[0], 1, 1);
+    let (file, _) = firmware_key_with_pin(&cards[1], 1, curve, b_pin);
+    register_all(&cards[0], &[file]);
+    cards
+}
+
+/// A P-256 key pair (id `id`) on the token of `session`.
+fn p256_key_pair(
+    session: &Session,
+    id: u8,
+) -> cryptoki::error::Result<(ObjectHandle, ObjectHandle)> {
+    session.generate_key_pair(
+        &Mechanism::EccKeyPairGen,
+        &[
+            Attribute::Token(true),
+            Attribute::EcParams(Curve::P256.oid_der().to_vec()),
+            Attribute::Id(vec![id]),
+        ],
+        &[
+            Attribute::Token(true),
+            Attribute::Sign(true),
+            Attribute::Id(vec![id]),
+        ],
+    )
+}
+
 #[test]
 fn pkcs11_tool_logs_in_with_pka_and_pin_without_any_config() {
     let _s = serial();
-    let cards = VCard::start_many(2);
+    let cards = primary_and_authenticators(1, 1, 1);
     let (a, b) = (&cards[0], &cards[1]);
-    init_authenticator(b, PIN);
-    init_pka(a, 1, 1);
     // An OpenSC-made key (placeholder CAR), exported by sc-hsm-tool.
     let (file, _) = opensc_key(b, "EC:prime256v1", "21");
     register_all(a, &[file]);
@@ -171,83 +163,53 @@ fn pkcs11_tool_logs_in_with_pka_and_pin_without_any_config() {
     // Without the authenticator, the same command fails precisely.
     let mut cards = cards;
     cards[1].stop();
-    let out = ours(
-        &cards[0],
-        None,
-        &["--login", "--pin", PIN, "--list-objects"],
-    );
+    let out = ours(&cards[0], None, login_and(PIN, ["--list-objects"]));
     assert!(!out.status.success());
     assert!(
-        all_text(&out).contains("0x80504b03") || all_text(&out).contains("80504B03"),
+        text(&out).contains("0x80504b03") || text(&out).contains("80504B03"),
         "CKR_PICOHSM_AUTHENTICATOR_MISSING: {}",
-        all_text(&out)
+        text(&out)
     );
 }
 
 #[test]
 fn pkcs11_tool_with_config_pka_pin_one_secret_and_a_separator() {
     let _s = serial();
-    let cards = VCard::start_many(2);
-    let (a, b) = (&cards[0], &cards[1]);
     let b_pin = "271828";
-    init_authenticator(b, b_pin);
-    init_pka(a, 1, 1);
-    let (file, _) = firmware_key_with_pin(b, 1, Curve::BrainpoolP256r1, b_pin);
-    register_all(a, &[file]);
-    let config = a.dir().join("config.toml");
-    fs::write(
-        &config,
-        format!(
+    let cards = one_of_one(b_pin, Curve::BrainpoolP256r1);
+    let a = &cards[0];
+    let config = settings(
+        a,
+        "config.toml",
+        &format!(
             "login = \"pka+pin\"\nseparator = \":\"\n[[authenticator]]\ntype = \"smartcard-hsm\"\nreader = \"{}\"\n",
-            b.reader_name()
+            cards[1].reader_name()
         ),
-    )
-    .unwrap();
+    );
     let secret = format!("{PIN}:{b_pin}");
     keygen_sign_verify(a, Some(&config), &secret, "02");
 
     // The wrong authenticator PIN: its own code, and the primary's PIN
     // counter is untouched.
-    let out = ours(
-        a,
-        Some(&config),
-        &[
-            "--login",
-            "--pin",
-            &format!("{PIN}:000000"),
-            "--list-objects",
-        ],
-    );
+    let wrong = format!("{PIN}:000000");
+    let out = ours(a, Some(&config), login_and(&wrong, ["--list-objects"]));
     assert!(!out.status.success());
     assert!(
-        all_text(&out).contains("0x80504b04"),
+        text(&out).contains("0x80504b04"),
         "CKR_PICOHSM_AUTHENTICATOR_PIN_INCORRECT: {}",
-        all_text(&out)
+        text(&out)
     );
-    let info = all_text(&ours(a, Some(&config), &["--list-token-slots"]));
-    let primary = info
-        .split("Slot ")
-        .find(|b| {
-            b.lines()
-                .next()
-                .is_some_and(|l| l.ends_with(a.reader_name()))
-        })
-        .unwrap_or_else(|| panic!("{info}"));
+    let info = text(&ours(a, Some(&config), ["--list-token-slots"]));
+    let primary = slot_block(&info, a);
     assert!(
         primary.contains("PIN initialized") && !primary.contains("count low"),
         "{primary}"
     );
 
     // One secret for both, when both PINs are the same.
-    let same = a.dir().join("same.toml");
-    fs::write(&same, "login = \"pka+pin\"\nseparator = \":\"\n").unwrap();
-    let cards2 = VCard::start_many(2);
-    let (a2, b2) = (&cards2[0], &cards2[1]);
-    init_authenticator(b2, PIN);
-    init_pka(a2, 1, 1);
-    let (file, _) = firmware_key(b2, 1, Curve::P256);
-    register_all(a2, &[file]);
-    keygen_sign_verify(a2, Some(&same), PIN, "03");
+    let same = settings(a, "same.toml", "login = \"pka+pin\"\nseparator = \":\"\n");
+    let cards2 = one_of_one(PIN, Curve::P256);
+    keygen_sign_verify(&cards2[0], Some(&same), PIN, "03");
 }
 
 fn rv(e: P11Error) -> u64 {
@@ -259,10 +221,8 @@ fn rv(e: P11Error) -> u64 {
 }
 
 fn pka_login(session: &Session, pin: &str) -> Result<(), P11Error> {
-    session.login(
-        UserType::VendorExtension(CKU_PICOHSM_PKA),
-        Some(&AuthPin::from(pin)),
-    )
+    let pka = UserType::VendorExtension(CKU_PICOHSM_PKA as u32);
+    session.login(pka, Some(&AuthPin::from(pin)))
 }
 
 /// The PKA status object's (total, required, authenticated).
@@ -293,11 +253,8 @@ fn progress(session: &Session) -> (u64, u64, u64) {
 #[test]
 fn vendor_user_type_two_of_three_with_progress_then_the_pin() {
     let _s = serial();
-    let cards = VCard::start_many(3);
+    let cards = primary_and_authenticators(2, 3, 2);
     let (a, b, c) = (&cards[0], &cards[1], &cards[2]);
-    init_authenticator(b, PIN);
-    init_authenticator(c, PIN);
-    init_pka(a, 3, 2);
     let (k1, _) = firmware_key(b, 1, Curve::P256);
     let (k2, _) = firmware_key(c, 1, Curve::BrainpoolP256r1);
     let (k3, _) = firmware_key(c, 2, Curve::P256);
@@ -327,21 +284,7 @@ fn vendor_user_type_two_of_three_with_progress_then_the_pin() {
         .login(UserType::User, Some(&AuthPin::from(PIN)))
         .unwrap();
     // Logged in: a key can be made and used.
-    let (_, prv) = session
-        .generate_key_pair(
-            &Mechanism::EccKeyPairGen,
-            &[
-                Attribute::Token(true),
-                Attribute::EcParams(Curve::P256.oid_der().to_vec()),
-                Attribute::Id(vec![9]),
-            ],
-            &[
-                Attribute::Token(true),
-                Attribute::Sign(true),
-                Attribute::Id(vec![9]),
-            ],
-        )
-        .unwrap();
+    let (_, prv) = p256_key_pair(&session, 9).unwrap();
     let sig = session.sign(&Mechanism::Ecdsa, prv, &[5u8; 32]).unwrap();
     assert_eq!(sig.len(), 64);
     assert!(matches!(
@@ -353,11 +296,8 @@ fn vendor_user_type_two_of_three_with_progress_then_the_pin() {
 #[test]
 fn vendor_path_failures_have_their_own_codes() {
     let _s = serial();
-    let cards = VCard::start_many(3);
+    let cards = primary_and_authenticators(2, 1, 1);
     let (a, b, plain) = (&cards[0], &cards[1], &cards[2]);
-    init_authenticator(b, PIN);
-    init_authenticator(plain, PIN);
-    init_pka(a, 1, 1);
     let p11 = our_module();
 
     // A token without PKA.
@@ -378,26 +318,11 @@ fn vendor_path_failures_have_their_own_codes() {
     // A key registered, but the authenticators hold other keys only.
     let (registered, _) = firmware_key(b, 1, Curve::P256);
     register_all(a, &[registered]);
-    let mut bc = Conn::open(b);
-    bc.select();
-    assert_eq!(bc.verify_pin(), 0x9000);
+    let mut bc = Conn::logged_in(b);
     // Replace B's key 1 by another one: the registered CHR is gone from B.
-    bc.ok(&picohsm_wire::apdu::build(
-        0,
-        0xE4,
-        0x02,
-        0x00,
-        &[0xCC, 0x01],
-        0,
-    ));
-    bc.ok(&picohsm_wire::apdu::build(
-        0,
-        0xE4,
-        0x02,
-        0x00,
-        &[0xCE, 0x01],
-        0,
-    ));
+    for file in [[0xCC, 0x01], [0xCE, 0x01]] {
+        bc.ok(&picohsm_wire::apdu::build(0, 0xE4, 0x02, 0x00, &file, 0));
+    }
     drop(bc);
     let _ = firmware_key(b, 2, Curve::P256);
     // Registering reset the primary (the pcsc crate's Card resets on drop):
@@ -421,12 +346,8 @@ fn vendor_path_failures_have_their_own_codes() {
 #[test]
 fn a_wrong_signature_is_refused_and_the_wrong_pin_costs_the_authenticator() {
     let _s = serial();
-    let cards = VCard::start_many(2);
+    let cards = one_of_one(PIN, Curve::P256);
     let (a, b) = (&cards[0], &cards[1]);
-    init_authenticator(b, PIN);
-    init_pka(a, 1, 1);
-    let (file, _) = firmware_key(b, 1, Curve::P256);
-    register_all(a, &[file]);
     let p11 = our_module();
     let session = p11.open_ro_session(slot_of(&p11, a)).unwrap();
     assert_eq!(
@@ -457,16 +378,8 @@ fn a_wrong_signature_is_refused_and_the_wrong_pin_costs_the_authenticator() {
     init_pka(a2, 1, 1);
     let chr = chr_of(&parse_pka_file(&firmware_key(b, 3, Curve::P256).0).0);
     let impostor = impostor_request(&chr);
-    let mut ac = Conn::open(a2);
-    ac.select();
-    assert_eq!(ac.verify_pin(), 0x9000);
-    assert_eq!(
-        ac.tx(&picohsm_wire::apdu::build_extended(
-            0x80, 0x54, 0, 0, &impostor, 4
-        ))
-        .1,
-        0x9000
-    );
+    let mut ac = Conn::logged_in(a2);
+    assert_eq!(ac.register_request(&impostor).1, 0x9000);
     drop(ac);
     let session = p11.open_ro_session(slot_of(&p11, a2)).unwrap();
     assert_eq!(
@@ -522,13 +435,9 @@ fn impostor_request(chr: &[u8]) -> Vec<u8> {
 #[test]
 fn p11_kit_proxy_passes_the_settings_in_x_init_reserved() {
     let _s = serial();
-    let cards = VCard::start_many(2);
-    let (a, b) = (&cards[0], &cards[1]);
     let b_pin = "314159";
-    init_authenticator(b, b_pin);
-    init_pka(a, 1, 1);
-    let (file, _) = firmware_key_with_pin(b, 1, Curve::P256, b_pin);
-    register_all(a, &[file]);
+    let cards = one_of_one(b_pin, Curve::P256);
+    let (a, b) = (&cards[0], &cards[1]);
 
     let home = a.dir().join("home");
     let modules = home.join(".config/pkcs11/modules");
@@ -580,7 +489,7 @@ fn p11_kit_proxy_passes_the_settings_in_x_init_reserved() {
                 .args(["--module", proxy, "--slot-description", a.reader_name()])
                 .args(args),
         );
-        (out.status.success(), all_text(&out))
+        (out.status.success(), text(&out))
     };
     let secret = format!("{PIN}:{b_pin}");
     let (ok, t) = tool(&[
@@ -622,37 +531,29 @@ fn pkcs11_tool_on_a_pka_only_token_with_config_pka() {
     let mut c = init_pka_only(a, 1, 1);
     assert_eq!(c.register(&file).1, 0x9000);
     drop(c);
-    let config = a.dir().join("pka.toml");
-    fs::write(&config, "login = \"pka\"\n").unwrap();
+    let config = settings(a, "pka.toml", "login = \"pka\"\n");
     // The token has no PIN, but a login: its token info says so.
-    let slots = all_text(&ours(a, Some(&config), &["--list-token-slots"]));
+    let slots = text(&ours(a, Some(&config), ["--list-token-slots"]));
     let block = slot_block(&slots, a);
     assert!(block.contains("PIN initialized"), "{block}");
     // The secret is the authenticator's PIN; the token has no PIN at all.
     keygen_sign_verify(a, Some(&config), PIN, "04");
     // With `pin` the same secret is a VERIFY the token cannot answer.
-    let pin_only = a.dir().join("pin.toml");
-    fs::write(&pin_only, "login = \"pin\"\n").unwrap();
-    let out = ours(
-        a,
-        Some(&pin_only),
-        &["--login", "--pin", PIN, "--list-objects"],
-    );
-    assert!(!out.status.success(), "{}", all_text(&out));
+    let pin_only = settings(a, "pin.toml", "login = \"pin\"\n");
+    let out = ours(a, Some(&pin_only), login_and(PIN, ["--list-objects"]));
+    assert!(!out.status.success(), "{}", text(&out));
     assert!(
-        all_text(&out).contains("CKR_USER_PIN_NOT_INITIALIZED"),
+        text(&out).contains("CKR_USER_PIN_NOT_INITIALIZED"),
         "{}",
-        all_text(&out)
+        text(&out)
     );
 }
 
 #[test]
 fn an_rsa_authenticator_key_logs_in_through_the_vendor_path() {
     let _s = serial();
-    let cards = VCard::start_many(2);
+    let cards = primary_and_authenticators(1, 1, 1);
     let (a, b) = (&cards[0], &cards[1]);
-    init_authenticator(b, PIN);
-    init_pka(a, 1, 1);
     let (file, _) = firmware_rsa_key(b, 1, 2048);
     register_all(a, &[file]);
     let p11 = our_module();
@@ -665,21 +566,7 @@ fn an_rsa_authenticator_key_logs_in_through_the_vendor_path() {
     session
         .login(UserType::User, Some(&AuthPin::from(PIN)))
         .unwrap();
-    assert!(session
-        .generate_key_pair(
-            &Mechanism::EccKeyPairGen,
-            &[
-                Attribute::Token(true),
-                Attribute::EcParams(Curve::P256.oid_der().to_vec()),
-                Attribute::Id(vec![3]),
-            ],
-            &[
-                Attribute::Token(true),
-                Attribute::Sign(true),
-                Attribute::Id(vec![3])
-            ],
-        )
-        .is_ok());
+    assert!(p256_key_pair(&session, 3).is_ok());
 }
 
 /// SoftHSM2 as the authenticator through the module's PKCS#11 backend,
@@ -724,40 +611,28 @@ fn softhsm2_authenticates_through_the_pkcs11_backend() {
         let chr = chr_of(&req);
         assert!(chr.starts_with(b"ZZ") && chr.len() == 16, "{chr:?}");
     }
-    let mut c = Conn::open(a);
-    c.select();
-    assert_eq!(c.verify_pin(), 0x9000);
+    let mut c = Conn::logged_in(a);
     for f in &files {
         let (req, _, _) = parse_pka_file_any(f);
-        assert_eq!(
-            c.tx(&picohsm_wire::apdu::build_extended(
-                0x80, 0x54, 0, 0, &req, 4
-            ))
-            .1,
-            0x9000
-        );
+        assert_eq!(c.register_request(&req).1, 0x9000);
     }
     drop(c);
-    let config = a.dir().join("softhsm.toml");
-    fs::write(
-        &config,
-        format!(
+    let config = settings(
+        a,
+        "softhsm.toml",
+        &format!(
             "login = \"pka+pin\"\nseparator = \":\"\n[[authenticator]]\ntype = \"pkcs11\"\nmodule = \"{}\"\ntoken-label = \"auth\"\n",
             softhsm_module().display()
         ),
-    )
-    .unwrap();
+    );
     std::env::set_var("SOFTHSM2_CONF", &hsm.conf);
     let secret = format!("{PIN}:{SOFTHSM_PIN}");
     keygen_sign_verify(a, Some(&config), &secret, "06");
 
     // A wrong SoftHSM PIN is the authenticator's, not the primary's.
-    let out = ours(
-        a,
-        Some(&config),
-        &["--login", "--pin", &format!("{PIN}:000000"), "-O"],
-    );
-    assert!(all_text(&out).contains("0x80504b04"), "{}", all_text(&out));
+    let wrong = format!("{PIN}:000000");
+    let out = ours(a, Some(&config), login_and(&wrong, ["-O"]));
+    assert!(text(&out).contains("0x80504b04"), "{}", text(&out));
 }
 
 /// The register payload (content of tag 67) of a PKA file, whichever of the

@@ -7,103 +7,21 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use common::tools::*;
 use common::*;
 use picohsm_crypto::{ec, hash::HashAlg};
 use picohsm_firmware::dkek;
 use picohsm_firmware::keys::PrivateKey;
 use picohsm_wire::curve::Curve;
 
-const SO_PIN: &str = "1234567890123456";
-const PIN: &str = "648219";
-
-/// `sc-hsm-tool --initialize` as the issue (and the Pico documentation) gives it.
-fn initialize(card: &VCard, extra: &[&str]) {
-    let mut args = vec!["--initialize", "--so-pin", SO_PIN, "--pin", PIN];
-    args.extend_from_slice(extra);
-    sc_hsm_tool(card, args);
-}
-
-fn p11(card: &VCard, args: &[&str]) -> String {
-    text(&pkcs11_tool(card, args))
-}
-
-fn p11_login(card: &VCard, args: &[&str]) -> String {
-    let mut a = vec!["--login", "--pin", PIN];
-    a.extend_from_slice(args);
-    p11(card, &a)
-}
-
-/// Converts a DER SubjectPublicKeyInfo into PEM with openssl.
-fn der_to_pem(der: &Path, pem: &Path) {
-    run(
-        "openssl",
-        [
-            "pkey",
-            "-pubin",
-            "-inform",
-            "DER",
-            "-in",
-            &s(der),
-            "-out",
-            &s(pem),
-        ],
-    );
-}
-
-/// Exports the public key of `id` as PEM (via DER from pkcs11-tool).
-fn public_pem(card: &VCard, id: &str, dir: &Path) -> PathBuf {
-    public_pem_with(pkcs11_tool_command(card), id, dir)
-}
-
-/// Exports an EC public key from its CKA_EC_PARAMS and CKA_EC_POINT as
-/// pkcs11-tool lists them. pkcs11-tool 0.23's `--read-object --type pubkey`
-/// fails on every secp384r1 key ("cannot create EVP_PKEY", SoftHSM's too),
-/// so P-384 keys are exported this way.
+/// The EC public key `id` as PEM, from its CKA_EC_PARAMS and CKA_EC_POINT
+/// as pkcs11-tool lists them (see [`ec_pem`]: P-384 keys are exported this
+/// way).
 fn ec_public_pem_from_listing(card: &VCard, id: &str, dir: &Path) -> PathBuf {
-    let listing = p11(card, &["--list-objects", "--type", "pubkey"]);
-    let block = listing
-        .split("Public Key Object")
-        .find(|b| b.lines().any(|l| l.trim() == format!("ID:         {id}")))
+    let listing = THEIRS.run(card, ["--list-objects", "--type", "pubkey"]);
+    let block = listing_block(&listing, "Public Key Object", "ID:", id)
         .unwrap_or_else(|| panic!("public key {id} in {listing}"));
-    let field = |name: &str| -> Vec<u8> {
-        let line = block
-            .lines()
-            .find(|l| l.trim_start().starts_with(name))
-            .unwrap_or_else(|| panic!("{name} in {block}"));
-        hex::decode(line.split(':').nth(1).unwrap().trim()).unwrap()
-    };
-    let (point_os, params) = (field("EC_POINT:"), field("EC_PARAMS:"));
-    let (point, rest) = picohsm_wire::tlv::parse_one(&point_os).unwrap();
-    assert!(rest.is_empty() && point.tag == 0x04);
-    let mut alg = picohsm_wire::tlv::encode(0x06, &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01]);
-    alg.extend_from_slice(&params);
-    let mut bits = vec![0u8];
-    bits.extend_from_slice(point.value);
-    let mut spki = picohsm_wire::tlv::encode(0x30, &alg);
-    spki.extend_from_slice(&picohsm_wire::tlv::encode(0x03, &bits));
-    let der = dir.join(format!("pub{id}.der"));
-    let pem = dir.join(format!("pub{id}.pem"));
-    fs::write(&der, picohsm_wire::tlv::encode(0x30, &spki)).unwrap();
-    der_to_pem(&der, &pem);
-    pem
-}
-
-fn sign(card: &VCard, id: &str, mech: &str, input: &Path, out: &Path, openssl_format: bool) {
-    let mut a = vec![
-        "--sign",
-        "--mechanism",
-        mech,
-        "--id",
-        id,
-        "-i",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ];
-    if openssl_format {
-        a.extend_from_slice(&["--signature-format", "openssl"]);
-    }
-    p11_login(card, &a);
+    listed_ec_pem(block, dir, &format!("pub{id}"))
 }
 
 #[test]
@@ -126,27 +44,14 @@ fn pkcs11_tool_keys_signatures_decrypt_derive_objects() {
     let info = text(&sc_hsm_tool(&card, Vec::<&str>::new()));
     assert!(info.contains("User PIN tries left  : 3"), "{info}");
 
-    for (id, kt) in [
-        ("01", "EC:prime256v1"),
-        ("02", "EC:brainpoolP256r1"),
-        ("03", "EC:secp384r1"),
-        ("04", "rsa:2048"),
-    ] {
-        let out = p11_login(
-            &card,
-            &[
-                "--keypairgen",
-                "--key-type",
-                kt,
-                "--id",
-                id,
-                "--label",
-                &format!("key{id}"),
-            ],
-        );
-        assert!(out.contains("Key pair generated"), "{kt}: {out}");
-    }
-    let objects = p11_login(&card, &["--list-objects"]);
+    let keys = [
+        ("EC:prime256v1", "01", "key01"),
+        ("EC:brainpoolP256r1", "02", "key02"),
+        ("EC:secp384r1", "03", "key03"),
+        ("rsa:2048", "04", "key04"),
+    ];
+    keypairgens(THEIRS.login(), &card, &keys);
+    let objects = THEIRS.login().run(&card, ["--list-objects"]);
     for id in ["01", "02", "03", "04"] {
         assert!(objects.contains(&format!("ID:         {id}")), "{objects}");
     }
@@ -157,158 +62,64 @@ fn pkcs11_tool_keys_signatures_decrypt_derive_objects() {
     let hash = dir.join("hash.bin");
     fs::write(&hash, &digest).unwrap();
     let sig = dir.join("sig.bin");
+    let sign = |id, mech, input: &Path, extra| {
+        THEIRS
+            .login()
+            .run(&card, op("--sign", mech, id, input, &sig, extra));
+    };
 
     // ECDSA on every EC key, and ECDSA-SHA256.
+    let other = dir.join("other.txt");
+    fs::write(&other, b"other").unwrap();
     for id in ["01", "02", "03"] {
         let pem = if id == "03" {
             ec_public_pem_from_listing(&card, id, &dir)
         } else {
-            public_pem(&card, id, &dir)
+            THEIRS.public_pem(&card, id, &dir)
         };
-        sign(&card, id, "ECDSA", &hash, &sig, true);
-        openssl_ok(&[
-            "pkeyutl",
-            "-verify",
-            "-pubin",
-            "-inkey",
-            &s(&pem),
-            "-in",
-            &s(&hash),
-            "-sigfile",
-            &s(&sig),
-        ]);
-        sign(&card, id, "ECDSA-SHA256", &data, &sig, true);
-        openssl_ok(&[
-            "dgst",
-            "-sha256",
-            "-verify",
-            &s(&pem),
-            "-signature",
-            &s(&sig),
-            &s(&data),
-        ]);
+        sign(id, "ECDSA", &hash, OPENSSL_FORMAT);
+        openssl_ok(&pkeyutl_verify(&pem, &[], &hash, &sig));
+        sign(id, "ECDSA-SHA256", &data, OPENSSL_FORMAT);
+        openssl_ok(&dgst_verify("-sha256", &[], &pem, &sig, &data));
         // A signature over other data does not verify: the check can fail.
-        fs::write(dir.join("other.txt"), b"other").unwrap();
-        openssl_fails(&[
-            "dgst",
-            "-sha256",
-            "-verify",
-            &s(&pem),
-            "-signature",
-            &s(&sig),
-            &s(&dir.join("other.txt")),
-        ]);
+        openssl_fails(&dgst_verify("-sha256", &[], &pem, &sig, &other));
     }
 
     // RSA: PKCS#1 v1.5 over a DigestInfo, SHA256-RSA-PKCS, PSS.
-    let pem = public_pem(&card, "04", &dir);
+    let pem = THEIRS.public_pem(&card, "04", &dir);
     let mut di = HashAlg::Sha256.digest_info_prefix().to_vec();
     di.extend_from_slice(&digest);
     let di_path = dir.join("di.bin");
     fs::write(&di_path, &di).unwrap();
-    sign(&card, "04", "RSA-PKCS", &di_path, &sig, false);
-    openssl_ok(&[
-        "pkeyutl",
-        "-verify",
-        "-pubin",
-        "-inkey",
-        &s(&pem),
-        "-in",
-        &s(&di_path),
-        "-sigfile",
-        &s(&sig),
-    ]);
-    sign(&card, "04", "SHA256-RSA-PKCS", &data, &sig, false);
-    openssl_ok(&[
-        "dgst",
-        "-sha256",
-        "-verify",
-        &s(&pem),
-        "-signature",
-        &s(&sig),
-        &s(&data),
-    ]);
-    p11_login(
-        &card,
-        &[
-            "--sign",
-            "--mechanism",
-            "SHA256-RSA-PKCS-PSS",
-            "--id",
-            "04",
-            "-i",
-            &s(&data),
-            "-o",
-            &s(&sig),
-        ],
-    );
-    openssl_ok(&[
-        "dgst",
-        "-sha256",
+    sign("04", "RSA-PKCS", &di_path, &[]);
+    openssl_ok(&pkeyutl_verify(&pem, &[], &di_path, &sig));
+    sign("04", "SHA256-RSA-PKCS", &data, &[]);
+    openssl_ok(&dgst_verify("-sha256", &[], &pem, &sig, &data));
+    sign("04", "SHA256-RSA-PKCS-PSS", &data, &[]);
+    let pss = [
         "-sigopt",
         "rsa_padding_mode:pss",
         "-sigopt",
         "rsa_pss_saltlen:32",
-        "-verify",
-        &s(&pem),
-        "-signature",
-        &s(&sig),
-        &s(&data),
-    ]);
+    ];
+    openssl_ok(&dgst_verify("-sha256", &pss, &pem, &sig, &data));
 
     // RSA decryption of an openssl ciphertext.
     let msg = dir.join("msg.txt");
     fs::write(&msg, b"secret message").unwrap();
-    let ct = dir.join("ct.bin");
-    let pt = dir.join("pt.bin");
-    run(
-        "openssl",
-        [
-            "pkeyutl",
-            "-encrypt",
-            "-pubin",
-            "-inkey",
-            &s(&pem),
-            "-in",
-            &s(&msg),
-            "-out",
-            &s(&ct),
-        ],
-    );
-    p11_login(
-        &card,
-        &[
-            "--decrypt",
-            "--mechanism",
-            "RSA-PKCS",
-            "--id",
-            "04",
-            "-i",
-            &s(&ct),
-            "-o",
-            &s(&pt),
-        ],
-    );
+    let (ct, pt) = (dir.join("ct.bin"), dir.join("pt.bin"));
+    openssl_encrypt(&pem, &[], &msg, &ct);
+    THEIRS
+        .login()
+        .run(&card, op("--decrypt", "RSA-PKCS", "04", &ct, &pt, &[]));
     assert_eq!(fs::read(&pt).unwrap(), b"secret message");
 
     // ECDH with a peer key made by openssl.
     let (peer, peer_pub) = openssl_p256_peer(&dir);
     let z_card = dir.join("z_card.bin");
-    p11_login(
-        &card,
-        &[
-            "--derive",
-            "--mechanism",
-            "ECDH1-DERIVE",
-            "--id",
-            "01",
-            "-i",
-            &s(&peer_pub),
-            "-o",
-            &s(&z_card),
-        ],
-    );
-    let card_pem = public_pem(&card, "01", &dir);
+    let derive = op("--derive", "ECDH1-DERIVE", "01", &peer_pub, &z_card, &[]);
+    THEIRS.login().run(&card, derive);
+    let card_pem = THEIRS.public_pem(&card, "01", &dir);
     assert_eq!(
         fs::read(&z_card).unwrap(),
         openssl_derive(&peer, &card_pem),
@@ -316,126 +127,44 @@ fn pkcs11_tool_keys_signatures_decrypt_derive_objects() {
     );
 
     // A certificate and a data object: write, read back, delete.
-    let cert = dir.join("cert.der");
-    let cert_key = dir.join("cert_key.pem");
-    run(
-        "openssl",
-        [
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            "/CN=picohsm test",
-            "-days",
-            "30",
-            "-keyout",
-            &s(&cert_key),
-            "-outform",
-            "DER",
-            "-out",
-            &s(&cert),
-        ],
-    );
-    p11_login(
-        &card,
-        &[
-            "--write-object",
-            &s(&cert),
-            "--type",
-            "cert",
-            "--id",
-            "20",
-            "--label",
-            "testcert",
-        ],
-    );
+    let cert = self_signed_cert(&dir, "cert", "/CN=picohsm test");
+    let attributes = ["--id", "20", "--label", "testcert"];
+    THEIRS
+        .login()
+        .run(&card, write_object(&cert, "cert", &attributes));
     let back = dir.join("cert_back.der");
-    p11(
-        &card,
-        &[
-            "--read-object",
-            "--type",
-            "cert",
-            "--id",
-            "20",
-            "-o",
-            &s(&back),
-        ],
-    );
+    THEIRS.run(&card, read_object("cert", ["--id", "20"], &back));
     assert_eq!(fs::read(&back).unwrap(), fs::read(&cert).unwrap());
-    p11_login(&card, &["--delete-object", "--type", "cert", "--id", "20"]);
-    let objects = p11(&card, &["--list-objects", "--type", "cert"]);
+    THEIRS
+        .login()
+        .run(&card, delete_object("cert", ["--id", "20"]));
+    let objects = THEIRS.run(&card, ["--list-objects", "--type", "cert"]);
     assert!(!objects.contains("testcert"), "{objects}");
 
     let blob = dir.join("blob.bin");
     fs::write(&blob, b"some application data").unwrap();
-    p11_login(
-        &card,
-        &[
-            "--write-object",
-            &s(&blob),
-            "--type",
-            "data",
-            "--label",
-            "mydata",
-        ],
-    );
+    THEIRS
+        .login()
+        .run(&card, write_object(&blob, "data", &["--label", "mydata"]));
     let back = dir.join("blob_back.bin");
-    p11_login(
-        &card,
-        &[
-            "--read-object",
-            "--type",
-            "data",
-            "--label",
-            "mydata",
-            "-o",
-            &s(&back),
-        ],
-    );
+    THEIRS
+        .login()
+        .run(&card, read_object("data", ["--label", "mydata"], &back));
     assert_eq!(fs::read(&back).unwrap(), b"some application data");
-    p11_login(
-        &card,
-        &["--delete-object", "--type", "data", "--label", "mydata"],
-    );
-    let objects = p11_login(&card, &["--list-objects", "--type", "data"]);
+    THEIRS
+        .login()
+        .run(&card, delete_object("data", ["--label", "mydata"]));
+    let objects = THEIRS
+        .login()
+        .run(&card, ["--list-objects", "--type", "data"]);
     assert!(!objects.contains("mydata"), "{objects}");
 }
 
 #[test]
 fn pkcs11_tool_test_login_passes() {
-    let card = VCard::start();
-    initialize(&card, &[]);
-    p11_login(
-        &card,
-        &[
-            "--keypairgen",
-            "--key-type",
-            "EC:prime256v1",
-            "--id",
-            "01",
-            "--label",
-            "ec",
-        ],
-    );
-    p11_login(
-        &card,
-        &[
-            "--keypairgen",
-            "--key-type",
-            "rsa:1024",
-            "--id",
-            "02",
-            "--label",
-            "rsa",
-        ],
-    );
-    let out = text(&pkcs11_tool(&card, ["--test", "--login", "--pin", PIN]));
-    assert!(out.contains("No errors"), "{out}");
+    let out = self_test(Module::OpenSc);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("No errors"), "{}", text(&out));
 }
 
 #[test]
@@ -444,82 +173,52 @@ fn state_survives_a_restart_of_the_card() {
     let dir = card.dir().to_path_buf();
     // sc-hsm-tool writes the label into EF.TokenInfo (2F03) after INITIALIZE.
     initialize(&card, &["--label", "kept label"]);
-    p11_login(
-        &card,
-        &[
-            "--keypairgen",
-            "--key-type",
-            "EC:prime256v1",
-            "--id",
-            "07",
-            "--label",
-            "kept",
-        ],
-    );
+    THEIRS
+        .login()
+        .run(&card, keypairgen("EC:prime256v1", "07", "kept"));
     let blob = dir.join("blob.bin");
     fs::write(&blob, b"kept data").unwrap();
-    p11_login(
-        &card,
-        &[
-            "--write-object",
-            &s(&blob),
-            "--type",
-            "data",
-            "--label",
-            "keptdata",
-        ],
-    );
+    THEIRS
+        .login()
+        .run(&card, write_object(&blob, "data", &["--label", "keptdata"]));
     // One wrong PIN: the counter must survive too.
-    let out = run_cmd_allow_fail(pkcs11_tool_command(&card).args([
-        "--login",
-        "--pin",
-        "000000",
-        "--list-objects",
-    ]));
+    let out = THEIRS
+        .login_with("000000")
+        .run_allow_fail(&card, ["--list-objects"]);
     assert!(text(&out).contains("CKR_PIN_INCORRECT"), "{}", text(&out));
-    let pem_before = public_pem(&card, "07", &dir);
+    let pem_before = THEIRS.public_pem(&card, "07", &dir);
 
     card.restart();
 
     let info = text(&sc_hsm_tool(&card, Vec::<&str>::new()));
     assert!(info.contains("User PIN tries left  : 2"), "{info}");
-    let slots = p11(&card, &["--list-token-slots"]);
+    let slots = THEIRS.run(&card, ["--list-token-slots"]);
     assert!(slots.contains("token label        : kept label"), "{slots}");
     let back = dir.join("back.bin");
-    p11_login(
-        &card,
-        &[
-            "--read-object",
-            "--type",
-            "data",
-            "--label",
-            "keptdata",
-            "-o",
-            &s(&back),
-        ],
-    );
+    THEIRS
+        .login()
+        .run(&card, read_object("data", ["--label", "keptdata"], &back));
     assert_eq!(fs::read(&back).unwrap(), b"kept data");
-    let pem_after = public_pem(&card, "07", &dir);
+    let pem_after = THEIRS.public_pem(&card, "07", &dir);
     assert_eq!(
         fs::read(&pem_before).unwrap(),
         fs::read(&pem_after).unwrap()
     );
-    let data = dir.join("d.txt");
-    fs::write(&data, b"after restart").unwrap();
-    let sig = dir.join("sig.bin");
-    sign(&card, "07", "ECDSA-SHA256", &data, &sig, true);
-    openssl_ok(&[
-        "dgst",
-        "-sha256",
-        "-verify",
-        &s(&pem_after),
-        "-signature",
-        &s(&sig),
-        &s(&data),
-    ]);
+    signs_with_ecdsa_sha256(&card, "07", &pem_after, b"after restart");
     // The successful login reset the counter.
     let info = text(&sc_hsm_tool(&card, Vec::<&str>::new()));
     assert!(info.contains("User PIN tries left  : 3"), "{info}");
+}
+
+/// Key `id` of `card` signs `message` with ECDSA-SHA256 through OpenSC's
+/// module, and openssl verifies the signature with `pem`.
+fn signs_with_ecdsa_sha256(card: &VCard, id: &str, pem: &Path, message: &[u8]) {
+    let dir = card.dir();
+    let (data, sig) = (dir.join("d.txt"), dir.join("sig.bin"));
+    fs::write(&data, message).unwrap();
+    let sign = op("--sign", "ECDSA-SHA256", id, &data, &sig, OPENSSL_FORMAT);
+    THEIRS.login().run(card, sign);
+    openssl_ok(&dgst_verify("-sha256", &[], pem, &sig, &data));
 }
 
 #[test]
@@ -528,12 +227,9 @@ fn three_wrong_pins_lock_and_the_so_pin_unblocks() {
     initialize(&card, &[]);
     card.clear_apdu_log();
     for expect in ["CKR_PIN_INCORRECT", "CKR_PIN_INCORRECT", "CKR_PIN_LOCKED"] {
-        let out = run_cmd_allow_fail(pkcs11_tool_command(&card).args([
-            "--login",
-            "--pin",
-            "111111",
-            "--list-objects",
-        ]));
+        let out = THEIRS
+            .login_with("111111")
+            .run_allow_fail(&card, ["--list-objects"]);
         assert!(!out.status.success());
         // The last wrong try is reported as "locked" by OpenSC (6983).
         let t = text(&out);
@@ -546,27 +242,10 @@ fn three_wrong_pins_lock_and_the_so_pin_unblocks() {
     for sw in ["< 63 C2", "< 63 C1", "< 69 83"] {
         assert!(log.contains(sw), "{sw} missing in\n{log}");
     }
-    let out = run_cmd_allow_fail(pkcs11_tool_command(&card).args([
-        "--login",
-        "--pin",
-        PIN,
-        "--list-objects",
-    ]));
+    let out = THEIRS.login().run_allow_fail(&card, ["--list-objects"]);
     assert!(text(&out).contains("CKR_PIN_LOCKED"), "{}", text(&out));
-    p11(
-        &card,
-        &[
-            "--login",
-            "--login-type",
-            "so",
-            "--so-pin",
-            SO_PIN,
-            "--init-pin",
-            "--new-pin",
-            "112233",
-        ],
-    );
-    let out = p11(&card, &["--login", "--pin", "112233", "--list-objects"]);
+    THEIRS.run(&card, so_init_pin("112233"));
+    let out = THEIRS.login_with("112233").run(&card, ["--list-objects"]);
     assert!(!out.contains("CKR_"), "{out}");
     let info = text(&sc_hsm_tool(&card, Vec::<&str>::new()));
     assert!(info.contains("User PIN tries left  : 3"), "{info}");
@@ -593,88 +272,40 @@ fn wrap_file(blob: &[u8]) -> Vec<u8> {
     v
 }
 
+/// sc-hsm-tool's arguments to move key `key_ref` through `file`
+/// (`--wrap-key`, `--unwrap-key`) with the test PIN.
+fn key_file<'a>(flag: &'a str, file: &'a str, key_ref: &'a str) -> [&'a str; 6] {
+    [flag, file, "--key-reference", key_ref, "--pin", PIN]
+}
+
 #[test]
 fn dkek_wrapped_key_moves_between_cards_and_never_sits_in_clear() {
     let cards = VCard::start_many(2);
     let (a, b) = (&cards[0], &cards[1]);
     let dir = a.dir().to_path_buf();
-    let share_file = dir.join("share.pbe");
-    sc_hsm_tool(
-        a,
-        [
-            "--create-dkek-share",
-            &s(&share_file),
-            "--password",
-            "correct horse",
-        ],
-    );
+    let share_file = s(&dir.join("share.pbe"));
+    let share = |flag| [flag, share_file.as_str(), "--password", "correct horse"];
+    sc_hsm_tool(a, share("--create-dkek-share"));
     for c in [a, b] {
         initialize(c, &["-s", "1"]);
-        let out = text(&sc_hsm_tool(
-            c,
-            [
-                "--import-dkek-share",
-                &s(&share_file),
-                "--password",
-                "correct horse",
-            ],
-        ));
+        let out = text(&sc_hsm_tool(c, share("--import-dkek-share")));
         assert!(
             out.contains("DKEK shares          : 1") || out.contains("DKEK key check value"),
             "{out}"
         );
     }
-    p11_login(
-        a,
-        &[
-            "--keypairgen",
-            "--key-type",
-            "EC:prime256v1",
-            "--id",
-            "01",
-            "--label",
-            "travels",
-        ],
-    );
-    let pem = public_pem(a, "01", &dir);
-    let wrapped = dir.join("wrapped.bin");
-    sc_hsm_tool(
-        a,
-        [
-            "--wrap-key",
-            &s(&wrapped),
-            "--key-reference",
-            "1",
-            "--pin",
-            PIN,
-        ],
-    );
-    sc_hsm_tool(
-        b,
-        [
-            "--unwrap-key",
-            &s(&wrapped),
-            "--key-reference",
-            "5",
-            "--pin",
-            PIN,
-        ],
-    );
-    let objects = p11_login(b, &["--list-objects", "--type", "privkey"]);
+    THEIRS
+        .login()
+        .run(a, keypairgen("EC:prime256v1", "01", "travels"));
+    let pem = THEIRS.public_pem(a, "01", &dir);
+    let wrapped = s(&dir.join("wrapped.bin"));
+    sc_hsm_tool(a, key_file("--wrap-key", &wrapped, "1"));
+    sc_hsm_tool(b, key_file("--unwrap-key", &wrapped, "5"));
+    let objects = THEIRS
+        .login()
+        .run(b, ["--list-objects", "--type", "privkey"]);
     assert!(objects.contains("travels"), "PrKD restored: {objects}");
-    let data = dir.join("d.txt");
-    fs::write(&data, b"signed on the second card").unwrap();
-    let sig = dir.join("sig.bin");
-    sign(b, "01", "ECDSA-SHA256", &data, &sig, true);
-    openssl_ok(&[
-        "dgst",
-        "-sha256",
-        "-verify",
-        &s(&pem),
-        "-signature",
-        &s(&sig),
-        &s(&data),
-    ]);
+    signs_with_ecdsa_sha256(b, "01", &pem, b"signed on the second card");
 
     // A key whose value the test knows, wrapped by the test under a DKEK it
     // knows, unwrapped through sc-hsm-tool on a third card: it must work,
@@ -699,34 +330,12 @@ fn dkek_wrapped_key_moves_between_cards_and_never_sits_in_clear() {
     let blob = dkek::wrap(&share, &key, &[], &mut Os).unwrap();
     let wf = dir.join("known.bin");
     fs::write(&wf, wrap_file(&blob)).unwrap();
-    sc_hsm_tool(
-        &c,
-        [
-            "--unwrap-key",
-            &s(&wf),
-            "--key-reference",
-            "3",
-            "--pin",
-            PIN,
-        ],
-    );
-    let card_pem = public_pem(&c, "03", &dir);
+    sc_hsm_tool(&c, key_file("--unwrap-key", &s(&wf), "3"));
+    let card_pem = THEIRS.public_pem(&c, "03", &dir);
     let q = ec::public_key(Curve::P256, &d).unwrap();
     let der = fs::read(dir.join("pub03.der")).unwrap();
     assert!(der.ends_with(&q), "the card holds the test's key");
-    let data = dir.join("k.txt");
-    fs::write(&data, b"known key").unwrap();
-    let sig = dir.join("sig.bin");
-    sign(&c, "03", "ECDSA-SHA256", &data, &sig, true);
-    openssl_ok(&[
-        "dgst",
-        "-sha256",
-        "-verify",
-        &s(&card_pem),
-        "-signature",
-        &s(&sig),
-        &s(&data),
-    ]);
+    signs_with_ecdsa_sha256(&c, "03", &card_pem, b"known key");
     let image = fs::read(c.flash_path()).unwrap();
     assert!(image.len() > 1000);
     for window in [&d[..], &d[..16], &d[16..], &share[..]] {

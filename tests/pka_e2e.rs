@@ -6,18 +6,12 @@
 mod common;
 
 use common::pka::*;
+use common::tools::initialize;
 use common::*;
 use picohsm_crypto::{ec, hash::HashAlg};
 use picohsm_wire::apdu;
 use picohsm_wire::curve::Curve;
 use picohsm_wire::cvc::AuthRequest;
-
-const SO_PIN: &str = "1234567890123456";
-const PIN: &str = "648219";
-
-fn pka_status(card: &VCard) -> String {
-    text(&sc_hsm_tool(card, ["--public-key-auth-status"]))
-}
 
 /// The exchange of the upstream trace t_pka_login.txt, command for command:
 /// (instruction, status word) on the primary (A) and the authenticator (B).
@@ -47,15 +41,7 @@ const UPSTREAM_LOGIN: &[(char, u8, u16)] = &[
 /// OpenSC-made key, register, log in as in the upstream trace, sign.
 fn register_and_log_in(a: &VCard, b: &VCard, curve: &str, id: &str) {
     init_pka(a, 1, 1);
-    let status = pka_status(a);
-    for line in [
-        "Number of public keys:     1",
-        "Missing public keys:       1",
-        "Required pubkeys for auth: 1",
-        "Authenticated public keys: 0",
-    ] {
-        assert!(status.contains(line), "{status}");
-    }
+    assert_contains(&pka_status(a), &ONE_OF_ONE_UNREGISTERED);
     let (pka_file, key_ref) = opensc_key(b, curve, id);
     let (request, _, _) = parse_pka_file(&pka_file);
     assert_eq!(
@@ -77,9 +63,7 @@ fn register_and_log_in(a: &VCard, b: &VCard, curve: &str, id: &str) {
         text(&out)
     );
 
-    let mut ac = Conn::open(a);
-    ac.select();
-    assert_eq!(ac.verify_pin(), 0x9000);
+    let mut ac = Conn::logged_in(a);
     assert_eq!(ac.register(&pka_file), (vec![1, 0, 1, 0], 0x9000));
     assert!(pka_status(a).contains("Missing public keys:       0"));
 
@@ -118,38 +102,38 @@ fn register_and_log_in(a: &VCard, b: &VCard, curve: &str, id: &str) {
     let digest = HashAlg::Sha256.digest(b"signed after a PKA login");
     let der = ac.ok(&apdu::build_extended(0x80, 0x68, 5, 0x70, &digest, 65536));
     rec('A', &mut ac);
-    let q = AuthRequest::parse(&req)
-        .unwrap()
-        .cert
-        .key_field(0x86)
-        .unwrap()
-        .to_vec();
+    let request = AuthRequest::parse(&req).unwrap();
+    let q = request.cert.key_field(0x86).unwrap();
     assert!(ec::verify_prehash(
         Curve::P256,
-        &q,
+        q,
         &digest,
         &ec::der_to_raw(&der, 32).unwrap()
     ));
     assert_eq!(seq, UPSTREAM_LOGIN, "the exchange of t_pka_login.txt");
 }
 
+/// A primary with PKA `n`-of-`m` (`[0]`) and an authenticator (`[1]`),
+/// both with the test PINs.
+fn primary_and_authenticator(n: u8, m: u8) -> Vec<VCard> {
+    let cards = VCard::start_many(2);
+    initialize(&cards[1], &[]);
+    init_pka(&cards[0], n, m);
+    cards
+}
+
 #[test]
 fn pka_login_with_opensc_keys_on_secp256r1_and_brainpool() {
     let cards = VCard::start_many(2);
-    sc_hsm_tool(
-        &cards[1],
-        ["--initialize", "--so-pin", SO_PIN, "--pin", PIN],
-    );
+    initialize(&cards[1], &[]);
     register_and_log_in(&cards[0], &cards[1], "EC:prime256v1", "21");
     register_and_log_in(&cards[0], &cards[1], "EC:brainpoolP256r1", "22");
 }
 
 #[test]
 fn two_of_three_and_firmware_made_keys() {
-    let cards = VCard::start_many(2);
+    let cards = primary_and_authenticator(3, 2);
     let (a, b) = (&cards[0], &cards[1]);
-    sc_hsm_tool(b, ["--initialize", "--so-pin", SO_PIN, "--pin", PIN]);
-    init_pka(a, 3, 2);
     let keys: Vec<(Vec<u8>, u8)> = [
         (1, Curve::P256),
         (2, Curve::BrainpoolP256r1),
@@ -158,9 +142,7 @@ fn two_of_three_and_firmware_made_keys() {
     .into_iter()
     .map(|(r, c)| firmware_key(b, r, c))
     .collect();
-    let mut ac = Conn::open(a);
-    ac.select();
-    assert_eq!(ac.verify_pin(), 0x9000);
+    let mut ac = Conn::logged_in(a);
     for (i, (file, _)) in keys.iter().enumerate() {
         let (st, sw) = ac.register(file);
         assert_eq!((st[1], sw), (2 - i as u8, 0x9000));
@@ -171,10 +153,8 @@ fn two_of_three_and_firmware_made_keys() {
         .map(|(f, _)| chr_of(&parse_pka_file(f).0))
         .collect();
 
-    let mut ac = Conn::open(a);
+    let mut ac = Conn::logged_in(a);
     let mut bc = Conn::open(b);
-    ac.select();
-    assert_eq!(ac.verify_pin(), 0x9000);
     let name = ac.device_name();
     let challenge = ac.challenge();
     bc.select();
@@ -202,10 +182,8 @@ fn two_of_three_and_firmware_made_keys() {
 
 #[test]
 fn refusals_through_the_stack() {
-    let cards = VCard::start_many(2);
+    let cards = primary_and_authenticator(8, 1);
     let (a, b) = (&cards[0], &cards[1]);
-    sc_hsm_tool(b, ["--initialize", "--so-pin", SO_PIN, "--pin", PIN]);
-    init_pka(a, 8, 1);
     let mut files = Vec::new();
     for r in 1..=9u8 {
         files.push(firmware_key(b, r, Curve::P256));

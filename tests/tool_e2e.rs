@@ -16,13 +16,13 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::pka::{pka_status, ONE_OF_ONE_UNREGISTERED};
 use common::softhsm::*;
 use common::*;
 use picohsm_wire::cvc::AuthRequest;
 use picohsm_wire::tlv;
 
 const SO_PIN: &str = "3537363231383830";
-const PIN: &str = "648219";
 
 /// `picohsm-tool --reader <card's reader> args…`, whatever its exit status.
 fn tool_on<S: AsRef<OsStr>>(card: &VCard, args: &[S]) -> Output {
@@ -114,15 +114,7 @@ fn list_then_init_with_pka_and_pin_in_one_step() {
     );
 
     // OpenSC sees an initialised device with PKA, a PIN and a DKEK share.
-    let st = text(&sc_hsm_tool(&card, ["--public-key-auth-status"]));
-    for line in [
-        "Number of public keys:     1",
-        "Missing public keys:       1",
-        "Required pubkeys for auth: 1",
-        "Authenticated public keys: 0",
-    ] {
-        assert!(st.contains(line), "{st}");
-    }
+    assert_contains(&pka_status(&card), &ONE_OF_ONE_UNREGISTERED);
     let info = text(&sc_hsm_tool(&card, Vec::<&str>::new()));
     assert!(info.contains("User PIN tries left  : 3"), "{info}");
     assert!(info.contains("DKEK shares          : 1"), "{info}");
@@ -271,8 +263,7 @@ fn keygen_export_register_status_and_a_test_login() {
         "{out}"
     );
     assert!(out.contains("registered    1 of 1, 0 missing"), "{out}");
-    assert!(text(&sc_hsm_tool(a, ["--public-key-auth-status"]))
-        .contains("Missing public keys:       0"));
+    assert!(pka_status(a).contains("Missing public keys:       0"));
     let json = tool_ok(a, &["--json", "pka", "status"]);
     assert_eq!(json_value(&json, "missing").as_deref(), Some("0"));
     assert_eq!(
@@ -340,15 +331,13 @@ fn keygen_export_register_status_and_a_test_login() {
     assert!(e.contains("authenticator refused its PIN"), "{e}");
 }
 
-/// `picohsm-tool` on `card` with SoftHSM2's configuration.
-fn hsm_tool(hsm: &SoftHsm, card: &VCard, args: &[&str]) -> Output {
-    run_cmd_allow_fail(
-        Command::new(tool_binary())
-            .env("SOFTHSM2_CONF", &hsm.conf)
-            .arg("--reader")
-            .arg(card.reader_name())
-            .args(args),
-    )
+/// `picohsm-tool --reader <card's reader>` with SoftHSM2's configuration,
+/// ready for more arguments.
+fn hsm_tool(hsm: &SoftHsm, card: &VCard) -> Command {
+    let mut c = Command::new(tool_binary());
+    c.env("SOFTHSM2_CONF", &hsm.conf)
+        .args(["--reader", card.reader_name()]);
+    c
 }
 
 fn path_str(p: &Path) -> String {
@@ -362,27 +351,20 @@ fn softhsm_keys_exported_registered_two_of_three_and_logged_in() {
     hsm.keygen("EC:brainpoolP256r1", "brainpool", "02");
     let card = VCard::start();
     let module = path_str(&softhsm_module());
+    // `pka export` from the SoftHSM token: `--pkcs11-module`, then `args`.
+    let export = |args: &[&str]| {
+        let from = ["pka", "export", "--pkcs11-module", module.as_str()];
+        run_cmd_allow_fail(hsm_tool(&hsm, &card).args(from).args(args))
+    };
     let mut files = Vec::new();
     for label in ["p256", "brainpool"] {
         let file = card.dir().join(format!("{label}.pka"));
-        let out = hsm_tool(
-            &hsm,
-            &card,
-            &[
-                "--json",
-                "pka",
-                "export",
-                "--pkcs11-module",
-                &module,
-                "--token-label",
-                "auth",
-                "--key-label",
-                label,
-                "--pin",
-                SOFTHSM_PIN,
-                "-o",
-                &path_str(&file),
-            ],
+        let out = run_cmd_allow_fail(
+            hsm_tool(&hsm, &card)
+                .args(["--json", "pka", "export"])
+                .args(["--pkcs11-module", &module, "--token-label", "auth"])
+                .args(["--key-label", label, "--pin", SOFTHSM_PIN, "-o"])
+                .arg(&file),
         );
         assert!(out.status.success(), "{}", text(&out));
         let chr = json_value(&stdout(&out), "chr").unwrap();
@@ -399,37 +381,9 @@ fn softhsm_keys_exported_registered_two_of_three_and_logged_in() {
         files.push((file, chr));
     }
     // A wrong token PIN is exit 4; an ambiguous choice a usage error.
-    let out = hsm_tool(
-        &hsm,
-        &card,
-        &[
-            "pka",
-            "export",
-            "--pkcs11-module",
-            &module,
-            "--key-label",
-            "p256",
-            "--pin",
-            "999999",
-            "-o",
-            "/dev/null",
-        ],
-    );
+    let out = export(&["--key-label", "p256", "--pin", "999999", "-o", "/dev/null"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    let out = hsm_tool(
-        &hsm,
-        &card,
-        &[
-            "pka",
-            "export",
-            "--pkcs11-module",
-            &module,
-            "--pin",
-            SOFTHSM_PIN,
-            "-o",
-            "/dev/null",
-        ],
-    );
+    let out = export(&["--pin", SOFTHSM_PIN, "-o", "/dev/null"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("several keys match"), "{}", text(&out));
 
@@ -454,23 +408,11 @@ fn softhsm_keys_exported_registered_two_of_three_and_logged_in() {
     }
 
     // Log in with the SoftHSM token as authenticator: two rounds.
-    let out = hsm_tool(
-        &hsm,
-        &card,
-        &[
-            "pka",
-            "login",
-            "--pin",
-            SOFTHSM_PIN,
-            "--primary-pin",
-            PIN,
-            "--authenticator-module",
-            &module,
-            "--authenticator-token-label",
-            "auth",
-            "--wait",
-            "0",
-        ],
+    let out = run_cmd_allow_fail(
+        hsm_tool(&hsm, &card)
+            .args(["pka", "login", "--pin", SOFTHSM_PIN, "--primary-pin", PIN])
+            .args(["--authenticator-module", &module])
+            .args(["--authenticator-token-label", "auth", "--wait", "0"]),
     );
     let t = text(&out);
     assert!(out.status.success(), "{t}");
@@ -479,11 +421,11 @@ fn softhsm_keys_exported_registered_two_of_three_and_logged_in() {
         2,
         "{t}"
     );
-    assert!(t.contains("quorum: 2 of 2 required keys accepted"), "{t}");
-    assert!(
-        t.contains("PKA login succeeded: 2 authenticated public key(s) in 2 of 3 scheme"),
-        "{t}"
-    );
+    let outcome = [
+        "quorum: 2 of 2 required keys accepted",
+        "PKA login succeeded: 2 authenticated public key(s) in 2 of 3 scheme",
+    ];
+    assert_contains(&t, &outcome);
 }
 
 #[test]

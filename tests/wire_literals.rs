@@ -96,13 +96,21 @@ fn offence(line: &str) -> Option<String> {
 
 #[test]
 fn the_scanner_finds_what_it_looks_for() {
-    assert!(offence("    match sw.0 { 0x6A82 => {} }").is_some());
-    assert!(offence("let a = [0x80, 0x54, 0x00, 0x00, 0x00];").is_some());
-    assert!(offence("exchange(l, &build(0x00, 0xA4, 0x04, 0x00, AID, 256))").is_some());
-    assert!(offence("let v = vec![0x00, 0x01]; // PKCS#1 block type").is_none());
-    assert!(offence("const MAX: usize = 0x6A82_0000;").is_none());
-    assert!(offence("// 0x6A82 in a comment").is_none());
-    assert!(offence("StatusWord::FILE_NOT_FOUND").is_none());
+    // (line, whether it is an offence)
+    for (line, offends) in [
+        ("    match sw.0 { 0x6A82 => {} }", true),
+        ("let a = [0x80, 0x54, 0x00, 0x00, 0x00];", true),
+        (
+            "exchange(l, &build(0x00, 0xA4, 0x04, 0x00, AID, 256))",
+            true,
+        ),
+        ("let v = vec![0x00, 0x01]; // PKCS#1 block type", false),
+        ("const MAX: usize = 0x6A82_0000;", false),
+        ("// 0x6A82 in a comment", false),
+        ("StatusWord::FILE_NOT_FOUND", false),
+    ] {
+        assert_eq!(offence(line).is_some(), offends, "{line}");
+    }
 }
 
 #[test]

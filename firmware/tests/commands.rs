@@ -87,9 +87,7 @@ fn initialize_as_sc_hsm_tool_sends_it() {
 
 #[test]
 fn reinitialisation_needs_the_so_pin_and_wipes_keys() {
-    let mut t = T::new();
-    t.init(&[]);
-    t.login();
+    let mut t = T::logged_in();
     t.keygen_p256(1);
     let name = t.card.device_name();
     // Wrong SO-PIN: refused and counted.
@@ -134,9 +132,7 @@ fn pin_tries_lock_and_so_unblock_and_persist() {
 
 #[test]
 fn change_pin_reseals_the_mkek() {
-    let mut t = T::new();
-    t.init(&[]);
-    t.login();
+    let mut t = T::logged_in();
     t.keygen_p256(1);
     let mut d = PIN.to_vec();
     d.extend_from_slice(b"11223344");
@@ -145,7 +141,7 @@ fn change_pin_reseals_the_mkek() {
     t.select();
     assert_eq!(t.cmd(0, 0x20, 0, 0x81, PIN, 0).1, 0x63C2);
     assert_eq!(t.cmd(0, 0x20, 0, 0x81, b"11223344", 0).1, 0x9000);
-    let (sig, sw) = t.cmd(0x80, 0x68, 1, 0x70, &[7u8; 32], 65536);
+    let (sig, sw) = t.sign(1, 0x70, &[7u8; 32]);
     assert_eq!(sw, 0x9000, "key still usable under the new PIN");
     assert_eq!(sig[0], 0x30);
     // Wrong old PIN.
@@ -156,31 +152,19 @@ fn change_pin_reseals_the_mkek() {
 
 #[test]
 fn key_use_needs_login_and_pin_session() {
-    let mut t = T::new();
-    t.init(&[]);
-    t.login();
+    let mut t = T::logged_in();
     t.keygen_p256(2);
     t.select();
-    assert_eq!(t.cmd(0x80, 0x68, 2, 0x70, &[1u8; 32], 65536).1, 0x6982);
+    assert_eq!(t.sign(2, 0x70, &[1u8; 32]).1, 0x6982);
     assert_eq!(t.cmd(0, 0x46, 3, 0, &p256_template(), 65536).1, 0x6982);
     t.login();
-    assert_eq!(
-        t.cmd(0x80, 0x68, 9, 0x70, &[1u8; 32], 65536).1,
-        0x6A82,
-        "no key 9"
-    );
-    assert_eq!(
-        t.cmd(0x80, 0x68, 2, 0x20, &[1u8; 32], 65536).1,
-        0x6A81,
-        "RSA algo on EC key"
-    );
+    assert_eq!(t.sign(9, 0x70, &[1u8; 32]).1, 0x6A82, "no key 9");
+    assert_eq!(t.sign(2, 0x20, &[1u8; 32]).1, 0x6A81, "RSA algo on EC key");
 }
 
 #[test]
 fn keygen_request_and_ecdsa_signatures_verify() {
-    let mut t = T::new();
-    t.init(&[]);
-    t.login();
+    let mut t = T::logged_in();
     let req = t.keygen_p256(1);
     let r = AuthRequest::parse(&req).unwrap();
     assert_eq!(r.cert.car, Some(&b"UTCA00001"[..]), "template CAR kept");
@@ -210,7 +194,7 @@ fn keygen_request_and_ecdsa_signatures_verify() {
         (0x74, HashAlg::Sha384),
         (0x75, HashAlg::Sha512),
     ] {
-        let (der, sw) = t.cmd(0x80, 0x68, 1, alg, b"hello world", 65536);
+        let (der, sw) = t.sign(1, alg, b"hello world");
         assert_eq!(sw, 0x9000);
         let raw = ec::der_to_raw(&der, 32).unwrap();
         assert!(
@@ -219,44 +203,22 @@ fn keygen_request_and_ecdsa_signatures_verify() {
         );
     }
     let digest = HashAlg::Sha256.digest(b"msg");
-    let (der, _) = t.cmd(0x80, 0x68, 1, 0x70, &digest, 65536);
-    assert!(ec::verify_prehash(
-        Curve::P256,
-        &q,
-        &digest,
-        &ec::der_to_raw(&der, 32).unwrap()
-    ));
-}
-
-fn template(curve: Curve) -> Vec<u8> {
-    let mut pk = Vec::new();
-    tlv::push(&mut pk, 0x06, cvc::oid::ECDSA_SHA256);
-    tlv::push(&mut pk, 0x81, curve.prime());
-    tlv::push(&mut pk, 0x82, curve.a());
-    tlv::push(&mut pk, 0x83, curve.b());
-    tlv::push(&mut pk, 0x84, curve.generator());
-    tlv::push(&mut pk, 0x85, curve.order());
-    tlv::push(&mut pk, 0x87, curve.cofactor());
-    let mut t = Vec::new();
-    tlv::push(&mut t, 0x5F29, &[0]);
-    tlv::push(&mut t, 0x7F49, &pk);
-    t
+    let (der, _) = t.sign(1, 0x70, &digest);
+    assert!(p256_verifies(&q, &digest, &der));
 }
 
 #[test]
 fn every_curve_generates_signs_and_derives() {
-    let mut t = T::new();
-    t.init(&[]);
-    t.login();
+    let mut t = T::logged_in();
     for (i, curve) in Curve::all().iter().enumerate() {
         let id = i as u8 + 1;
-        let (req, sw) = t.cmd(0, 0x46, id, 0, &template(*curve), 65536);
+        let (req, sw) = t.cmd(0, 0x46, id, 0, &ec_template(*curve, None, None), 65536);
         assert_eq!(sw, 0x9000, "{curve:?}");
         let r = AuthRequest::parse(&req).unwrap();
         assert!(r.cert.is_self_described(), "no CAR in template: CAR = CHR");
         let q = r.cert.key_field(0x86).unwrap().to_vec();
         let digest = HashAlg::Sha256.digest(b"x");
-        let (der, sw) = t.cmd(0x80, 0x68, id, 0x70, &digest, 65536);
+        let (der, sw) = t.sign(id, 0x70, &digest);
         assert_eq!(sw, 0x9000);
         let raw = ec::der_to_raw(&der, curve.field_size()).unwrap();
         assert!(ec::verify_prehash(*curve, &q, &digest, &raw), "{curve:?}");
@@ -278,23 +240,14 @@ fn every_curve_generates_signs_and_derives() {
     }
 }
 
+/// OpenSC's template for an RSA key of `bits`: its placeholder CAR, no CHR.
 fn rsa_template(bits: u16) -> Vec<u8> {
-    let mut pk = Vec::new();
-    tlv::push(&mut pk, 0x06, cvc::oid::RSA_V15_SHA256);
-    tlv::push(&mut pk, 0x82, &[1, 0, 1]);
-    tlv::push(&mut pk, 0x02, &bits.to_be_bytes());
-    let mut t = Vec::new();
-    tlv::push(&mut t, 0x5F29, &[0]);
-    tlv::push(&mut t, 0x42, b"UTCA00001");
-    tlv::push(&mut t, 0x7F49, &pk);
-    t
+    keygen_template(&rsa_public_key(bits), Some(b"UTCA00001"), None)
 }
 
 #[test]
 fn rsa_sign_and_decrypt() {
-    let mut t = T::new();
-    t.init(&[]);
-    t.login();
+    let mut t = T::logged_in();
     let (req, sw) = t.cmd(0, 0x46, 4, 0, &rsa_template(1024), 65536);
     assert_eq!(sw, 0x9000);
     let r = AuthRequest::parse(&req).unwrap();
@@ -304,24 +257,24 @@ fn rsa_sign_and_decrypt() {
     let digest = HashAlg::Sha256.digest(b"data");
     let mut di = HashAlg::Sha256.digest_info_prefix().to_vec();
     di.extend_from_slice(&digest);
-    let (s, sw) = t.cmd(0x80, 0x68, 4, 0x30, &di, 65536);
+    let (s, sw) = t.sign(4, 0x30, &di);
     assert_eq!(sw, 0x9000);
     assert!(crsa::verify_pkcs1v15(&n, &e, HashAlg::Sha256, &digest, &s));
-    let (s, _) = t.cmd(0x80, 0x68, 4, 0x33, b"data", 65536);
+    let (s, _) = t.sign(4, 0x33, b"data");
     assert!(crsa::verify_pkcs1v15(&n, &e, HashAlg::Sha256, &digest, &s));
     // Host-padded raw, as OpenSC sends it.
     let mut block = vec![0u8, 1];
     block.resize(128 - di.len() - 1, 0xFF);
     block.push(0);
     block.extend_from_slice(&di);
-    let (s, _) = t.cmd(0x80, 0x68, 4, 0x20, &block, 65536);
+    let (s, _) = t.sign(4, 0x20, &block);
     assert!(crsa::verify_pkcs1v15(&n, &e, HashAlg::Sha256, &digest, &s));
     for data in [&di[..], &digest[..]] {
-        let (s, sw) = t.cmd(0x80, 0x68, 4, 0x40, data, 65536);
+        let (s, sw) = t.sign(4, 0x40, data);
         assert_eq!(sw, 0x9000);
         assert!(crsa::verify_pss(&n, &e, HashAlg::Sha256, &digest, &s));
     }
-    let (s, _) = t.cmd(0x80, 0x68, 4, 0x43, b"data", 65536);
+    let (s, _) = t.sign(4, 0x43, b"data");
     assert!(crsa::verify_pss(&n, &e, HashAlg::Sha256, &digest, &s));
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let c = crsa::encrypt_pkcs1v15(&n, &e, b"hello world", &mut rng).unwrap();
@@ -348,9 +301,7 @@ fn rsa_sign_and_decrypt() {
 
 #[test]
 fn files_update_read_delete_and_access_rules() {
-    let mut t = T::new();
-    t.init(&[]);
-    t.login();
+    let mut t = T::logged_in();
     // Create empty, then write in two chunks with offsets (OpenSC's pattern).
     assert_eq!(
         t.cmd(0, 0xD7, 0xCF, 1, &[0x54, 2, 0, 0, 0x53, 0], 0).1,
@@ -450,9 +401,7 @@ fn ef_dir_token_info_and_device_chain() {
 
 #[test]
 fn chained_commands_and_get_response() {
-    let mut t = T::new();
-    t.init(&[]);
-    t.login();
+    let mut t = T::logged_in();
     // GENERATE in two chained parts.
     let tpl = p256_template();
     let (a, b) = tpl.split_at(100);
@@ -504,26 +453,26 @@ fn init_with_dkek(t: &mut T, share: &[u8; 32]) {
     assert_eq!(t.cmd(0x80, 0x52, 0, 1, &[], 256).1, 0x6A86);
 }
 
+/// A card (random seed `seed`) initialised with one DKEK share, `share`,
+/// and its user PIN verified.
+fn dkek_card(share: &[u8; 32], seed: u64) -> T {
+    let mut t = T::with(Mem::default(), Mem::default(), seed);
+    init_with_dkek(&mut t, share);
+    t.login();
+    t
+}
+
 #[test]
 fn dkek_wrap_moves_a_key_between_cards() {
     let share = [0x5Au8; 32];
-    let mut a = T::new();
-    init_with_dkek(&mut a, &share);
-    a.login();
+    let mut a = dkek_card(&share, 7);
     let req = a.keygen_p256(1);
-    let q = AuthRequest::parse(&req)
-        .unwrap()
-        .cert
-        .key_field(0x86)
-        .unwrap()
-        .to_vec();
+    let q = ec_point(&req);
     let (blob, sw) = a.cmd(0x80, 0x72, 1, 0x92, &[], 65536);
     assert_eq!(sw, 0x9000);
     assert_eq!(&blob[..8], &dkek::kcv(&share));
     assert_eq!(blob[8], 12);
-    let mut b = T::with(Mem::default(), Mem::default(), 4242);
-    init_with_dkek(&mut b, &share);
-    b.login();
+    let mut b = dkek_card(&share, 4242);
     // OpenSC's way: blob into 2F10, then case-1 UNWRAP.
     let mut w = vec![0x54, 2, 0, 0, 0x53, 0x82];
     w.extend_from_slice(&(blob.len() as u16).to_be_bytes());
@@ -531,14 +480,9 @@ fn dkek_wrap_moves_a_key_between_cards() {
     assert_eq!(b.cmd(0, 0xD7, 0x2F, 0x10, &w, 0).1, 0x9000);
     assert_eq!(b.raw(&[0x80, 0x74, 3, 0x93]).1, 0x9000);
     let digest = HashAlg::Sha256.digest(b"moved");
-    let (der, sw) = b.cmd(0x80, 0x68, 3, 0x70, &digest, 65536);
+    let (der, sw) = b.sign(3, 0x70, &digest);
     assert_eq!(sw, 0x9000);
-    assert!(ec::verify_prehash(
-        Curve::P256,
-        &q,
-        &digest,
-        &ec::der_to_raw(&der, 32).unwrap()
-    ));
+    assert!(p256_verifies(&q, &digest, &der));
     // Tampered blob: MAC fails; other DKEK: not found; not a blob: 6984.
     let mut bad = blob.clone();
     let n = bad.len() - 20;
@@ -564,9 +508,7 @@ fn dkek_wrap_moves_a_key_between_cards() {
 #[test]
 fn rsa_wrap_round_trip() {
     let share = [0x11u8; 32];
-    let mut a = T::new();
-    init_with_dkek(&mut a, &share);
-    a.login();
+    let mut a = dkek_card(&share, 7);
     let (req, _) = a.cmd(0, 0x46, 2, 0, &rsa_template(1024), 65536);
     let r = AuthRequest::parse(&req).unwrap();
     let (n, e) = (
@@ -577,7 +519,7 @@ fn rsa_wrap_round_trip() {
     assert_eq!(sw, 0x9000);
     assert_eq!(a.cmd(0x80, 0x74, 9, 0x93, &blob, 0).1, 0x9000);
     let digest = HashAlg::Sha256.digest(b"r");
-    let (s, _) = a.cmd(0x80, 0x68, 9, 0x33, b"r", 65536);
+    let (s, _) = a.sign(9, 0x33, b"r");
     assert!(crsa::verify_pkcs1v15(&n, &e, HashAlg::Sha256, &digest, &s));
 }
 
@@ -604,9 +546,7 @@ fn dkek_share_imported_without_pin_is_kept_sealed_across_restart() {
 #[test]
 fn flash_image_never_holds_a_known_key_in_clear() {
     let share = [0x42u8; 32];
-    let mut t = T::new();
-    init_with_dkek(&mut t, &share);
-    t.login();
+    let mut t = dkek_card(&share, 7);
     // A key the test knows, wrapped by the test itself.
     let d: Vec<u8> = (1..=32).map(|i| i as u8 * 7).collect();
     let key = PrivateKey::Ec {
@@ -617,13 +557,8 @@ fn flash_image_never_holds_a_known_key_in_clear() {
     assert_eq!(t.cmd(0x80, 0x74, 6, 0x93, &blob, 0).1, 0x9000);
     let q = ec::public_key(Curve::P256, &d).unwrap();
     let digest = HashAlg::Sha256.digest(b"k");
-    let (der, _) = t.cmd(0x80, 0x68, 6, 0x70, &digest, 65536);
-    assert!(ec::verify_prehash(
-        Curve::P256,
-        &q,
-        &digest,
-        &ec::der_to_raw(&der, 32).unwrap()
-    ));
+    let (der, _) = t.sign(6, 0x70, &digest);
+    assert!(p256_verifies(&q, &digest, &der));
     let img = t.flash.0.lock().unwrap().clone().unwrap();
     assert!(
         !img.windows(16).any(|w| w == &d[..16] || w == &d[16..]),
@@ -639,9 +574,7 @@ fn flash_image_never_holds_a_known_key_in_clear() {
 
 #[test]
 fn state_survives_restart() {
-    let mut t = T::new();
-    t.init(&[]);
-    t.login();
+    let mut t = T::logged_in();
     let req = t.keygen_p256(1);
     assert_eq!(
         t.cmd(0, 0xD7, 0xCF, 1, &[0x54, 2, 0, 0, 0x53, 3, 1, 2, 3], 0)
@@ -658,27 +591,21 @@ fn state_survives_restart() {
         vec![1, 2, 3]
     );
     t.login();
-    assert_eq!(t.cmd(0x80, 0x68, 1, 0x70, &[3u8; 32], 65536).1, 0x9000);
+    assert_eq!(t.sign(1, 0x70, &[3u8; 32]).1, 0x9000);
 }
 
 #[test]
 fn select_logs_out() {
-    let mut t = T::new();
-    t.init(&[]);
-    t.login();
+    let mut t = T::logged_in();
     t.keygen_p256(1);
-    assert_eq!(t.cmd(0x80, 0x68, 1, 0x70, &[3u8; 32], 65536).1, 0x9000);
+    assert_eq!(t.sign(1, 0x70, &[3u8; 32]).1, 0x9000);
     t.select();
-    assert_eq!(t.cmd(0x80, 0x68, 1, 0x70, &[3u8; 32], 65536).1, 0x6982);
+    assert_eq!(t.sign(1, 0x70, &[3u8; 32]).1, 0x6982);
     assert_eq!(t.raw(&[0, 0x20, 0, 0x81]).1, 0x63C3);
     t.login();
     t.card.power_on();
     t.select();
-    assert_eq!(
-        t.cmd(0x80, 0x68, 1, 0x70, &[3u8; 32], 65536).1,
-        0x6982,
-        "reset logs out"
-    );
+    assert_eq!(t.sign(1, 0x70, &[3u8; 32]).1, 0x6982, "reset logs out");
 }
 
 #[test]
@@ -716,14 +643,12 @@ fn malformed_apdus_never_panic() {
     // Still healthy afterwards.
     t.select();
     t.login();
-    assert_eq!(t.cmd(0x80, 0x68, 1, 0x70, &[3u8; 32], 65536).1, 0x9000);
+    assert_eq!(t.sign(1, 0x70, &[3u8; 32]).1, 0x9000);
 }
 
 #[test]
 fn enumerate_lists_descriptors_with_id_zero() {
-    let mut t = T::new();
-    t.init(&[]);
-    t.login();
+    let mut t = T::logged_in();
     // OpenSC stores its first data object as CF00 with descriptor C900.
     assert_eq!(
         t.cmd(0, 0xD7, 0xC9, 0, &[0x54, 2, 0, 0, 0x53, 1, 0x30], 0)
@@ -749,6 +674,13 @@ fn enumerate_lists_descriptors_with_id_zero() {
     assert_eq!(fids.iter().filter(|f| **f == [0xCC, 0]).count(), 1);
 }
 
+/// `[APDU bytes] => SW, "what";` rows, as `(APDU, SW, what)`.
+macro_rules! sw_table {
+    ($([$($b:expr),* $(,)?] => $sw:expr, $what:expr;)*) => {
+        &[$((&[$($b),*][..], $sw, $what)),*]
+    };
+}
+
 /// Status words of the error paths, one command at a time (§1.4).
 #[test]
 fn error_paths_of_every_command() {
@@ -758,150 +690,62 @@ fn error_paths_of_every_command() {
     assert_eq!(t.raw(&[0, 0x20, 0, 0x81]).1, 0x6A88, "VERIFY: no PIN");
     assert_eq!(t.cmd(0, 0x20, 0, 0x81, b"123456", 0).1, 0x6A88);
     t.init(&[0x92, 1, 2, 0x97, 1, 1]);
-    let cases: &[(&[u8], u16, &str)] = &[
-        (&[0, 0x20, 1, 0x81], 0x6A86, "VERIFY P1 not 00"),
-        (&[0, 0x20, 0, 0x85], 0x6A88, "VERIFY bio template"),
-        (&[0, 0x20, 0, 0xE1], 0x6B00, "VERIFY bad P2"),
-        (
-            &[0, 0x20, 0, 0x88, 3, 1, 2, 3],
-            0x6700,
-            "VERIFY SO-PIN length",
-        ),
-        (
-            &[0, 0x24, 0, 0x82, 2, 1, 2],
-            0x6A86,
-            "CHANGE: bad reference",
-        ),
-        (
-            &[0, 0x24, 0, 0x81, 3, 0x31, 0x32, 0x33],
-            0x6700,
-            "CHANGE: shorter than the old PIN",
-        ),
-        (
-            &[0, 0x2C, 2, 0x81, 6, 0x31, 0x31, 0x31, 0x31, 0x31, 0x31],
-            0x6982,
-            "RRC P1 02 without SO session",
-        ),
-        (
-            &[0, 0x2C, 0, 0x81, 4, 1, 2, 3, 4],
-            0x6700,
-            "RRC: SO-PIN too short",
-        ),
-        (&[0, 0x2C, 7, 0x81], 0x6A86, "RRC bad P1"),
-        (&[0, 0x84, 1, 0, 8], 0x6A86, "GET CHALLENGE P1"),
-        (
-            &[0, 0xB1, 0, 0, 4, 0x54, 2, 0, 0, 0],
-            0x6986,
-            "READ: no current EF",
-        ),
-        (
-            &[0, 0xB1, 0x2F, 0x02, 3, 0x54, 5, 0],
-            0x6A80,
-            "READ: bad offset DO",
-        ),
-        (&[0, 0xB0, 0x81, 0, 0], 0x6A81, "READ: SFI"),
-        (
-            &[0, 0xB1, 0x77, 0x77, 4, 0x54, 2, 0, 0, 0],
-            0x6A82,
-            "READ: no such file",
-        ),
-        (
-            &[0, 0xD7, 0xCF, 1, 2, 0x53, 0],
-            0x6982,
-            "UPDATE without login",
-        ),
-        (&[0, 0xE4, 2, 0, 1, 0xCF], 0x6982, "DELETE without login"),
-        (&[0, 0xA4, 0x05, 0, 2, 0x2F, 0x02], 0x6A86, "SELECT bad P1"),
-        (
-            &[0, 0xA4, 0x08, 0, 3, 0x2F, 0x02, 1],
-            0x6700,
-            "SELECT odd path",
-        ),
-        (&[0x80, 0x58, 1, 0, 0], 0x6A86, "ENUMERATE P1"),
-        (
-            &[0x80, 0x46, 1, 0, 2, 0x42, 0],
-            0x6982,
-            "GENERATE without login",
-        ),
-        (&[0x80, 0x68, 1, 0x70, 1, 0], 0x6982, "SIGN without login"),
-        (
-            &[0x80, 0x62, 1, 0x99, 1, 0],
-            0x6A81,
-            "DECIPHER unknown algorithm",
-        ),
-        (&[0x80, 0x52, 5, 0, 0], 0x6A86, "KEY DOMAIN bad P1"),
-        (&[0x80, 0x52, 0, 9, 0], 0x6A86, "KEY DOMAIN no such domain"),
-        (&[0x80, 0x52, 0, 1, 0], 0x6A88, "KEY DOMAIN unconfigured"),
-        (
-            &[0x80, 0x52, 0, 0, 3, 1, 2, 3],
-            0x6700,
-            "KEY DOMAIN short share",
-        ),
-        (
-            &[0x80, 0x52, 1, 1, 1, 2],
-            0x6985,
-            "KEY DOMAIN setup without PIN session",
-        ),
-        (&[0x80, 0x72, 1, 0x93], 0x6B00, "WRAP wrong P2"),
-        (&[0x80, 0x72, 1, 0x92], 0x6982, "WRAP without login"),
-        (&[0x80, 0x74, 1, 0x92], 0x6B00, "UNWRAP wrong P2"),
-        (&[0x80, 0x74, 1, 0x93], 0x6982, "UNWRAP without login"),
-        (&[0x80, 0x99, 0, 0], 0x6D00, "unknown instruction"),
-        (&[0x40, 0x84, 0, 0, 8], 0x6E00, "unknown class"),
-        (&[0x01, 0x84, 0, 0, 8], 0x6881, "logical channel"),
-        (&[0x0C, 0x84, 0, 0, 8], 0x6882, "secure messaging"),
+    let cases: &[(&[u8], u16, &str)] = sw_table![
+        [0, 0x20, 1, 0x81] => 0x6A86, "VERIFY P1 not 00";
+        [0, 0x20, 0, 0x85] => 0x6A88, "VERIFY bio template";
+        [0, 0x20, 0, 0xE1] => 0x6B00, "VERIFY bad P2";
+        [0, 0x20, 0, 0x88, 3, 1, 2, 3] => 0x6700, "VERIFY SO-PIN length";
+        [0, 0x24, 0, 0x82, 2, 1, 2] => 0x6A86, "CHANGE: bad reference";
+        [0, 0x24, 0, 0x81, 3, 0x31, 0x32, 0x33] => 0x6700, "CHANGE: shorter than the old PIN";
+        [0, 0x2C, 2, 0x81, 6, 0x31, 0x31, 0x31, 0x31, 0x31, 0x31] => 0x6982, "RRC P1 02 without SO session";
+        [0, 0x2C, 0, 0x81, 4, 1, 2, 3, 4] => 0x6700, "RRC: SO-PIN too short";
+        [0, 0x2C, 7, 0x81] => 0x6A86, "RRC bad P1";
+        [0, 0x84, 1, 0, 8] => 0x6A86, "GET CHALLENGE P1";
+        [0, 0xB1, 0, 0, 4, 0x54, 2, 0, 0, 0] => 0x6986, "READ: no current EF";
+        [0, 0xB1, 0x2F, 0x02, 3, 0x54, 5, 0] => 0x6A80, "READ: bad offset DO";
+        [0, 0xB0, 0x81, 0, 0] => 0x6A81, "READ: SFI";
+        [0, 0xB1, 0x77, 0x77, 4, 0x54, 2, 0, 0, 0] => 0x6A82, "READ: no such file";
+        [0, 0xD7, 0xCF, 1, 2, 0x53, 0] => 0x6982, "UPDATE without login";
+        [0, 0xE4, 2, 0, 1, 0xCF] => 0x6982, "DELETE without login";
+        [0, 0xA4, 0x05, 0, 2, 0x2F, 0x02] => 0x6A86, "SELECT bad P1";
+        [0, 0xA4, 0x08, 0, 3, 0x2F, 0x02, 1] => 0x6700, "SELECT odd path";
+        [0x80, 0x58, 1, 0, 0] => 0x6A86, "ENUMERATE P1";
+        [0x80, 0x46, 1, 0, 2, 0x42, 0] => 0x6982, "GENERATE without login";
+        [0x80, 0x68, 1, 0x70, 1, 0] => 0x6982, "SIGN without login";
+        [0x80, 0x62, 1, 0x99, 1, 0] => 0x6A81, "DECIPHER unknown algorithm";
+        [0x80, 0x52, 5, 0, 0] => 0x6A86, "KEY DOMAIN bad P1";
+        [0x80, 0x52, 0, 9, 0] => 0x6A86, "KEY DOMAIN no such domain";
+        [0x80, 0x52, 0, 1, 0] => 0x6A88, "KEY DOMAIN unconfigured";
+        [0x80, 0x52, 0, 0, 3, 1, 2, 3] => 0x6700, "KEY DOMAIN short share";
+        [0x80, 0x52, 1, 1, 1, 2] => 0x6985, "KEY DOMAIN setup without PIN session";
+        [0x80, 0x72, 1, 0x93] => 0x6B00, "WRAP wrong P2";
+        [0x80, 0x72, 1, 0x92] => 0x6982, "WRAP without login";
+        [0x80, 0x74, 1, 0x92] => 0x6B00, "UNWRAP wrong P2";
+        [0x80, 0x74, 1, 0x93] => 0x6982, "UNWRAP without login";
+        [0x80, 0x99, 0, 0] => 0x6D00, "unknown instruction";
+        [0x40, 0x84, 0, 0, 8] => 0x6E00, "unknown class";
+        [0x01, 0x84, 0, 0, 8] => 0x6881, "logical channel";
+        [0x0C, 0x84, 0, 0, 8] => 0x6882, "secure messaging";
     ];
     for (apdu, sw, what) in cases {
         assert_eq!(t.raw(apdu).1, *sw, "{what}: {apdu:02X?}");
     }
     t.login();
-    let logged: &[(&[u8], u16, &str)] = &[
-        (&[0x80, 0x46, 0, 0, 2, 0x42, 0], 0x6A86, "GENERATE key 0"),
-        (
-            &[0x80, 0x46, 1, 0, 3, 0x42, 1, 0x41],
-            0x6A80,
-            "GENERATE without public key template",
-        ),
-        (
-            &[0x80, 0x46, 1, 0, 6, 0x7F, 0x49, 3, 0x06, 1, 0],
-            0x6A81,
-            "GENERATE unknown algorithm",
-        ),
-        (&[0x80, 0x46, 1, 0, 2, 0x42], 0x6700, "GENERATE bad Lc"),
-        (&[0x80, 0x68, 0x33, 0x70, 1, 0], 0x6A82, "SIGN no such key"),
-        (&[0x80, 0x72, 0x33, 0x92], 0x6A82, "WRAP no such key"),
-        (&[0x80, 0x74, 0, 0x93], 0x6A86, "UNWRAP key 0"),
-        (
-            &[0x80, 0x74, 1, 0x93],
-            0x6A82,
-            "UNWRAP with nothing in 2F10",
-        ),
-        (
-            &[0, 0xD7, 0x10, 0x81, 2, 0x53, 0],
-            0x6982,
-            "UPDATE an internal file",
-        ),
-        (
-            &[0, 0xD7, 0x77, 0x01, 2, 0x53, 0],
-            0x6A82,
-            "UPDATE an unknown FID",
-        ),
-        (
-            &[0, 0xE4, 2, 0, 2, 0x10, 0x81],
-            0x6982,
-            "DELETE an internal file",
-        ),
-        (&[0, 0xE4, 2, 0, 3, 1, 2, 3], 0x6700, "DELETE bad length"),
-        (
-            &[0x80, 0x52, 1, 1, 1, 0],
-            0x6700,
-            "KEY DOMAIN setup with 0 shares",
-        ),
-        (
-            &[0x80, 0x52, 1, 0, 1, 2],
-            0x6A89,
-            "KEY DOMAIN setup of a configured domain",
-        ),
+    let logged: &[(&[u8], u16, &str)] = sw_table![
+        [0x80, 0x46, 0, 0, 2, 0x42, 0] => 0x6A86, "GENERATE key 0";
+        [0x80, 0x46, 1, 0, 3, 0x42, 1, 0x41] => 0x6A80, "GENERATE without public key template";
+        [0x80, 0x46, 1, 0, 6, 0x7F, 0x49, 3, 0x06, 1, 0] => 0x6A81, "GENERATE unknown algorithm";
+        [0x80, 0x46, 1, 0, 2, 0x42] => 0x6700, "GENERATE bad Lc";
+        [0x80, 0x68, 0x33, 0x70, 1, 0] => 0x6A82, "SIGN no such key";
+        [0x80, 0x72, 0x33, 0x92] => 0x6A82, "WRAP no such key";
+        [0x80, 0x74, 0, 0x93] => 0x6A86, "UNWRAP key 0";
+        [0x80, 0x74, 1, 0x93] => 0x6A82, "UNWRAP with nothing in 2F10";
+        [0, 0xD7, 0x10, 0x81, 2, 0x53, 0] => 0x6982, "UPDATE an internal file";
+        [0, 0xD7, 0x77, 0x01, 2, 0x53, 0] => 0x6A82, "UPDATE an unknown FID";
+        [0, 0xE4, 2, 0, 2, 0x10, 0x81] => 0x6982, "DELETE an internal file";
+        [0, 0xE4, 2, 0, 3, 1, 2, 3] => 0x6700, "DELETE bad length";
+        [0x80, 0x52, 1, 1, 1, 0] => 0x6700, "KEY DOMAIN setup with 0 shares";
+        [0x80, 0x52, 1, 0, 1, 2] => 0x6A89, "KEY DOMAIN setup of a configured domain";
     ];
     for (apdu, sw, what) in logged {
         assert_eq!(t.raw(apdu).1, *sw, "{what}: {apdu:02X?}");
@@ -924,7 +768,7 @@ fn key_metadata_restricts_algorithms_and_counts_uses() {
     tpl.extend_from_slice(&[0x90, 2, 0, 2, 0x91, 1, 0x73]);
     assert_eq!(t.cmd(0, 0x46, 1, 0, &tpl, 65536).1, 0x9000);
     assert_eq!(
-        t.cmd(0x80, 0x68, 1, 0x70, &[1u8; 32], 65536).1,
+        t.sign(1, 0x70, &[1u8; 32]).1,
         0x6985,
         "algorithm not allowed"
     );
@@ -933,13 +777,9 @@ fn key_metadata_restricts_algorithms_and_counts_uses() {
         0x6985,
         "wrap not allowed"
     );
-    assert_eq!(t.cmd(0x80, 0x68, 1, 0x73, b"a", 65536).1, 0x9000);
-    assert_eq!(t.cmd(0x80, 0x68, 1, 0x73, b"b", 65536).1, 0x9000);
-    assert_eq!(
-        t.cmd(0x80, 0x68, 1, 0x73, b"c", 65536).1,
-        0x6A84,
-        "use counter exhausted"
-    );
+    assert_eq!(t.sign(1, 0x73, b"a").1, 0x9000);
+    assert_eq!(t.sign(1, 0x73, b"b").1, 0x9000);
+    assert_eq!(t.sign(1, 0x73, b"c").1, 0x6A84, "use counter exhausted");
 }
 
 #[test]
@@ -958,9 +798,7 @@ fn transport_pin_and_options_in_the_fcp() {
 
 #[test]
 fn device_chain_written_after_login_or_given_at_start() {
-    let mut t = T::new();
-    t.init(&[]);
-    t.login();
+    let mut t = T::logged_in();
     let (chain, _) = t.cmd(0, 0xB1, 0x2F, 2, &[0x54, 2, 0, 0], 65536);
     let certs = cvc::parse_chain(&chain).unwrap();
     let device_point = certs[0].key_field(0x86).unwrap().to_vec();

@@ -20,36 +20,20 @@ fn primary(n: u8, m: u8, extra: &[u8]) -> T {
     a
 }
 
+/// A primary with PKA `n`-of-`m` and its user PIN verified, and an
+/// authenticator.
+fn logged_in_pair(n: u8, m: u8) -> (T, T) {
+    let mut a = primary(n, m, &[]);
+    let b = authenticator();
+    a.login();
+    (a, b)
+}
+
 fn authenticator() -> T {
     let mut b = T::with(Mem::default(), Mem::default(), 22);
     b.init(&[]);
     b.login();
     b
-}
-
-fn ec_template(curve: Curve, car: Option<&[u8]>, chr: Option<&[u8]>) -> Vec<u8> {
-    let mut pk = Vec::new();
-    tlv::push(&mut pk, 0x06, cvc::oid::ECDSA_SHA256);
-    for (t, v) in [
-        (0x81, curve.prime()),
-        (0x82, curve.a()),
-        (0x83, curve.b()),
-        (0x84, curve.generator()),
-        (0x85, curve.order()),
-        (0x87, curve.cofactor()),
-    ] {
-        tlv::push(&mut pk, t, v);
-    }
-    let mut t = Vec::new();
-    tlv::push(&mut t, 0x5F29, &[0]);
-    if let Some(car) = car {
-        tlv::push(&mut t, 0x42, car);
-    }
-    tlv::push(&mut t, 0x7F49, &pk);
-    if let Some(chr) = chr {
-        tlv::push(&mut t, 0x5F20, chr);
-    }
-    t
 }
 
 /// Generates a key on `b`; returns the register payload (content of 67) and its CHR.
@@ -139,21 +123,11 @@ fn initialise_register_login_then_pin_unlocks_keys() {
     a.login();
     let (req, sw) = a.cmd(0, 0x46, 5, 0, &p256_template(), 65536);
     assert_eq!(sw, 0x9000);
-    let q = AuthRequest::parse(&req)
-        .unwrap()
-        .cert
-        .key_field(0x86)
-        .unwrap()
-        .to_vec();
+    let q = ec_point(&req);
     let digest = HashAlg::Sha256.digest(b"after PKA and PIN");
-    let (der, sw) = a.cmd(0x80, 0x68, 5, 0x70, &digest, 65536);
+    let (der, sw) = a.sign(5, 0x70, &digest);
     assert_eq!(sw, 0x9000);
-    assert!(ec::verify_prehash(
-        Curve::P256,
-        &q,
-        &digest,
-        &ec::der_to_raw(&der, 32).unwrap()
-    ));
+    assert!(p256_verifies(&q, &digest, &der));
     // SELECT and reset are logouts; nothing of it survives.
     a.select();
     assert_eq!(status(&mut a), vec![1, 0, 1, 0]);
@@ -170,9 +144,7 @@ fn initialise_register_login_then_pin_unlocks_keys() {
 
 #[test]
 fn two_of_three() {
-    let mut a = primary(3, 2, &[]);
-    let mut b = authenticator();
-    a.login();
+    let (mut a, mut b) = logged_in_pair(3, 2);
     let mut chrs = Vec::new();
     for id in 1..=3u8 {
         let (p, chr) = make_key(&mut b, id, &ec_template(Curve::P256, None, None));
@@ -210,9 +182,7 @@ fn two_of_three() {
 
 #[test]
 fn refusals() {
-    let mut a = primary(2, 2, &[]);
-    let mut b = authenticator();
-    a.login();
+    let (mut a, mut b) = logged_in_pair(2, 2);
     let (p1, chr1) = make_key(&mut b, 1, &ec_template(Curve::P256, None, None));
     let (_, _) = make_key(&mut b, 2, &ec_template(Curve::P256, None, None));
     assert_eq!(register(&mut a, &p1).1, 0x9000);
@@ -247,9 +217,7 @@ fn refusals() {
 
 #[test]
 fn registration_checks_the_request() {
-    let mut a = primary(8, 1, &[]);
-    let mut b = authenticator();
-    a.login();
+    let (mut a, mut b) = logged_in_pair(8, 1);
     let (p, _) = make_key(&mut b, 1, &ec_template(Curve::P256, None, None));
     // Unsigned: the inner signature altered.
     let mut bad = p.clone();
@@ -287,11 +255,7 @@ fn replace_with_the_option() {
     let mut a = primary(1, 1, &[]);
     // Option bits 0001 (RRC) | 0008 (replace).
     a.select();
-    let mut d = vec![0x80, 2, 0, 9, 0x81, 6];
-    d.extend_from_slice(PIN);
-    d.extend_from_slice(&[0x82, 8]);
-    d.extend_from_slice(&SO_PIN);
-    d.extend_from_slice(&[0x93, 2, 1, 1]);
+    let d = init_data(9, Some(PIN), &[0x93, 2, 1, 1]);
     assert_eq!(a.cmd(0x80, 0x50, 0, 0, &d, 0).1, 0x9000);
     let mut b = authenticator();
     let (p1, _) = make_key(&mut b, 1, &ec_template(Curve::P256, None, None));
@@ -304,9 +268,7 @@ fn replace_with_the_option() {
 
 #[test]
 fn opensc_placeholder_car_brainpool_and_rsa_keys_log_in() {
-    let mut a = primary(3, 3, &[]);
-    let mut b = authenticator();
-    a.login();
+    let (mut a, mut b) = logged_in_pair(3, 3);
     // As OpenSC generates it: CAR "UTCA00001", CHR <serial>00001 (upstream: 6985).
     let (p1, chr1) = make_key(
         &mut b,
@@ -318,11 +280,8 @@ fn opensc_placeholder_car_brainpool_and_rsa_keys_log_in() {
         Some(&b"UTCA00001"[..])
     );
     let (p2, chr2) = make_key(&mut b, 2, &ec_template(Curve::BrainpoolP256r1, None, None));
-    let mut rsa = Vec::new();
-    tlv::push(&mut rsa, 0x06, cvc::oid::RSA_V15_SHA256);
-    tlv::push(&mut rsa, 0x82, &[1, 0, 1]);
-    tlv::push(&mut rsa, 0x02, &[4, 0]);
-    let (p3, chr3) = make_key(&mut b, 3, &tlv::encode(0x7F49, &rsa));
+    let rsa = tlv::encode(0x7F49, &rsa_public_key(1024));
+    let (p3, chr3) = make_key(&mut b, 3, &rsa);
     for p in [&p1, &p2, &p3] {
         assert_eq!(register(&mut a, p).1, 0x9000);
     }
@@ -346,9 +305,7 @@ fn opensc_placeholder_car_brainpool_and_rsa_keys_log_in() {
 fn pka_without_a_pin_unlocks_keys_by_the_quorum() {
     let mut a = T::with(Mem::default(), Mem::default(), 11);
     a.select();
-    let mut d = vec![0x80, 2, 0, 1, 0x82, 8];
-    d.extend_from_slice(&SO_PIN);
-    d.extend_from_slice(&[0x93, 2, 1, 1]);
+    let d = init_data(1, None, &[0x93, 2, 1, 1]);
     assert_eq!(a.cmd(0x80, 0x50, 0, 0, &d, 0).1, 0x9000);
     a.select();
     let mut b = authenticator();
@@ -386,11 +343,7 @@ fn pka_without_a_pin_unlocks_keys_by_the_quorum() {
 fn combined_authentication_needs_pin_and_quorum() {
     let mut a = T::with(Mem::default(), Mem::default(), 11);
     a.select();
-    let mut d = vec![0x80, 2, 0, 0x11, 0x81, 6];
-    d.extend_from_slice(PIN);
-    d.extend_from_slice(&[0x82, 8]);
-    d.extend_from_slice(&SO_PIN);
-    d.extend_from_slice(&[0x93, 2, 1, 1]);
+    let d = init_data(0x11, Some(PIN), &[0x93, 2, 1, 1]);
     assert_eq!(a.cmd(0x80, 0x50, 0, 0, &d, 0).1, 0x9000);
     let mut b = authenticator();
     let (p, chr) = make_key(&mut b, 1, &ec_template(Curve::P256, None, None));
@@ -415,9 +368,7 @@ fn combined_authentication_needs_pin_and_quorum() {
 
 #[test]
 fn issuer_certificates_and_the_outer_signature() {
-    let mut a = primary(1, 1, &[]);
-    let mut b = authenticator();
-    a.login();
+    let (mut a, mut b) = logged_in_pair(1, 1);
     let (chain, _) = b.cmd(0, 0xB1, 0x2F, 2, &[0x54, 2, 0, 0], 65536);
     let certs = cvc::parse_chain(&chain).unwrap();
     let (dev, dica) = (&certs[0], &certs[1]);

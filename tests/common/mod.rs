@@ -18,14 +18,16 @@
 //! which logs each card out, so a neighbouring test's login can vanish.
 #![allow(dead_code)]
 
+pub mod ffi;
 pub mod pka;
 pub mod softhsm;
+pub mod tools;
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -42,6 +44,11 @@ pub const READERS: [(u16, &str); 8] = [
     (35969, "Virtual PCD 8C81 00 00"),
     (35970, "Virtual PCD 8C81 00 01"),
 ];
+
+/// The SO-PIN the tests initialise cards with.
+pub const SO_PIN: &str = "1234567890123456";
+/// The user PIN the tests initialise cards with.
+pub const PIN: &str = "648219";
 
 /// How long a card may take to show up in (or leave) its reader.
 const PRESENCE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -160,8 +167,15 @@ pub fn text(out: &Output) -> String {
     )
 }
 
+/// Checks that `text` contains each of `parts`.
+pub fn assert_contains(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "{part:?} missing in:\n{text}");
+    }
+}
+
 /// Runs openssl; panics with its output unless it succeeds.
-pub fn openssl_ok(args: &[&str]) {
+pub fn openssl_ok<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S]) {
     let out = run_allow_fail("openssl", args);
     assert!(
         out.status.success(),
@@ -171,7 +185,7 @@ pub fn openssl_ok(args: &[&str]) {
 }
 
 /// Runs openssl; panics if it succeeds (a check that can fail did fail).
-pub fn openssl_fails(args: &[&str]) {
+pub fn openssl_fails<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S]) {
     let out = run_allow_fail("openssl", args);
     assert!(!out.status.success(), "openssl {args:?} should have failed");
 }
@@ -327,78 +341,61 @@ pub fn target_profile_dir() -> PathBuf {
     }
 }
 
-/// Path of `picohsm-tool`, built once per test process (a no-op when it is
-/// up to date). `PICOHSM_TOOL_BIN` overrides it.
-pub fn tool_binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("PICOHSM_TOOL_BIN") {
-            return PathBuf::from(p);
-        }
-        let dir = target_profile_dir();
-        let bin = dir.join("picohsm-tool");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "-p",
-            "picohsm-tool",
-            "--bin",
-            "picohsm-tool",
-        ]);
-        if dir.file_name() == Some(OsStr::new("release")) {
-            cmd.arg("--release");
-        }
-        let out = run_cmd_allow_fail(&mut cmd);
+/// Builds `artefact` of this workspace into [`target_profile_dir`] with
+/// `cargo build <args>` (a no-op when it is up to date), so that tests run
+/// the current code; `what` names it in messages. A build that fails over
+/// an existing artefact only warns (a change elsewhere in the tree may not
+/// compile yet).
+fn cargo_built(what: &str, artefact: &str, args: &[&str]) -> PathBuf {
+    let dir = target_profile_dir();
+    let path = dir.join(artefact);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("build")
+        .args(args);
+    if dir.file_name() == Some(OsStr::new("release")) {
+        cmd.arg("--release");
+    }
+    let out = run_cmd_allow_fail(&mut cmd);
+    if !out.status.success() {
         assert!(
-            out.status.success() || bin.is_file(),
-            "cannot build picohsm-tool:\n{}",
-            text(&out)
+            path.is_file(),
+            "cannot build {what}:\n{}",
+            output_text(&out)
         );
-        assert!(bin.is_file(), "{} missing after the build", bin.display());
-        bin
+        eprintln!(
+            "warning: cannot rebuild {what}, using the existing {}",
+            path.display()
+        );
+    }
+    assert!(path.is_file(), "{} missing after the build", path.display());
+    path
+}
+
+/// A binary `name` of this workspace: the path in the environment variable
+/// `var` if set, else built once per test process from `package` (the
+/// arguments that choose it, for `cargo build`).
+fn workspace_binary(cell: &OnceLock<PathBuf>, var: &str, name: &str, package: &[&str]) -> PathBuf {
+    cell.get_or_init(|| match std::env::var_os(var) {
+        Some(p) => PathBuf::from(p),
+        None => cargo_built(name, name, &[package, &["--bin", name]].concat()),
     })
     .clone()
 }
 
-/// Path of `picohsm-vcard`, built once per test process (a no-op when it is
-/// up to date). `PICOHSM_VCARD_BIN` overrides it.
+/// Path of `picohsm-tool`; `PICOHSM_TOOL_BIN` overrides it.
+pub fn tool_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    let package = ["-p", "picohsm-tool"];
+    workspace_binary(&BIN, "PICOHSM_TOOL_BIN", "picohsm-tool", &package)
+}
+
+/// Path of `picohsm-vcard`; `PICOHSM_VCARD_BIN` overrides it.
 pub fn vcard_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("PICOHSM_VCARD_BIN") {
-            return PathBuf::from(p);
-        }
-        let dir = target_profile_dir();
-        let bin = dir.join("picohsm-vcard");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "-p",
-            "picohsm-vcard",
-            "--bin",
-            "picohsm-vcard",
-        ]);
-        if dir.file_name() == Some(OsStr::new("release")) {
-            cmd.arg("--release");
-        }
-        let out = run_cmd_allow_fail(&mut cmd);
-        if !out.status.success() {
-            assert!(
-                bin.is_file(),
-                "cannot build picohsm-vcard:\n{}",
-                output_text(&out)
-            );
-            eprintln!(
-                "warning: cannot rebuild picohsm-vcard, using the existing {}",
-                bin.display()
-            );
-        }
-        assert!(bin.is_file(), "{} missing after the build", bin.display());
-        bin
-    })
-    .clone()
+    let package = ["-p", "picohsm-vcard"];
+    workspace_binary(&BIN, "PICOHSM_VCARD_BIN", "picohsm-vcard", &package)
 }
 
 /// Path of this project's module, `libpicohsm_pkcs11.so`, built first
@@ -406,27 +403,11 @@ pub fn vcard_binary() -> PathBuf {
 pub fn module_path() -> PathBuf {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
-        let dir = target_profile_dir();
-        let lib = dir.join("libpicohsm_pkcs11.so");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "-p",
-            "picohsm-pkcs11",
-            "--lib",
-        ]);
-        if dir.file_name() == Some(OsStr::new("release")) {
-            cmd.arg("--release");
-        }
-        let out = run_cmd_allow_fail(&mut cmd);
-        assert!(
-            out.status.success() || lib.is_file(),
-            "cannot build the module:\n{}",
-            output_text(&out)
-        );
-        assert!(lib.is_file(), "{} missing after the build", lib.display());
-        lib
+        cargo_built(
+            "the module",
+            "libpicohsm_pkcs11.so",
+            &["-p", "picohsm-pkcs11", "--lib"],
+        )
     })
     .clone()
 }
@@ -816,6 +797,22 @@ impl Drop for VCard {
 // ---------------------------------------------------------------------------
 // Our module through the `cryptoki` crate
 
+/// The tests of one file that must take turns (C_Initialize is per
+/// process, and a slot scan logs out every card it SELECTs): each holds
+/// this while it runs.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The CK_RV of a `cryptoki` error; panics on any other error.
+pub fn rv(e: cryptoki::error::Error) -> cryptoki::error::RvError {
+    match e {
+        cryptoki::error::Error::Pkcs11(rv, _) => rv,
+        other => panic!("not a PKCS#11 error: {other:?}"),
+    }
+}
+
 /// libpicohsm_pkcs11.so loaded with `cryptoki` and initialised (OS locking).
 pub fn our_module() -> cryptoki::context::Pkcs11 {
     use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -823,6 +820,17 @@ pub fn our_module() -> cryptoki::context::Pkcs11 {
     p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
         .expect("C_Initialize");
     p11
+}
+
+/// The objects of `class` with CKA_ID `[id]`.
+pub fn find_by_id(
+    session: &cryptoki::session::Session,
+    class: cryptoki::object::ObjectClass,
+    id: u8,
+) -> Vec<cryptoki::object::ObjectHandle> {
+    use cryptoki::object::Attribute;
+    let template = [Attribute::Class(class), Attribute::Id(vec![id])];
+    session.find_objects(&template).expect("C_FindObjects")
 }
 
 /// The slot of `card`'s reader.

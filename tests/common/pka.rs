@@ -13,11 +13,6 @@ use picohsm_wire::curve::Curve;
 use picohsm_wire::cvc::{self, AuthRequest, Cvc};
 use picohsm_wire::tlv;
 
-/// The SO-PIN the tests initialise cards with.
-pub const SO_PIN: &str = "1234567890123456";
-/// The user PIN the tests initialise cards with.
-pub const PIN: &str = "648219";
-
 pub const SELECT: &[u8] = &[
     0x00, 0xA4, 0x04, 0x00, 0x0B, 0xE8, 0x2B, 0x06, 0x01, 0x04, 0x01, 0x81, 0xC3, 0x1F, 0x02, 0x01,
     0x00,
@@ -75,6 +70,15 @@ impl Conn {
 
     pub fn select(&mut self) {
         self.ok(SELECT);
+    }
+
+    /// A connection to `vcard` with the applet selected and the test PIN
+    /// verified.
+    pub fn logged_in(vcard: &VCard) -> Conn {
+        let mut c = Conn::open(vcard);
+        c.select();
+        assert_eq!(c.verify_pin(), 0x9000);
+        c
     }
 
     pub fn verify_pin(&mut self) -> u16 {
@@ -176,9 +180,38 @@ impl Conn {
             );
             assert_eq!(dst(self, dev.chr), 0x9000);
         }
-        self.tx(&apdu::build_extended(0x80, 0x54, 0, 0, &request, 4))
+        self.register_request(&request)
+    }
+
+    /// The register command alone, with `request` (the content of tag 67).
+    pub fn register_request(&mut self, request: &[u8]) -> (Vec<u8>, u16) {
+        self.tx(&apdu::build_extended(0x80, 0x54, 0, 0, request, 4))
     }
 }
+
+/// Registers the keys of `files` on primary `a`, in a session with the
+/// user PIN verified, then selects the applet again (a logout).
+pub fn register_all(a: &VCard, files: &[Vec<u8>]) {
+    let mut c = Conn::logged_in(a);
+    for f in files {
+        assert_eq!(c.register(f).1, 0x9000);
+    }
+    c.select();
+}
+
+/// `sc-hsm-tool --public-key-auth-status`.
+pub fn pka_status(card: &VCard) -> String {
+    text(&sc_hsm_tool(card, ["--public-key-auth-status"]))
+}
+
+/// What `sc-hsm-tool --public-key-auth-status` says of a 1-of-1 primary
+/// with no key registered.
+pub const ONE_OF_ONE_UNREGISTERED: [&str; 4] = [
+    "Number of public keys:     1",
+    "Missing public keys:       1",
+    "Required pubkeys for auth: 1",
+    "Authenticated public keys: 0",
+];
 
 /// Splits a PKA file as sc-hsm-tool --export-for-pub-key-auth writes it:
 /// `30 { 67 request, 7F21 device certificate, 7F21 DICA, ... }`; returns the
@@ -274,24 +307,26 @@ pub fn firmware_key(b: &VCard, key_ref: u8, curve: Curve) -> (Vec<u8>, u8) {
 
 /// [`firmware_key`] on an authenticator whose user PIN is `pin`.
 pub fn firmware_key_with_pin(b: &VCard, key_ref: u8, curve: Curve, pin: &str) -> (Vec<u8>, u8) {
-    let mut c = Conn::open(b);
-    c.select();
-    assert_eq!(c.verify_pin_with(pin), 0x9000);
     let mut pk = Vec::new();
     tlv::push(&mut pk, 0x06, cvc::oid::ECDSA_SHA256);
     tlv::push(&mut pk, 0x81, curve.prime());
-    let req = c.ok(&apdu::build_extended(
-        0,
-        0x46,
-        key_ref,
-        0,
-        &tlv::encode(0x7F49, &pk),
-        65536,
-    ));
+    let (file, req) = generate_for_pka(b, pin, key_ref, &pk);
     let r = AuthRequest::parse(&req).unwrap();
     assert!(r.cert.is_self_described(), "CAR = CHR");
+    (file, key_ref)
+}
+
+/// GENERATE of key `key_ref` on `b` (user PIN `pin`) from the public key
+/// template `pk` (the content of 7F49; no CAR, so CAR = CHR), then
+/// `sc-hsm-tool --export-for-pub-key-auth`: the PKA file and the request.
+fn generate_for_pka(b: &VCard, pin: &str, key_ref: u8, pk: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut c = Conn::open(b);
+    c.select();
+    assert_eq!(c.verify_pin_with(pin), 0x9000);
+    let template = tlv::encode(0x7F49, pk);
+    let req = c.ok(&apdu::build_extended(0, 0x46, key_ref, 0, &template, 65536));
     drop(c);
-    (export_for_pka(b, key_ref), key_ref)
+    (export_for_pka(b, key_ref), req)
 }
 
 /// INITIALIZE (§4.1) with PKA `n` of `m` and no user PIN: a PKA-only
@@ -318,24 +353,13 @@ pub fn init_pka_only(card: &VCard, n: u8, m: u8) -> Conn {
 /// An RSA key of `bits` made by our firmware (template without CAR, so CAR
 /// = CHR), exported by sc-hsm-tool; returns the PKA file and the reference.
 pub fn firmware_rsa_key(b: &VCard, key_ref: u8, bits: u16) -> (Vec<u8>, u8) {
-    let mut c = Conn::open(b);
-    c.select();
-    assert_eq!(c.verify_pin(), 0x9000);
     let mut pk = Vec::new();
     tlv::push(&mut pk, 0x06, cvc::oid::RSA_V15_SHA256);
     tlv::push(&mut pk, 0x82, &[0x01, 0x00, 0x01]);
     tlv::push(&mut pk, 0x02, &bits.to_be_bytes());
-    let req = c.ok(&apdu::build_extended(
-        0,
-        0x46,
-        key_ref,
-        0,
-        &tlv::encode(0x7F49, &pk),
-        65536,
-    ));
+    let (file, req) = generate_for_pka(b, PIN, key_ref, &pk);
     assert!(AuthRequest::parse(&req).is_ok());
-    drop(c);
-    (export_for_pka(b, key_ref), key_ref)
+    (file, key_ref)
 }
 
 /// `sc-hsm-tool --export-for-pub-key-auth` of key `key_ref`: the PKA file.
