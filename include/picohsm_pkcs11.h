@@ -13,7 +13,7 @@
 
 /* ---- User type ------------------------------------------------------------
  * C_Login(hSession, CKU_PICOHSM_PKA, pin, len): one round of Public Key
- * Authentication (protocol reference section 6.7). The module asks the
+ * Authentication (docs/protocol.md §6.7). The module asks the
  * primary token for a challenge, has an authenticator token sign it (pin
  * unlocks the authenticator, not the primary) and sends the signature with
  * EXTERNAL AUTHENTICATE. With an m-of-n scheme, call it once per
@@ -54,7 +54,7 @@
 /* ---- PKA status object ------------------------------------------------------
  * A token with PKA shows one public object of class CKO_PICOHSM_PKA_STATUS
  * whose CK_ULONG attributes give the PKA state as the card reports it
- * (MANAGE PKA status, protocol reference section 6.3): n, the keys still
+ * (MANAGE PKA status, docs/protocol.md §6.3): n, the keys still
  * missing before the scheme is complete, m, and the keys authenticated in
  * the current round. The values are read from the card at each call.
  * Read it between C_Login(CKU_PICOHSM_PKA) calls to show progress.

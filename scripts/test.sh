@@ -37,7 +37,7 @@ trap 'rm -f "$log"' EXIT
 set +e
 # One test at a time: every process that loads OpenSC's PKCS#11 module
 # connects to every card in every reader and SELECTs the SmartCard-HSM
-# applet, which logs each card out (protocol reference §2.3). A test that
+# applet, which logs each card out (docs/protocol.md §2.3). A test that
 # keeps a login across several tools would lose it to a neighbour's scan.
 RUST_TEST_THREADS=1 cargo test --workspace "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}

@@ -1,8 +1,8 @@
-//! The card driver, and the module core's use of it, against the
-//! reference APDU traces.
+//! The card driver, and the module core's use of it, against recorded
+//! APDU traces of the upstream firmware.
 //!
-//! The fixtures in `tests/fixtures/traces/` are verbatim excerpts of the
-//! traces the project was given (`reference/traces/*.txt`): OpenSC
+//! The fixtures in `tests/fixtures/traces/` are verbatim excerpts of APDU
+//! traces recorded against the upstream firmware in the lab: OpenSC
 //! (pkcs11-tool, sc-hsm-tool) and a pypicohsm-style script driving the
 //! upstream firmware. Each excerpt names its source file and line range,
 //! and the tests below cite trace lines by those original numbers
@@ -460,13 +460,13 @@ fn pin_state_from_the_status_queries() {
     assert_eq!(pin_state(&mut r, USER_PIN).unwrap(), PinState::Verified);
     r.done();
 
-    // Not in the traces; protocol reference §5.1: blocked → 6983, transport
+    // Not in the traces; docs/protocol.md §5.1: blocked → 6983, transport
     // PIN → 6984. Same command as t_info2.apdu.txt:9.
     let q = &info2.at(9).cmd;
     let mut r = Replay::default();
-    r.ours(q, &[0x69, 0x83], "§5.1 blocked")
-        .ours(q, &[0x69, 0x84], "§5.1 transport PIN")
-        .ours(q, &[0x6B, 0x00], "§1.4 wrong P1/P2");
+    r.ours(q, &[0x69, 0x83], "docs/protocol.md §5.1 blocked")
+        .ours(q, &[0x69, 0x84], "docs/protocol.md §5.1 transport PIN")
+        .ours(q, &[0x6B, 0x00], "docs/protocol.md §1.4 wrong P1/P2");
     assert_eq!(pin_state(&mut r, USER_PIN).unwrap(), PinState::Blocked);
     assert_eq!(pin_state(&mut r, USER_PIN).unwrap(), PinState::Transport);
     assert_eq!(rv(pin_state(&mut r, USER_PIN)), CKR_DEVICE_ERROR);
@@ -486,13 +486,13 @@ fn verify_maps_wrong_blocked_and_right_pins() {
     assert_eq!(rv(verify(&mut r, USER_PIN, b"000000")), CKR_PIN_INCORRECT);
     r.done();
 
-    // Not in the traces (§5.1): no tries left → 6983; transport PIN → 6984;
+    // Not in the traces (docs/protocol.md §5.1): no tries left → 6983; transport PIN → 6984;
     // no PIN set → 6A88. Same command as t_bad.apdu.txt:181.
     let wrong = &bad.at(181).cmd;
     let mut r = Replay::default();
-    r.ours(wrong, &[0x69, 0x83], "§5.1 blocked")
-        .ours(wrong, &[0x69, 0x84], "§5.1 transport PIN")
-        .ours(wrong, &[0x6A, 0x88], "§5.1 no PIN")
+    r.ours(wrong, &[0x69, 0x83], "docs/protocol.md §5.1 blocked")
+        .ours(wrong, &[0x69, 0x84], "docs/protocol.md §5.1 transport PIN")
+        .ours(wrong, &[0x6A, 0x88], "docs/protocol.md §5.1 no PIN")
         .ours(wrong, &[0x63, 0xC0], "63C0: wrong, none left");
     assert_eq!(rv(verify(&mut r, USER_PIN, b"000000")), CKR_PIN_LOCKED);
     assert_eq!(rv(verify(&mut r, USER_PIN, b"000000")), CKR_PIN_EXPIRED);
@@ -539,18 +539,26 @@ fn read_ef_by_fid_as_pypicohsm_does() {
 
 #[test]
 fn read_ef_edge_cases() {
-    // Not in the traces. §3.4: a missing file is 6A82 → None.
+    // Not in the traces. docs/protocol.md §3.4: a missing file is 6A82 → None.
     let mut r = Replay::default();
-    r.ours(&our_read(0xCE07, 0), &[0x6A, 0x82], "§3.4 missing file");
+    r.ours(
+        &our_read(0xCE07, 0),
+        &[0x6A, 0x82],
+        "docs/protocol.md §3.4 missing file",
+    );
     assert_eq!(read_ef(&mut r, 0xCE07).unwrap(), None);
     r.done();
 
-    // §3.5: a long answer (≥ 1024 bytes) may not be the end: the next read
+    // docs/protocol.md §3.5: a long answer (≥ 1024 bytes) may not be the end: the next read
     // at offset = size answers 9000 without data; beyond it 6282.
     let content: Vec<u8> = (0..1500u32).map(|i| i as u8).collect();
     let mut r = Replay::default();
     r.ours(&our_read(0xCF01, 0), &ok_resp(&content), "1500 bytes")
-        .ours(&our_read(0xCF01, 1500), &[0x90, 0x00], "§3.5 end");
+        .ours(
+            &our_read(0xCF01, 1500),
+            &[0x90, 0x00],
+            "docs/protocol.md §3.5 end",
+        );
     assert_eq!(read_ef(&mut r, 0xCF01).unwrap().unwrap(), content);
     r.done();
     let mut r = Replay::default();
@@ -560,13 +568,21 @@ fn read_ef_edge_cases() {
     r.done();
     let mut r = Replay::default();
     r.ours(&our_read(0xCF01, 0), &ok_resp(&content[..1200]), "1200")
-        .ours(&our_read(0xCF01, 1200), &[0x62, 0x82], "§3.5 beyond");
+        .ours(
+            &our_read(0xCF01, 1200),
+            &[0x62, 0x82],
+            "docs/protocol.md §3.5 beyond",
+        );
     assert_eq!(read_ef(&mut r, 0xCF01).unwrap().unwrap(), &content[..1200]);
     r.done();
 
-    // A private data object before login: 6982 (§3.5) → not logged in.
+    // A private data object before login: 6982 (docs/protocol.md §3.5) → not logged in.
     let mut r = Replay::default();
-    r.ours(&our_read(0xCD01, 0), &[0x69, 0x82], "§3.5 CD needs auth");
+    r.ours(
+        &our_read(0xCD01, 0),
+        &[0x69, 0x82],
+        "docs/protocol.md §3.5 CD needs auth",
+    );
     assert_eq!(rv(read_ef(&mut r, 0xCD01)), CKR_USER_NOT_LOGGED_IN);
     r.done();
 }
@@ -590,7 +606,7 @@ fn write_ef_by_fid_in_one_apdu() {
     // t_kgrsa.apdu.txt:115-123: OpenSC rewrites the 676-byte request in
     // CE02 with DELETE, a create (53 00) and three 255-byte chunks after
     // SELECT. write_ef sends it in one APDU by FID (offset 0 replaces the
-    // content, §3.6); the content is the same.
+    // content, docs/protocol.md §3.6); the content is the same.
     let t = trace(KGRSA);
     let mut content = Vec::new();
     for line in [119, 121, 123] {
@@ -619,7 +635,7 @@ fn write_ef_by_fid_in_one_apdu() {
     r.done();
 
     // Longer than 1024 bytes: chunks of 1024 at increasing offsets (not in
-    // the traces; §3.6 offset > 0 patches/extends).
+    // the traces; docs/protocol.md §3.6 offset > 0 patches/extends).
     let big: Vec<u8> = (0..1500u32).map(|i| (i * 7) as u8).collect();
     let chunk = |off: u16, d: &[u8]| {
         let mut b = vec![0x54, 0x02];
@@ -643,9 +659,13 @@ fn write_ef_by_fid_in_one_apdu() {
     r.done();
 
     // t_pka_login_opensc_key_fails.txt:38 shows 6982 for a write-type
-    // command without authentication; UPDATE BINARY answers the same (§3.6).
+    // command without authentication; UPDATE BINARY answers the same (docs/protocol.md §3.6).
     let mut r = Replay::default();
-    r.ours(&chunk(0, &big[..10]), &[0x69, 0x82], "§3.6 needs auth");
+    r.ours(
+        &chunk(0, &big[..10]),
+        &[0x69, 0x82],
+        "docs/protocol.md §3.6 needs auth",
+    );
     assert_eq!(
         rv(write_ef(&mut r, 0xCF05, &big[..10])),
         CKR_USER_NOT_LOGGED_IN
@@ -663,8 +683,12 @@ fn delete_ef_as_opensc() {
     r.same(kg.at(101)).same(fails.at(38));
     delete_ef(&mut r, 0xCE01).unwrap();
     assert_eq!(rv(delete_ef(&mut r, 0xCE07)), CKR_USER_NOT_LOGGED_IN);
-    // A missing file is not an error (§3.7 / 6A82).
-    r.ours(&kg.at(101).cmd, &[0x6A, 0x82], "§3.4 missing file");
+    // A missing file is not an error (docs/protocol.md §3.7 / 6A82).
+    r.ours(
+        &kg.at(101).cmd,
+        &[0x6A, 0x82],
+        "docs/protocol.md §3.4 missing file",
+    );
     delete_ef(&mut r, 0xCE01).unwrap();
     r.done();
 }
@@ -678,7 +702,7 @@ fn bind_reads_2f02_and_2f03_in_one_apdu_each() {
     // SELECT (identical), then 2F02 and 2F03 by FID. Not sent by us: the
     // coolkey/muscle probes (45, 47: other drivers), SELECT + READ of EF.DIR
     // 2F00 (51-54: the AID is fixed), and VERIFY 85/86 (69, 71: PIN-pad
-    // templates of a genuine SmartCard-HSM, always 6A88 on a Pico, §2.5).
+    // templates of a genuine SmartCard-HSM, always 6A88 on a Pico, docs/protocol.md §2.5).
     let t = trace(DEC);
     let mut r = Replay::default();
     r.same(t.at(49));
@@ -924,7 +948,7 @@ fn sign_rsa() {
 
     // t_rs3.apdu.txt:125: SHA256-RSA-PKCS-PSS, algorithm 40. OpenSC sends
     // the 51-byte DigestInfo; core::sign sends the bare 32-byte hash: the
-    // card takes either (it infers SHA-256 from the length, §7.2) and
+    // card takes either (it infers SHA-256 from the length, docs/protocol.md §7.2) and
     // applies the same PSS encoding, so the answer is equivalent.
     let t = trace(RS3);
     let x = t.at(125);
@@ -945,7 +969,7 @@ fn sign_rsa() {
 
 #[test]
 fn sign_errors() {
-    // Not in the traces (§7.2): missing key 6A82, use counter 6A84,
+    // Not in the traces (docs/protocol.md §7.2): missing key 6A82, use counter 6A84,
     // algorithm not allowed 6985, MKEK locked 6400 (as t_pka_login.txt:56
     // answers GENERATE without the PIN), not logged in 6982.
     let x = trace(SIGN2).at(109).clone();
@@ -959,7 +983,11 @@ fn sign_errors() {
         (0x6982, CKR_USER_NOT_LOGGED_IN),
     ] {
         let mut r = Replay::default();
-        r.ours(&cmd, &sw.to_be_bytes(), format!("§7.2 {sw:04X}"));
+        r.ours(
+            &cmd,
+            &sw.to_be_bytes(),
+            format!("docs/protocol.md §7.2 {sw:04X}"),
+        );
         assert_eq!(rv(sign(&mut r, 0x01, 0x70, &h)), want, "{sw:04X}");
         r.done();
     }
@@ -967,7 +995,7 @@ fn sign_errors() {
 
 #[test]
 fn response_chaining_with_get_response() {
-    // Not in the traces (§1.2): a card that answers 61xx. The signature of
+    // Not in the traces (docs/protocol.md §1.2): a card that answers 61xx. The signature of
     // t_sign.apdu.txt:110 split in two: 16 bytes ‖ 61 38, then
     // GET RESPONSE 00 C0 00 00 38 → 56 bytes ‖ 90 00.
     let x = trace(SIGN).at(109).clone();
@@ -976,11 +1004,12 @@ fn response_chaining_with_get_response() {
     let mut first = d[..16].to_vec();
     first.extend_from_slice(&[0x61, 0x38]);
     let mut r = Replay::default();
-    r.ours(&with_le(&x, [0, 0]), &first, "§1.2 61xx").ours(
-        &[0x00, 0xC0, 0x00, 0x00, 0x38],
-        &ok_resp(&d[16..]),
-        "GET RESPONSE",
-    );
+    r.ours(&with_le(&x, [0, 0]), &first, "docs/protocol.md §1.2 61xx")
+        .ours(
+            &[0x00, 0xC0, 0x00, 0x00, 0x38],
+            &ok_resp(&d[16..]),
+            "GET RESPONSE",
+        );
     assert_eq!(sign(&mut r, 0x01, 0x73, b"hello world").unwrap(), d);
     r.done();
 }
@@ -1041,7 +1070,7 @@ fn ecdh_with_the_peer_point() {
     assert_eq!(z.len(), 32);
     assert_eq!(z, &x.data()[1..]);
 
-    // Not in the traces (§7.3, §1.4): a point the card refuses (6A80) is
+    // Not in the traces (docs/protocol.md §7.3, §1.4): a point the card refuses (6A80) is
     // the caller's bad parameter; a key that is not there, 6A82; an answer
     // without the leading 04 is the card's fault.
     let cmd = with_le(x, [0, 0]);
@@ -1051,7 +1080,7 @@ fn ecdh_with_the_peer_point() {
         (ok_resp(&x.data()[1..]), CKR_DEVICE_ERROR),
     ] {
         let mut r = Replay::default();
-        r.ours(&cmd, &resp, format!("§7.3 {}", hx(&resp)));
+        r.ours(&cmd, &resp, format!("docs/protocol.md §7.3 {}", hx(&resp)));
         assert_eq!(rv(ecdh(&mut r, 0x01, &peer)), want, "{}", hx(&resp));
         r.done();
     }
@@ -1104,7 +1133,7 @@ fn keygen_ec_p256() {
     r.same(gen); // identical, key id 1 in P1
                  // t_kg.apdu.txt:99-108: OpenSC selects CE01, deletes it and writes the
                  // request back in two chunks. Not sent: the card already stored it in
-                 // CE01 (§7.1 side effects). C401: one UPDATE BINARY by FID for the
+                 // CE01 (docs/protocol.md §7.1 side effects). C401: one UPDATE BINARY by FID for the
                  // SELECT at :109 + :111, same body.
     let mut body = vec![0x54, 0x02, 0x00, 0x00, 0x53, ours_prkd.len() as u8];
     body.extend_from_slice(&ours_prkd);
@@ -1209,8 +1238,8 @@ fn change_pin_as_opensc() {
 fn reset_retry_counter_after_so_login() {
     // t_ip.apdu.txt:183: OpenSC sends RESET RETRY COUNTER P1 00 with the
     // SO-PIN (8 bytes) ‖ new user PIN, without ever verifying the SO-PIN
-    // (§5.1). The module verifies the SO-PIN at C_Login(SO) (VERIFY 88)
-    // and C_InitPIN sends P1 02 with the new PIN only (§5.3: needs the
+    // (docs/protocol.md §5.1). The module verifies the SO-PIN at C_Login(SO) (VERIFY 88)
+    // and C_InitPIN sends P1 02 with the new PIN only (docs/protocol.md §5.3: needs the
     // SO-PIN verified in this session): a wrong SO-PIN fails at login, and
     // the SO-PIN is not sent again.
     let t = trace(IP);
@@ -1226,7 +1255,7 @@ fn reset_retry_counter_after_so_login() {
     r.ours(
         &login,
         &[0x90, 0x00],
-        "VERIFY 88 (§5.1): OpenSC never sends it",
+        "VERIFY 88 (docs/protocol.md §5.1): OpenSC never sends it",
     )
     .ours(
         &[
@@ -1322,7 +1351,7 @@ fn sw_to_rv_for_every_status_word_in_the_traces() {
     }
     assert!(seen.len() >= 10, "{seen:04X?}");
 
-    // §1.4 words not in the traces.
+    // docs/protocol.md §1.4 words not in the traces.
     for (sw, want) in [
         (0x9001, CKR_OK),
         (0x6983, CKR_PIN_LOCKED),

@@ -4,7 +4,7 @@
 
 use cryptoki_sys::{CK_ATTRIBUTE_TYPE, CK_OBJECT_CLASS, CK_RV, CK_ULONG, CK_USER_TYPE};
 
-/// C_Login user type for one Public Key Authentication round (§6.7).
+/// C_Login user type for one Public Key Authentication round (docs/protocol.md §6.7).
 pub const CKU_PICOHSM_PKA: CK_USER_TYPE = 0x8050_4B41;
 
 /// This authenticator was accepted; the m-of-n quorum needs more.

@@ -723,7 +723,7 @@ fn all_functions_refused_before_c_initialize_and_after_c_finalize() {
 }
 
 // ---------------------------------------------------------------------------
-// General purpose (§5.4)
+// General purpose (PKCS#11 3.0 §5.4)
 
 #[test]
 fn c_initialize_twice_is_already_initialized() {
@@ -806,7 +806,7 @@ fn c_get_info_null_is_arguments_bad() {
 }
 
 // ---------------------------------------------------------------------------
-// Slots and tokens (§5.5)
+// Slots and tokens (PKCS#11 3.0 §5.5)
 
 /// A list function's checks: `list(buffer, &count)` with a NULL count, a
 /// size query, short buffers (nothing written, the needed count returned)
@@ -948,7 +948,7 @@ fn c_set_pin_bad_session_null_pins_and_read_only() {
 }
 
 // ---------------------------------------------------------------------------
-// Sessions (§5.6)
+// Sessions (PKCS#11 3.0 §5.6)
 
 #[test]
 fn c_open_session_bad_slot_null_handle_and_no_serial_flag() {
@@ -1071,7 +1071,7 @@ fn c_logout_bad_session_and_not_logged_in() {
 }
 
 // ---------------------------------------------------------------------------
-// Objects (§5.7)
+// Objects (PKCS#11 3.0 §5.7)
 
 #[test]
 fn c_create_object_bad_session_null_pointers_and_incomplete_template() {
@@ -1248,7 +1248,7 @@ fn c_find_objects_final_bad_session_and_not_initialized() {
 }
 
 // ---------------------------------------------------------------------------
-// Decryption (§5.10), with RSA-1024 and CKM_RSA_X_509.
+// Decryption (PKCS#11 3.0 §5.10), with RSA-1024 and CKM_RSA_X_509.
 
 #[test]
 fn c_decrypt_init_bad_session_bad_key_wrong_mechanism_and_active() {
@@ -1323,7 +1323,7 @@ fn c_decrypt_update_and_final_not_initialized_size_query_and_short_buffer() {
 }
 
 // ---------------------------------------------------------------------------
-// Digests (§5.12)
+// Digests (PKCS#11 3.0 §5.12)
 
 #[test]
 fn c_digest_init_bad_session_wrong_mechanism_and_active() {
@@ -1381,7 +1381,7 @@ fn c_digest_key_is_not_supported() {
 }
 
 // ---------------------------------------------------------------------------
-// Signatures (§5.13), with EC P-256.
+// Signatures (PKCS#11 3.0 §5.13), with EC P-256.
 
 /// The C_SignInit or C_VerifyInit of a key of the wrong kind (a public key
 /// to sign with, a private one to verify with).
@@ -1467,7 +1467,7 @@ fn c_sign_update_and_final_not_initialized_size_query_and_short_buffer() {
 }
 
 // ---------------------------------------------------------------------------
-// Verification (§5.15)
+// Verification (PKCS#11 3.0 §5.15)
 
 #[test]
 fn c_verify_init_bad_session_bad_key_private_key_and_active() {
@@ -1538,9 +1538,9 @@ fn c_verify_update_and_final_not_initialized_and_invalid_signature() {
 }
 
 // ---------------------------------------------------------------------------
-// What the module does not support: encryption (§5.8), the message-based
-// functions (§5.9, §5.11, §5.14, §5.16), signatures with recovery (§5.13,
-// §5.15) and the dual-function updates (§5.17).
+// What the module does not support: encryption (PKCS#11 3.0 §5.8), the message-based
+// functions (PKCS#11 3.0 §5.9, §5.11, §5.14, §5.16), signatures with recovery (PKCS#11 3.0 §5.13,
+// §5.15) and the dual-function updates (PKCS#11 3.0 §5.17).
 
 /// The groups of functions the module does not support, a test each.
 #[derive(Clone, Copy, PartialEq)]
@@ -1649,7 +1649,7 @@ not_supported_tests! {
 }
 
 // ---------------------------------------------------------------------------
-// Key management (§5.18)
+// Key management (PKCS#11 3.0 §5.18)
 
 #[test]
 fn c_generate_key_is_not_supported_and_checks_its_pointers() {
@@ -1753,7 +1753,7 @@ fn c_derive_key_bad_session_bad_base_key_and_null_pointers() {
 }
 
 // ---------------------------------------------------------------------------
-// Random numbers (§5.19)
+// Random numbers (PKCS#11 3.0 §5.19)
 
 #[test]
 fn c_seed_random_bad_session_null_seed_and_not_supported_seed() {
@@ -1772,7 +1772,7 @@ fn c_generate_random_bad_session_and_null_buffer() {
 }
 
 // ---------------------------------------------------------------------------
-// Parallel function management (§5.20): legacy.
+// Parallel function management (PKCS#11 3.0 §5.20): legacy.
 
 #[test]
 fn c_get_function_status_and_cancel_function_are_not_parallel() {

@@ -411,7 +411,7 @@ fn a_wrong_signature_is_refused_and_the_wrong_pin_costs_the_authenticator() {
     );
 }
 
-/// An authenticated request (§6.2) named `chr`, for a key only this test
+/// An authenticated request (docs/protocol.md §6.2) named `chr`, for a key only this test
 /// knows, with valid inner and outer signatures by that key.
 fn impostor_request(chr: &[u8]) -> Vec<u8> {
     use p256::ecdsa::signature::Signer;

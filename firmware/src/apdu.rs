@@ -1,4 +1,4 @@
-//! The APDU layer, done once for every instruction (protocol reference §1):
+//! The APDU layer, done once for every instruction (docs/protocol.md §1):
 //! length parsing, command chaining (CLA bit 0x10), response chaining with
 //! 61xx and GET RESPONSE, and the mapping of a command's result to bytes.
 
@@ -55,7 +55,7 @@ pub fn transmit(card: &mut Card, raw: &[u8]) -> Vec<u8> {
         return sw_only(StatusWord::CHANNEL_NOT_SUPPORTED);
     }
     if cmd.cla & 0x0C != 0 {
-        // Secure messaging (§9.3) is not offered: no SM key was agreed.
+        // Secure messaging (docs/protocol.md §9.3) is not offered: no SM key was agreed.
         return sw_only(StatusWord::SM_NOT_SUPPORTED);
     }
     if cmd.cla & 0xE0 != 0 && cmd.cla & 0xE0 != 0x80 {

@@ -1,4 +1,4 @@
-//! Device identity (protocol reference §3.3): the device key `CC00`, its
+//! Device identity (docs/protocol.md §3.3): the device key `CC00`, its
 //! request `CE00` and PrKD `C400`, and EF.C_DevAut `2F02` holding the device
 //! CV certificate followed by its issuers.
 //!

@@ -1,4 +1,4 @@
-//! Key domains, DKEK shares and the SmartCard-HSM key blob (§7.4, §7.5).
+//! Key domains, DKEK shares and the SmartCard-HSM key blob (docs/protocol.md §7.4, §7.5).
 //!
 //! Domain table `10A0`: per domain `total, imported, KCV(8)`; `FF` total =
 //! not configured. The DKEK of domain `d` lives in `1090 + d`, sealed under
@@ -67,7 +67,7 @@ impl Domain {
     pub fn complete(&self) -> bool {
         self.total != 0xFF && self.total > 0 && self.imported >= self.total
     }
-    /// Status response: total, outstanding, KCV (§7.4).
+    /// Status response: total, outstanding, KCV (docs/protocol.md §7.4).
     pub fn status(&self) -> Vec<u8> {
         picohsm_wire::cmd::dkek::DomainStatus {
             total: self.total,

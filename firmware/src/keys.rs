@@ -4,7 +4,7 @@
 //! `seal` = 1: under the MKEK (every user key; needs a PIN session);
 //! `seal` = 2: under the device seal key from OTP (only the device key
 //! `CC00`, which must work before any PIN exists). Metadata TLVs are those of
-//! §7.1: `90` use counter, `91` allowed algorithms, `92` key domain.
+//! docs/protocol.md §7.1: `90` use counter, `91` allowed algorithms, `92` key domain.
 //! The sealed plaintext is `0C curve scalar` for EC, `05 pkcs1-der` for RSA.
 
 use alloc::boxed::Box;
@@ -88,7 +88,7 @@ fn curve_from_code(code: u8) -> Option<Curve> {
     Curve::all().get((code as usize).checked_sub(1)?).copied()
 }
 
-/// Clear-text attributes of a key (§7.1 metadata tags).
+/// Clear-text attributes of a key (docs/protocol.md §7.1 metadata tags).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyMeta {
     /// `90`: remaining uses, if the key counts them.
@@ -138,7 +138,7 @@ impl KeyMeta {
         v
     }
 
-    /// Whether the key may be used with `algo` (`6985` otherwise, §7.2).
+    /// Whether the key may be used with `algo` (`6985` otherwise, docs/protocol.md §7.2).
     pub fn allows(&self, algo: u8) -> bool {
         self.algorithms.as_ref().is_none_or(|a| a.contains(&algo))
     }
@@ -222,7 +222,7 @@ pub fn set_meta(card: &mut Card, id: u8, meta: &KeyMeta) -> Result<(), StatusWor
 }
 
 /// Loads key `id`: `6A82` if absent; `6400` if it is sealed under the MKEK
-/// and no PIN session has unlocked it (§5.4), or if the record is damaged.
+/// and no PIN session has unlocked it (docs/protocol.md §5.4), or if the record is damaged.
 pub fn load(card: &Card, id: u8) -> Result<(PrivateKey, KeyMeta), StatusWord> {
     let fid = key_fid(id);
     let rec = card.fs.get(fid).ok_or(StatusWord::FILE_NOT_FOUND)?;

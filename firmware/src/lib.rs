@@ -3,7 +3,7 @@
 //! The crate is `no_std` + `alloc`: it sees the world only through
 //! [`Storage`] (the flash image and the OTP area) and a random source
 //! ([`CardRng`]). The `picohsm-vcard` crate runs it as a vsmartcard `vpcd`
-//! client behind pcscd (protocol reference §10); the cryptography is
+//! client behind pcscd (docs/protocol.md §10); the cryptography is
 //! `picohsm-crypto`'s.
 //!
 //! Layout: [`apdu`] turns bytes into commands (lengths, chaining, GET
@@ -123,7 +123,7 @@ impl Card {
         Ok(card)
     }
 
-    /// The ATR (§2.1).
+    /// The ATR (docs/protocol.md §2.1).
     pub fn atr(&self) -> &'static [u8] {
         codes::ATR
     }
@@ -145,7 +145,7 @@ impl Card {
         apdu::transmit(self, command)
     }
 
-    /// The device name: CHR of the first certificate in EF 2F02 (§3.3).
+    /// The device name: CHR of the first certificate in EF 2F02 (docs/protocol.md §3.3).
     pub fn device_name(&self) -> Vec<u8> {
         self.fs
             .get(fid::EF_DEVAUT)
@@ -154,14 +154,14 @@ impl Card {
             .to_vec()
     }
 
-    /// Whether PKA is configured (EF 10C0 byte 0 > 0, §6.1).
+    /// Whether PKA is configured (EF 10C0 byte 0 > 0, docs/protocol.md §6.1).
     pub fn pka_enabled(&self) -> bool {
         self.fs
             .get(commands::initialize::EF_PKA)
             .is_some_and(|p| p.first().is_some_and(|n| *n > 0))
     }
 
-    /// Device options (EF 100E, §4.2).
+    /// Device options (EF 100E, docs/protocol.md §4.2).
     pub fn options(&self) -> u16 {
         self.fs
             .get(commands::initialize::EF_OPTIONS)

@@ -1,4 +1,4 @@
-//! PINs and the master key (MKEK), protocol reference §5.
+//! PINs and the master key (MKEK), docs/protocol.md §5.
 //!
 //! Each PIN has a record (`1081` user, `1088` SO): its length, the maximum
 //! and remaining tries, and a verifier. The MKEK, which encrypts every key
@@ -35,7 +35,7 @@ pub const EF_MKEK_SO: u16 = 0x100B;
 /// where the PKA quorum must unlock the keys (see README, "Keys at rest").
 pub const EF_MKEK_DEVICE: u16 = 0x100C;
 
-/// SO-PIN tries; fixed, as on the Pico (§4.1).
+/// SO-PIN tries; fixed, as on the Pico (docs/protocol.md §4.1).
 pub const SO_PIN_TRIES: u8 = 15;
 
 /// A PIN record as stored.

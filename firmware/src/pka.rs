@@ -1,4 +1,4 @@
-//! Public Key Authentication state and checks (protocol reference §6).
+//! Public Key Authentication state and checks (docs/protocol.md §6).
 //!
 //! Persistent: EF `10C0` = `n, missing, m, 0`; EF `10D0 + i` = the
 //! registered key of slot i (content of its authenticated request, starting
@@ -47,7 +47,7 @@ pub fn slot(card: &Card, i: usize) -> Option<&[u8]> {
         .filter(|v| !v.is_empty())
 }
 
-/// Status bytes: n, missing, m, authenticated (§6.3).
+/// Status bytes: n, missing, m, authenticated (docs/protocol.md §6.3).
 pub fn status(card: &Card, p: Params) -> Vec<u8> {
     let registered = (0..p.n as usize)
         .filter(|i| slot(card, *i).is_some())
@@ -98,7 +98,7 @@ pub fn find_issuer(card: &Card, chr: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The curve of an EC key in a certificate: from its own prime if present,
-/// else from its issuers, walking CAR → CHR through the PUK store (§6.4).
+/// else from its issuers, walking CAR → CHR through the PUK store (docs/protocol.md §6.4).
 pub fn resolve_curve(card: &Card, cert: &Cvc<'_>) -> Option<Curve> {
     if let Some(p) = cert.key_field(0x81) {
         return Curve::from_prime(p);

@@ -1,4 +1,4 @@
-//! Authenticated CV requests for keys the card holds (§6.2, §7.1): the
+//! Authenticated CV requests for keys the card holds (docs/protocol.md §6.2, §7.1): the
 //! public key with its own signature inside, and the device key's signature
 //! outside, so a request says which key, and which device made it.
 

@@ -1,11 +1,11 @@
 //! Volatile card state: what a SELECT of the applet, a reset or a power
-//! cycle clears (protocol reference §2.3, §8). Nothing here is persisted.
+//! cycle clears (docs/protocol.md §2.3, §8). Nothing here is persisted.
 
 use alloc::vec::Vec;
 
 use crate::seal::Key32;
 
-/// Registered PKA keys a device can hold (§6.1).
+/// Registered PKA keys a device can hold (docs/protocol.md §6.1).
 pub const MAX_PKA_KEYS: usize = 8;
 
 /// The session state of the applet.

@@ -14,7 +14,7 @@ use crate::Storage;
 const MAGIC: &[u8; 8] = b"PHSMFS01";
 
 /// Total flash the virtual card pretends to have; reported by the free-memory
-/// query (§2.4) and enforced on writes (6A84).
+/// query (docs/protocol.md §2.4) and enforced on writes (6A84).
 pub const CAPACITY: usize = 1024 * 1024;
 
 /// Files by FID, with the storage they persist to.

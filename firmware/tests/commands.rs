@@ -1,5 +1,5 @@
 //! Command-level tests of the card through its APDU interface: the
-//! behaviour of §2-§7 of the protocol reference, error paths included.
+//! behaviour of docs/protocol.md §2-§7, error paths included.
 
 mod common;
 
@@ -57,7 +57,7 @@ fn version_query_and_uninitialised_state() {
 fn initialize_as_sc_hsm_tool_sends_it() {
     let mut t = T::new();
     t.select();
-    // Bytes of §4.3 (with -K 1 -n 1 -s 1).
+    // Bytes of docs/protocol.md §4.3 (with -K 1 -n 1 -s 1).
     let init = [
         0x80, 0x50, 0, 0, 0x20, 0x80, 2, 0, 1, 0x81, 6, 0x36, 0x34, 0x38, 0x32, 0x31, 0x39, 0x82,
         8, 0x12, 0x34, 0x56, 0x78, 0x90, 0x12, 0x34, 0x56, 0x91, 1, 3, 0x92, 1, 1, 0x93, 2, 1, 1,
@@ -681,7 +681,7 @@ macro_rules! sw_table {
     };
 }
 
-/// Status words of the error paths, one command at a time (§1.4).
+/// Status words of the error paths, one command at a time (docs/protocol.md §1.4).
 #[test]
 fn error_paths_of_every_command() {
     let mut t = T::new();

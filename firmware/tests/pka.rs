@@ -1,4 +1,4 @@
-//! The card side of Public Key Authentication (§6): registration, the
+//! The card side of Public Key Authentication (docs/protocol.md §6): registration, the
 //! challenge/response login, m-of-n, PIN+PKA and PKA alone, and every
 //! refusal, between two in-memory cards (the end-to-end versions through
 //! pcscd are in the workspace's tests/pka_e2e.rs).
@@ -373,7 +373,7 @@ fn issuer_certificates_and_the_outer_signature() {
     let certs = cvc::parse_chain(&chain).unwrap();
     let (dev, dica) = (&certs[0], &certs[1]);
     let dst = |a: &mut T, name: &[u8]| a.cmd(0, 0x22, 0x81, 0xB6, &tlv::encode(0x83, name), 0).1;
-    // sc-hsm-tool's sequence (§6.5): DICA known, device not, verify it.
+    // sc-hsm-tool's sequence (docs/protocol.md §6.5): DICA known, device not, verify it.
     assert_eq!(
         dst(&mut a, dica.chr),
         0x9000,

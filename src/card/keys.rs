@@ -302,7 +302,7 @@ mod tests {
 
     #[test]
     fn template_matches_the_opensc_trace() {
-        // §7.1, RSA 2048: 5F29 01 00 42 09 "UTCA00001" 7F49 15 {06 0A …
+        // docs/protocol.md §7.1, RSA 2048: 5F29 01 00 42 09 "UTCA00001" 7F49 15 {06 0A …
         // 82 03 010001 02 02 0800} 5F20 10 "ESPICOHSMTR00001".
         let t = keygen_template(
             &KeySpec::Rsa {

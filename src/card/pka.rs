@@ -122,12 +122,12 @@ impl Card<'_> {
         })
     }
 
-    /// The registration as sc-hsm-tool does it (§6.5), with the PIN verified
+    /// The registration as sc-hsm-tool does it (docs/protocol.md §6.5), with the PIN verified
     /// beforehand by the caller: make the device certificate known (MSE SET DST
     /// on its issuer, PSO VERIFY CERTIFICATE) unless the card knows it, select
     /// it (MSE SET DST on the outer CAR), then MANAGE PKA register. The chain
     /// steps matter for a genuine SmartCard-HSM, which checks the request
-    /// against it; the Pico does not (§6.3), so a chain the card cannot verify
+    /// against it; the Pico does not (docs/protocol.md §6.3), so a chain the card cannot verify
     /// is reported through `say` and the registration goes on — the card has
     /// the last word. A self-signed request has no chain.
     pub fn register(
@@ -219,7 +219,7 @@ impl Card<'_> {
 }
 
 /// A PKA file: the authenticated request of the key, with the chain of the
-/// device that made it (none for a self-signed request, §6.5).
+/// device that made it (none for a self-signed request, docs/protocol.md §6.5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PkaFile {
     /// The content of tag 67 (what the register command carries).
@@ -230,13 +230,13 @@ pub struct PkaFile {
     pub issuers: Vec<Vec<u8>>,
 }
 
-/// OID 1.3.6.1.4.1.24991.4.3.1 of CardContact's PKA file layout (§6.5).
+/// OID 1.3.6.1.4.1.24991.4.3.1 of CardContact's PKA file layout (docs/protocol.md §6.5).
 pub const PKA_FILE_OID: &[u8] = &[
     0x2B, 0x06, 0x01, 0x04, 0x01, 0x81, 0xC3, 0x1F, 0x04, 0x03, 0x01,
 ];
 
 impl PkaFile {
-    /// Parses either layout of §6.5: `30 { 67 request, 7F21 device,
+    /// Parses either layout of docs/protocol.md §6.5: `30 { 67 request, 7F21 device,
     /// 7F21 DICA, … }` (sc-hsm-tool's) or `30 { 06 OID, 61 { DICA },
     /// 62 { device }, 63 { 67 request } }` (CardContact's). A bare `67`
     /// TLV is accepted too.
@@ -295,7 +295,7 @@ impl PkaFile {
         })
     }
 
-    /// The file sc-hsm-tool writes (§6.6): `30 { 67 request, device
+    /// The file sc-hsm-tool writes (docs/protocol.md §6.6): `30 { 67 request, device
     /// certificate, issuers… }`.
     pub fn encode(&self) -> Vec<u8> {
         let mut v = tlv::encode(cvc::TAG_AUTH_REQUEST, &self.request);

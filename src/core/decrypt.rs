@@ -1,4 +1,4 @@
-//! Decryption with RSA keys on the card (PKCS#11 §5.9): CKM_RSA_PKCS
+//! Decryption with RSA keys on the card (PKCS#11 3.0 §5.10): CKM_RSA_PKCS
 //! (card `22`, which unpads with implicit rejection), CKM_RSA_X_509 (`21`),
 //! CKM_RSA_PKCS_OAEP with SHA-256/MGF1-SHA-256 and no label (`23`, the only
 //! OAEP the card does). The card unpads, so the output's length is known

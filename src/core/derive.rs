@@ -1,6 +1,6 @@
 //! ECDH key derivation (PKCS#11 3.0 §6.3.16, CKM_ECDH1_DERIVE and
 //! CKM_ECDH1_COFACTOR_DERIVE): the card computes the shared secret with
-//! DECIPHER algorithm `80` (§7.3 of the protocol reference, answer
+//! DECIPHER algorithm `80` (docs/protocol.md §7.3, answer
 //! `04` ‖ X); the module applies the KDF and keeps the result as a secret
 //! key session object. Every curve the card offers has cofactor 1, so the
 //! two mechanisms give the same secret.
@@ -64,7 +64,7 @@ fn x963(hash: Hash, z: &[u8], info: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
 }
 
 /// The peer's point as the card takes it (uncompressed `04` ‖ X ‖ Y): raw,
-/// or inside a DER OCTET STRING (both forms are in use, §6.3.16).
+/// or inside a DER OCTET STRING (both forms are in use, PKCS#11 3.0 §6.3.16).
 fn peer_point(curve: Curve, public: &[u8]) -> Result<Vec<u8>> {
     let n = 2 * curve.field_size() + 1;
     if public.len() == n && public[0] == 0x04 {

@@ -1,4 +1,4 @@
-//! Message digests on the host (PKCS#11 §5.10): SHA-1 and SHA-2. The
+//! Message digests on the host (PKCS#11 3.0 §5.12): SHA-1 and SHA-2. The
 //! digest's length is the hash's, so a size query computes nothing.
 
 use cryptoki_sys::*;

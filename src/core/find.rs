@@ -1,4 +1,4 @@
-//! Object search and attributes (PKCS#11 §5.7).
+//! Object search and attributes (PKCS#11 3.0 §5.7).
 
 use std::collections::VecDeque;
 

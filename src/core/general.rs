@@ -1,4 +1,4 @@
-//! General purpose, slot and token functions (PKCS#11 §5.4, §5.5).
+//! General purpose, slot and token functions (PKCS#11 3.0 §5.4, §5.5).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -100,7 +100,7 @@ pub fn get_slot_list(token_present: bool) -> Result<Vec<CK_SLOT_ID>> {
 }
 
 /// Whether a SmartCard-HSM sits in the slot: a token already connected, or
-/// an ATR whose historical bytes carry "THSM1" (§2.1). Nothing is sent to
+/// an ATR whose historical bytes carry "THSM1" (docs/protocol.md §2.1). Nothing is sent to
 /// the card: a SELECT would log out any application using it.
 fn token_present_in(slot: CK_SLOT_ID) -> bool {
     let Ok((token, reader, pcsc)) = state::slot_token(slot) else {

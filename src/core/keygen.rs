@@ -1,5 +1,5 @@
-//! Key pair generation (PKCS#11 §5.14, C_GenerateKeyPair) on the card, laid
-//! out as OpenSC's sc-hsm pkcs15init driver does it (§7.1, §7.7), so that
+//! Key pair generation (PKCS#11 3.0 §5.18, C_GenerateKeyPair) on the card, laid
+//! out as OpenSC's sc-hsm pkcs15init driver does it (docs/protocol.md §7.1, §7.7), so that
 //! OpenSC sees a key made here as one of its own:
 //!
 //! 1. ENUMERATE OBJECTS; the key id is the first id 1..=255 with no `CCxx`.

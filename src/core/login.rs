@@ -1,4 +1,4 @@
-//! C_Login and C_Logout (PKCS#11 §5.6): the user PIN, the PKA rounds and
+//! C_Login and C_Logout (PKCS#11 3.0 §5.6): the user PIN, the PKA rounds and
 //! both, as the settings and the token ask. The login lives on the card:
 //! the module only mirrors it, so that a reset by another process shows up
 //! as CKR_DEVICE_REMOVED on the next card exchange.
@@ -16,7 +16,7 @@ use crate::transport::pcsc::Pcsc;
 use crate::transport::Transport;
 use crate::vendor;
 
-/// The SO-PIN as the card takes it: 16 hexadecimal digits → 8 bytes (§5.1).
+/// The SO-PIN as the card takes it: 16 hexadecimal digits → 8 bytes (docs/protocol.md §5.1).
 pub fn so_pin_bytes(pin: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     if pin.len() != 16 {
         return fail(CKR_PIN_LEN_RANGE, "the SO-PIN is 16 hex digits");

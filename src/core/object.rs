@@ -1,4 +1,4 @@
-//! Objects as OpenSC lays them out on a SmartCard-HSM (§3, §7.7): private
+//! Objects as OpenSC lays them out on a SmartCard-HSM (docs/protocol.md §3, §7.7): private
 //! and public keys from `CCxx` + PrKD `C4xx` + request or certificate
 //! `CExx`; certificates from `CExx` and from CD `C8xx` → `CAxx`; data
 //! objects from DCOD `C9xx` → `CFxx` (public) / `CDxx` (private).

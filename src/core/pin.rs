@@ -1,6 +1,6 @@
-//! PIN management and token initialisation (PKCS#11 §5.6): C_InitPIN,
+//! PIN management and token initialisation (PKCS#11 3.0 §5.5): C_InitPIN,
 //! C_SetPIN, C_InitToken, on the card's VERIFY / CHANGE REFERENCE DATA /
-//! RESET RETRY COUNTER / INITIALIZE (protocol reference §4, §5).
+//! RESET RETRY COUNTER / INITIALIZE (docs/protocol.md §4, §5).
 
 use cryptoki_sys::*;
 use picohsm_wire::codes::pin_ref;

@@ -1,4 +1,4 @@
-//! Sessions (PKCS#11 §5.6): open, close, info, random numbers. The login
+//! Sessions (PKCS#11 3.0 §5.6): open, close, info, random numbers. The login
 //! flow is in [`crate::core::login`].
 
 use cryptoki_sys::*;

@@ -1,4 +1,4 @@
-//! Signing (PKCS#11 §5.12) on the card.
+//! Signing (PKCS#11 3.0 §5.13) on the card.
 //!
 //! Hashing and PKCS#1 v1.5 padding happen on the host, so the card gets one
 //! short SIGN APDU whatever the message size: ECDSA is always the card's

@@ -10,7 +10,7 @@
 //!
 //! A blocking wait holds no module lock. C_Finalize bumps [`GENERATION`]
 //! and cancels the PC/SC context (SCardCancel), so the waiting thread
-//! returns CKR_CRYPTOKI_NOT_INITIALIZED at once, as §5.4 asks.
+//! returns CKR_CRYPTOKI_NOT_INITIALIZED at once, as PKCS#11 3.0 §5.4 asks.
 
 use std::collections::HashMap;
 use std::ffi::CString;

@@ -1,7 +1,7 @@
 //! A token: the connection to one SmartCard-HSM and what the module knows
 //! of it. The card keeps the login; the module keeps one connection per
 //! token and never re-selects the applet while logged in (a SELECT is a
-//! logout, §2.3).
+//! logout, docs/protocol.md §2.3).
 
 use cryptoki_sys::*;
 use picohsm_wire::codes::pin_ref;
@@ -49,7 +49,7 @@ pub struct Token {
     /// Session objects (CKA_TOKEN false): they live in the module only and
     /// go when the session that made them closes.
     pub session_objects: Vec<SessionObject>,
-    /// A PKA login in progress or done (§6.7).
+    /// A PKA login in progress or done (docs/protocol.md §6.7).
     pub pka: crate::pka::round::Progress,
     /// The handle of the PKA status object (CKO_PICOHSM_PKA_STATUS).
     pub pka_status_handle: CK_OBJECT_HANDLE,

@@ -1,5 +1,5 @@
 //! Signature verification in software with the public key (PKCS#11
-//! §5.13), using the same RustCrypto glue as the card firmware.
+//! 3.0 §5.15), using the same RustCrypto glue as the card firmware.
 
 use cryptoki_sys::*;
 use picohsm_crypto::{ec, rsa};

@@ -1,6 +1,6 @@
-//! Object management (PKCS#11 §5.7: C_CreateObject, C_DestroyObject,
+//! Object management (PKCS#11 3.0 §5.7: C_CreateObject, C_DestroyObject,
 //! C_SetAttributeValue) with the files OpenSC's sc-hsm pkcs15init driver
-//! uses (`pkcs15init/pkcs15-sc-hsm.c`, §3, §7.7), so OpenSC reads what this
+//! uses (`pkcs15init/pkcs15-sc-hsm.c`, docs/protocol.md §3, §7.7), so OpenSC reads what this
 //! module writes and the other way round:
 //!
 //! - A certificate whose CKA_ID is that of a private key goes into the

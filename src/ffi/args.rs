@@ -159,7 +159,7 @@ impl<'a, T: Copy> OutBuf<'a, T> {
         self.buf.map(|_| self.cap)
     }
 
-    /// The §5.2 protocol for a result the caller can ask for again at no
+    /// The PKCS#11 3.0 §5.2 protocol for a result the caller can ask for again at no
     /// cost (slot and mechanism lists): NULL buffer → the length and
     /// CKR_OK; too small → the length and CKR_BUFFER_TOO_SMALL; else copy.
     pub(crate) fn put(self, data: &[T]) -> Result<()> {

@@ -1,4 +1,4 @@
-//! Cryptographic operations (PKCS#11 3.0 §5.8–§5.12): encryption (not
+//! Cryptographic operations (PKCS#11 3.0 §5.8–§5.17): encryption (not
 //! supported), decryption, digests, signatures, verification, sign/verify
 //! with recovery (not supported) and the dual-function updates (not
 //! supported).
@@ -83,24 +83,24 @@ pub extern "C" fn C_DigestInit(
 }
 
 input_output_fns! {
-    /// C_Decrypt, with the §5.2 size query (the card decrypts once; the
+    /// C_Decrypt, with the PKCS#11 3.0 §5.2 size query (the card decrypts once; the
     /// plaintext waits in the session for the call that takes it).
     C_Decrypt(pEncryptedData, ulEncryptedDataLen, pData, pulDataLen) => api::decrypt;
-    /// C_DecryptUpdate, with the §5.2 size query (its output is empty).
+    /// C_DecryptUpdate, with the PKCS#11 3.0 §5.2 size query (its output is empty).
     C_DecryptUpdate(pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen) => api::decrypt_update;
-    /// C_Digest, with the §5.2 size query (the hash's length).
+    /// C_Digest, with the PKCS#11 3.0 §5.2 size query (the hash's length).
     C_Digest(pData, ulDataLen, pDigest, pulDigestLen) => api::digest;
-    /// C_Sign, with the §5.2 size query (answered from the key: the card
+    /// C_Sign, with the PKCS#11 3.0 §5.2 size query (answered from the key: the card
     /// signs once, for the call that takes the signature).
     C_Sign(pData, ulDataLen, pSignature, pulSignatureLen) => api::sign;
 }
 
 output_fns! {
-    /// C_DecryptFinal, with the §5.2 size query (as C_Decrypt).
+    /// C_DecryptFinal, with the PKCS#11 3.0 §5.2 size query (as C_Decrypt).
     C_DecryptFinal(pLastPart, pulLastPartLen) => api::decrypt_final;
-    /// C_DigestFinal, with the §5.2 size query.
+    /// C_DigestFinal, with the PKCS#11 3.0 §5.2 size query.
     C_DigestFinal(pDigest, pulDigestLen) => api::digest_final;
-    /// C_SignFinal, with the §5.2 size query (as C_Sign).
+    /// C_SignFinal, with the PKCS#11 3.0 §5.2 size query (as C_Sign).
     C_SignFinal(pSignature, pulSignatureLen) => api::sign_final;
 }
 

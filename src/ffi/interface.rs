@@ -26,7 +26,7 @@ macro_rules! function_list {
 }
 
 /// Calls `$m!($args [<the 2.40 functions>, $extra])`: the 3.0 list is the
-/// 2.40 list (in its order, §5.4) followed by the 3.0 additions.
+/// 2.40 list (in its order, PKCS#11 3.0 §5.4) followed by the 3.0 additions.
 macro_rules! with_2_40_functions {
     ($m:ident!($($args:tt)*) [$($extra:ident,)*]) => {
         $m!($($args)* [
@@ -180,7 +180,7 @@ pub extern "C" fn C_GetFunctionList(ppFunctionList: *mut *mut CK_FUNCTION_LIST) 
     })
 }
 
-/// C_GetInterfaceList: both interfaces, 3.0 first, with the §5.2 size query.
+/// C_GetInterfaceList: both interfaces, 3.0 first, with the PKCS#11 3.0 §5.2 size query.
 #[no_mangle]
 pub extern "C" fn C_GetInterfaceList(
     pInterfacesList: *mut CK_INTERFACE,

@@ -1,5 +1,5 @@
-//! Key management (PKCS#11 3.0 §5.13), random numbers (§5.14) and the
-//! legacy parallel functions (§5.15).
+//! Key management (PKCS#11 3.0 §5.18), random numbers (PKCS#11 3.0 §5.19) and the
+//! legacy parallel functions (PKCS#11 3.0 §5.20).
 
 use cryptoki_sys::*;
 

@@ -1,4 +1,4 @@
-//! The message-based functions of PKCS#11 3.0 (§5.x "Message-based
+//! The message-based functions (PKCS#11 3.0 §5.9, §5.11, §5.14, §5.16 "Message-based
 //! encryption/decryption/signing/verification"): none is supported. Each
 //! checks that the module is initialised and its pointer arguments, then
 //! returns CKR_FUNCTION_NOT_SUPPORTED.

@@ -13,7 +13,7 @@ use super::args::{pin_in, ref_in, OutBuf};
 use super::shapes::value_out;
 use super::wrap::{run, Init};
 
-/// C_GetSlotList, with the §5.2 size query (NULL list → count).
+/// C_GetSlotList, with the PKCS#11 3.0 §5.2 size query (NULL list → count).
 #[no_mangle]
 pub extern "C" fn C_GetSlotList(
     tokenPresent: CK_BBOOL,
@@ -77,7 +77,7 @@ pub extern "C" fn C_WaitForSlotEvent(
     }
 }
 
-/// C_GetMechanismList, with the §5.2 size query.
+/// C_GetMechanismList, with the PKCS#11 3.0 §5.2 size query.
 #[no_mangle]
 pub extern "C" fn C_GetMechanismList(
     slotID: CK_SLOT_ID,

@@ -3,7 +3,7 @@
 //! An authenticator lists its keys with the CHR each was registered under
 //! (without its PIN, so a token holding no registered key costs no PIN
 //! try), is unlocked with its own PIN, and signs `T = device name ‖
-//! challenge` (§6.7 step 4-5) in the form EXTERNAL AUTHENTICATE takes: raw
+//! challenge` (docs/protocol.md §6.7 step 4-5) in the form EXTERNAL AUTHENTICATE takes: raw
 //! `r ‖ s`, each half the field size, for EC; PKCS#1 v1.5 over SHA-256 for
 //! RSA.
 

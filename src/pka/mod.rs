@@ -1,4 +1,4 @@
-//! Public Key Authentication (protocol reference §6): the login in which an
+//! Public Key Authentication (docs/protocol.md §6): the login in which an
 //! authenticator token signs the primary's challenge.
 //!
 //! What C_Login(CKU_USER) does on a PKA token, and which authenticators

@@ -1,4 +1,4 @@
-//! One PKA round on the primary (protocol reference §6.7), on the token's
+//! One PKA round on the primary (docs/protocol.md §6.7), on the token's
 //! own connection and never with a SELECT (which would clear the card's
 //! challenge and PKA state):
 //!

@@ -1,7 +1,7 @@
 //! A SmartCard-HSM / Pico HSM as the authenticator, over PC/SC.
 //!
 //! Its keys are named by the CHR of the request the card made when it
-//! generated them (`CExx`, §6.2): exactly what `sc-hsm-tool
+//! generated them (`CExx`, docs/protocol.md §6.2): exactly what `sc-hsm-tool
 //! --export-for-pub-key-auth` and `picohsm-tool pka export` register.
 //! Listing them needs no PIN. It signs with its own SIGN command after a
 //! VERIFY of its own PIN: ECDSA on the SHA-256 of T (algorithm `70`, DER
@@ -145,7 +145,7 @@ impl Authenticator for CardAuthenticator {
     }
 
     fn lock(&mut self) {
-        // A SELECT clears the card's PIN state (§2.3).
+        // A SELECT clears the card's PIN state (docs/protocol.md §2.3).
         let _ = self.transport.transact(|l| {
             Card::new(l).select_applet()?;
             Ok(())

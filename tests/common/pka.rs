@@ -148,7 +148,7 @@ impl Conn {
         self.tx(&apdu::build(0, 0x82, 0, 0, sig, 0)).1
     }
 
-    /// sc-hsm-tool's registration sequence (§6.5), after a VERIFY of the PIN
+    /// sc-hsm-tool's registration sequence (docs/protocol.md §6.5), after a VERIFY of the PIN
     /// in the same session (which sc-hsm-tool 0.23 does not send).
     pub fn register(&mut self, pka_file: &[u8]) -> (Vec<u8>, u16) {
         let (request, device, dica) = parse_pka_file(pka_file);
@@ -289,7 +289,7 @@ pub fn last_key_ref(conn: &mut Conn) -> u8 {
         .unwrap()
 }
 
-/// OpenSC's key-generation template for secp256r1 (§7.1).
+/// OpenSC's key-generation template for secp256r1 (docs/protocol.md §7.1).
 pub fn keygen_template() -> Vec<u8> {
     let pk = cvc::ec_keygen_template(cvc::oid::ECDSA_SHA256, Curve::P256);
     let mut t = Vec::new();
@@ -329,7 +329,7 @@ fn generate_for_pka(b: &VCard, pin: &str, key_ref: u8, pk: &[u8]) -> (Vec<u8>, V
     (export_for_pka(b, key_ref), req)
 }
 
-/// INITIALIZE (§4.1) with PKA `n` of `m` and no user PIN: a PKA-only
+/// INITIALIZE (docs/protocol.md §4.1) with PKA `n` of `m` and no user PIN: a PKA-only
 /// token (sc-hsm-tool always sends a PIN). The registrations that follow
 /// need the SO-PIN verified in the same session.
 pub fn init_pka_only(card: &VCard, n: u8, m: u8) -> Conn {

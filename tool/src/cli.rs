@@ -98,7 +98,7 @@ impl std::fmt::Debug for Pin {
     }
 }
 
-/// The SO-PIN: 16 hex digits, 8 bytes on the wire (§4.1 tag 82).
+/// The SO-PIN: 16 hex digits, 8 bytes on the wire (docs/protocol.md §4.1 tag 82).
 #[derive(Clone)]
 pub struct SoPin(pub Zeroizing<[u8; 8]>);
 

@@ -239,7 +239,7 @@ pub fn session_in_use(c: &mut Card<'_>) -> CardResult<bool> {
     Ok(c.pka_status()?.is_some_and(|s| s.authenticated > 0))
 }
 
-/// Ends the session with a SELECT (a logout, §2.3) unless it was in use
+/// Ends the session with a SELECT (a logout, docs/protocol.md §2.3) unless it was in use
 /// before the command ([`session_in_use`]).
 pub fn end_session(c: &mut Card<'_>, was_in_use: bool) -> CardResult<()> {
     if !was_in_use {

@@ -1,6 +1,6 @@
 //! `init`: INITIALIZE DEVICE with the SO-PIN, the user PIN, PKA n-of-m and
-//! DKEK shares in one command (§4.1), then the label. PKA and a PIN in one
-//! step is what SCS3 cannot do (§6.8): it needs PKA first, then a "Reset
+//! DKEK shares in one command (docs/protocol.md §4.1), then the label. PKA and a PIN in one
+//! step is what SCS3 cannot do (docs/protocol.md §6.8): it needs PKA first, then a "Reset
 //! User-PIN" with the SO-PIN.
 
 use picohsm_pkcs11::card::{InitParams, PinState};
@@ -59,7 +59,7 @@ pub fn run(cli: &Cli, a: &InitArgs, out: &mut Out) -> Res<Value> {
         let _p = Progress::start(format!("initialising the device in \"{}\"", dev.reader));
         dev.run(|c| {
             c.initialize(&params)?;
-            // INITIALIZE left this session authenticated (§4.1): the label
+            // INITIALIZE left this session authenticated (docs/protocol.md §4.1): the label
             // is written in it, then a SELECT ends it.
             let written = match &a.label {
                 Some(label) if c.tokeninfo_writable()? => {

@@ -1,6 +1,6 @@
-//! `keygen`: a key pair generated on the device (§7.1), with OpenSC's PrKD
+//! `keygen`: a key pair generated on the device (docs/protocol.md §7.1), with OpenSC's PrKD
 //! so OpenSC and the module list it, and a CHR of its own with CAR = CHR,
-//! so it can be exported for PKA and checked by any firmware (§6.7).
+//! so it can be exported for PKA and checked by any firmware (docs/protocol.md §6.7).
 
 use picohsm_pkcs11::card::keys::KeySpec;
 use picohsm_pkcs11::card::pka::fresh_chr;

@@ -3,7 +3,7 @@
 //! the request is self-signed: CAR = CHR = the name the module gives every
 //! PKCS#11 key ([`chr_for_public_key`]), explicit domain parameters, the
 //! inner signature over the `7F4E` TLV and the outer one over `7F21 ‖ 42`,
-//! both by the key itself (§6.2). PKCS#11's CKM_ECDSA answers `r ‖ s`
+//! both by the key itself (docs/protocol.md §6.2). PKCS#11's CKM_ECDSA answers `r ‖ s`
 //! already, the form CV certificates use. The file has the layout of the
 //! SmartCard-HSM export without a chain: `30 { 67 request }`.
 
@@ -165,7 +165,7 @@ fn sign(session: &Session, key: ObjectHandle, public: &Public, data: &[u8]) -> R
             if sig.len() == 2 * n {
                 Ok(sig)
             } else {
-                // A module that answers DER despite PKCS#11 §2.3.1.
+                // A module that answers DER despite PKCS#11 3.0 Mechanisms §2.3.1.
                 picohsm_crypto::ec::der_to_raw(&sig, n).map_err(|_| {
                     Failure::card(format!(
                         "the token's ECDSA signature has {} bytes, not {}",

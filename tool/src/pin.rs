@@ -1,5 +1,5 @@
-//! `pin change` (CHANGE REFERENCE DATA, §5.2) and `pin unblock` (RESET
-//! RETRY COUNTER with the SO-PIN, §5.3).
+//! `pin change` (CHANGE REFERENCE DATA, docs/protocol.md §5.2) and `pin unblock` (RESET
+//! RETRY COUNTER with the SO-PIN, docs/protocol.md §5.3).
 
 use picohsm_pkcs11::card::error::pin_name;
 use picohsm_pkcs11::card::PinState;

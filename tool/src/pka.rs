@@ -1,4 +1,4 @@
-//! `pka export`, `pka register`, `pka status` (§6.3-§6.6).
+//! `pka export`, `pka register`, `pka status` (docs/protocol.md §6.3-§6.6).
 
 use std::fs;
 
@@ -158,7 +158,7 @@ pub fn register(cli: &Cli, a: &RegisterArgs, out: &mut Out) -> Res<Value> {
     }
     let mut said = Vec::new();
     let r = dev.run_session(|c, _| {
-        // HEAD firmware wants a PIN verified in the session (§6.3).
+        // HEAD firmware wants a PIN verified in the session (docs/protocol.md §6.3).
         match (&a.so_pin, &a.pin) {
             (Some(so), _) => c.verify(pin_ref::SO, &so.0[..])?,
             (None, Some(pin)) => c.verify(pin_ref::USER, &pin.0)?,

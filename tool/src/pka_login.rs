@@ -1,7 +1,7 @@
 //! `pka login`: a test login through the module's own PKA round
 //! (`picohsm_pkcs11::pka::round`), reporting each step: the device name,
 //! the challenge, which authenticator signed, MSE SET AT, EXTERNAL
-//! AUTHENTICATE and the quorum (§6.7). With m-of-n it waits for the next
+//! AUTHENTICATE and the quorum (docs/protocol.md §6.7). With m-of-n it waits for the next
 //! authenticator token. The device is logged out at the end (SELECT): a
 //! test must not leave a granted session behind.
 

@@ -1,5 +1,5 @@
 //! A vsmartcard `vpcd` client: the virtual card side of pcscd's vpcd driver
-//! (protocol reference §10).
+//! (docs/protocol.md §10).
 //!
 //! vpcd listens on TCP (35963 for its first slot) and the card connects to
 //! it. Both directions carry frames `u16 big-endian length ‖ payload`. A

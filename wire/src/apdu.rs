@@ -1,5 +1,5 @@
 //! Command APDUs (ISO 7816-4 §5.1): parsing on the card, building on the host.
-//! Short and extended lengths as the protocol reference §1.1 describes them.
+//! Short and extended lengths as docs/protocol.md §1.1 describes them.
 
 use alloc::vec::Vec;
 

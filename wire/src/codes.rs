@@ -1,69 +1,69 @@
 //! Instruction codes, algorithm bytes, file identifiers and fixed values of
-//! the SmartCard-HSM command set (protocol reference §2-§7).
+//! the SmartCard-HSM command set (docs/protocol.md §2-§7).
 
-/// The SmartCard-HSM application identifier (§2.3).
+/// The SmartCard-HSM application identifier (docs/protocol.md §2.3).
 pub const AID: &[u8] = &[
     0xE8, 0x2B, 0x06, 0x01, 0x04, 0x01, 0x81, 0xC3, 0x1F, 0x02, 0x01,
 ];
 
-/// The Pico HSM ATR (§2.1): T=1, historical bytes carry "THSM1".
+/// The Pico HSM ATR (docs/protocol.md §2.1): T=1, historical bytes carry "THSM1".
 pub const ATR: &[u8] = &[
     0x3B, 0xFE, 0x18, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x45, 0x80, 0x31, 0x81, 0x54, 0x48, 0x53, 0x4D,
     0x31, 0x73, 0x80, 0x21, 0x40, 0x81, 0x07, 0xFA,
 ];
 
-/// Firmware version reported in the FCP and by the INITIALIZE query (§2.4).
+/// Firmware version reported in the FCP and by the INITIALIZE query (docs/protocol.md §2.4).
 pub const VERSION: (u8, u8) = (6, 6);
 
 /// Instruction bytes.
 pub mod ins {
-    /// VERIFY (§5.1).
+    /// VERIFY (docs/protocol.md §5.1).
     pub const VERIFY: u8 = 0x20;
-    /// MANAGE SECURITY ENVIRONMENT (§6.4, §6.7).
+    /// MANAGE SECURITY ENVIRONMENT (docs/protocol.md §6.4, §6.7).
     pub const MSE: u8 = 0x22;
-    /// CHANGE REFERENCE DATA (§5.2).
+    /// CHANGE REFERENCE DATA (docs/protocol.md §5.2).
     pub const CHANGE_PIN: u8 = 0x24;
-    /// PERFORM SECURITY OPERATION: VERIFY CERTIFICATE (§6.4).
+    /// PERFORM SECURITY OPERATION: VERIFY CERTIFICATE (docs/protocol.md §6.4).
     pub const PSO: u8 = 0x2A;
-    /// RESET RETRY COUNTER (§5.3).
+    /// RESET RETRY COUNTER (docs/protocol.md §5.3).
     pub const RESET_RETRY: u8 = 0x2C;
-    /// GENERATE ASYMMETRIC KEY PAIR (§7.1).
+    /// GENERATE ASYMMETRIC KEY PAIR (docs/protocol.md §7.1).
     pub const KEYPAIR_GEN: u8 = 0x46;
-    /// INITIALIZE DEVICE (§4).
+    /// INITIALIZE DEVICE (docs/protocol.md §4).
     pub const INITIALIZE: u8 = 0x50;
-    /// KEY DOMAIN / DKEK share (§7.4).
+    /// KEY DOMAIN / DKEK share (docs/protocol.md §7.4).
     pub const KEY_DOMAIN: u8 = 0x52;
-    /// MANAGE PUBLIC KEY AUTHENTICATION (§6.3).
+    /// MANAGE PUBLIC KEY AUTHENTICATION (docs/protocol.md §6.3).
     pub const PUK_AUTH: u8 = 0x54;
-    /// ENUMERATE OBJECTS (§3.8).
+    /// ENUMERATE OBJECTS (docs/protocol.md §3.8).
     pub const LIST_KEYS: u8 = 0x58;
-    /// DECIPHER / ECDH (§7.3).
+    /// DECIPHER / ECDH (docs/protocol.md §7.3).
     pub const DECRYPT_ASYM: u8 = 0x62;
-    /// SIGN (§7.2).
+    /// SIGN (docs/protocol.md §7.2).
     pub const SIGNATURE: u8 = 0x68;
-    /// WRAP KEY (§7.5).
+    /// WRAP KEY (docs/protocol.md §7.5).
     pub const WRAP_KEY: u8 = 0x72;
-    /// UNWRAP KEY (§7.5).
+    /// UNWRAP KEY (docs/protocol.md §7.5).
     pub const UNWRAP_KEY: u8 = 0x74;
-    /// EXTERNAL AUTHENTICATE (§6.7).
+    /// EXTERNAL AUTHENTICATE (docs/protocol.md §6.7).
     pub const EXTERNAL_AUTH: u8 = 0x82;
-    /// GET CHALLENGE (§6.7).
+    /// GET CHALLENGE (docs/protocol.md §6.7).
     pub const CHALLENGE: u8 = 0x84;
-    /// SELECT (§2.3, §3.4).
+    /// SELECT (docs/protocol.md §2.3, §3.4).
     pub const SELECT: u8 = 0xA4;
-    /// READ BINARY, even form (§3.5).
+    /// READ BINARY, even form (docs/protocol.md §3.5).
     pub const READ_BINARY: u8 = 0xB0;
-    /// READ BINARY, odd form with offset DO (§3.5).
+    /// READ BINARY, odd form with offset DO (docs/protocol.md §3.5).
     pub const READ_BINARY_ODD: u8 = 0xB1;
-    /// GET RESPONSE (§1.2).
+    /// GET RESPONSE (docs/protocol.md §1.2).
     pub const GET_RESPONSE: u8 = 0xC0;
-    /// UPDATE BINARY, odd form (§3.6).
+    /// UPDATE BINARY, odd form (docs/protocol.md §3.6).
     pub const UPDATE_BINARY_ODD: u8 = 0xD7;
-    /// DELETE FILE (§3.7).
+    /// DELETE FILE (docs/protocol.md §3.7).
     pub const DELETE_FILE: u8 = 0xE4;
 }
 
-/// Algorithm bytes of SIGN (P2, §7.2) and DECIPHER (P2, §7.3).
+/// Algorithm bytes of SIGN (P2, docs/protocol.md §7.2) and DECIPHER (P2, docs/protocol.md §7.3).
 pub mod algo {
     /// RSA raw private-key operation (sign).
     pub const RSA_RAW: u8 = 0x20;
@@ -99,7 +99,7 @@ pub mod algo {
     pub const UNWRAP: u8 = 0x93;
 }
 
-/// File identifier prefixes (high byte) and fixed files (§3.1, §3.2).
+/// File identifier prefixes (high byte) and fixed files (docs/protocol.md §3.1, §3.2).
 pub mod fid {
     /// Private key `CCxx`.
     pub const KEY_PREFIX: u8 = 0xCC;
@@ -131,7 +131,7 @@ pub mod fid {
     pub const DEVICE_KEY: u16 = 0xCC00;
 }
 
-/// Device option bits (INITIALIZE tag 80, §4.2).
+/// Device option bits (INITIALIZE tag 80, docs/protocol.md §4.2).
 pub mod opt {
     /// RESET RETRY COUNTER with SO-PIN allowed.
     pub const RRC: u16 = 0x0001;

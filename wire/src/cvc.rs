@@ -1,5 +1,5 @@
 //! Card-verifiable certificates and authenticated requests (BSI TR-03110
-//! part 3, appendix C; protocol reference §3.3, §6.2, §7.1).
+//! part 3, appendix C; docs/protocol.md §3.3, §6.2, §7.1).
 //!
 //! A certificate is `7F21 { 7F4E body, 5F37 signature }`; the body holds the
 //! profile (`5F29`), the certification authority reference (`42`, CAR), the
@@ -167,7 +167,7 @@ pub fn parse_chain(input: &[u8]) -> Result<Vec<Cvc<'_>>, TlvError> {
     Ok(out)
 }
 
-/// A parsed authenticated request (§6.2).
+/// A parsed authenticated request (docs/protocol.md §6.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthRequest<'a> {
     /// The inner request.
@@ -213,7 +213,7 @@ pub fn ec_public_key(algorithm: &[u8], curve: crate::curve::Curve, point: &[u8])
 }
 
 /// The `7F49` value of a GENERATE ASYMMETRIC KEY PAIR template for an EC
-/// key (§7.1): the domain parameters, no point.
+/// key (docs/protocol.md §7.1): the domain parameters, no point.
 pub fn ec_keygen_template(algorithm: &[u8], curve: crate::curve::Curve) -> Vec<u8> {
     ec_template(algorithm, curve, None)
 }
@@ -234,7 +234,7 @@ fn ec_template(algorithm: &[u8], curve: crate::curve::Curve, point: Option<&[u8]
 }
 
 /// The `7F49` value of a GENERATE ASYMMETRIC KEY PAIR template for an RSA
-/// key (§7.1): `82` public exponent, `02` modulus size in bits.
+/// key (docs/protocol.md §7.1): `82` public exponent, `02` modulus size in bits.
 pub fn rsa_keygen_template(algorithm: &[u8], bits: u16, exponent: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
     tlv::push(&mut v, 0x06, algorithm);
@@ -289,7 +289,7 @@ pub fn build_auth_request(cvc: &[u8], outer_car: &[u8], outer_signature: &[u8]) 
     tlv::encode(TAG_AUTH_REQUEST, &v)
 }
 
-/// A TLV of the first certificate's CHR in a chain: the device name (§3.3).
+/// A TLV of the first certificate's CHR in a chain: the device name (docs/protocol.md §3.3).
 pub fn first_chr(chain: &[u8]) -> Option<&[u8]> {
     Cvc::parse(chain).ok().map(|(c, _)| c.chr)
 }

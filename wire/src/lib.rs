@@ -1,8 +1,8 @@
 //! The SmartCard-HSM wire format, shared by the card (`picohsm-firmware`)
 //! and the host (`picohsm-pkcs11`): one definition, used on both sides.
 //!
-//! Section numbers in the docs refer to the project's protocol reference
-//! (`shared/reference/protocol.md`).
+//! Section numbers in the docs (`docs/protocol.md §2.3`) are the
+//! headings of `docs/protocol.md` in this repository.
 #![no_std]
 #![forbid(unsafe_code)]
 

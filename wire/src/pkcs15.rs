@@ -1,5 +1,5 @@
 //! PKCS#15 (ISO 7816-15) object descriptions as OpenSC's SmartCard-HSM
-//! emulation keeps them on the card (protocol reference §3.1, §7.1):
+//! emulation keeps them on the card (docs/protocol.md §3.1, §7.1):
 //!
 //! * `C4xx` — private key description ([`PrivateKeyDesc`]) of key `CCxx`;
 //! * `C8xx` — certificate description ([`CertDesc`]) of CA certificate `CAxx`;

@@ -1,6 +1,6 @@
-//! Unit tests of `pkcs15`, with descriptors taken from the reference traces
-//! (`/work/shared/reference/traces/*.apdu.txt`, READ BINARY / UPDATE BINARY
-//! of `C4xx`, `C8xx`), protocol reference §7.1, and DCOD/CD entries captured
+//! Unit tests of `pkcs15`, with descriptors taken from the recorded traces
+//! (`tests/fixtures/traces/`: READ BINARY / UPDATE BINARY of `C4xx`,
+//! `C8xx`), docs/protocol.md §7.1, and DCOD/CD entries captured
 //! from OpenSC writing to picohsm-vcard (see `opensc_dcod`).
 
 use super::*;
@@ -18,7 +18,7 @@ const C400_DEVICE: &str = "A0 38 30 0D 0C 0B 45 53 50 49 43 4F 48 53 4D 54 52
     03 03 07 20 80 A1 0A 30 08 30 02 04 00 02 02 01 00";
 
 /// t_kg.apdu.txt: OpenSC's UPDATE BINARY of `C401` after generating an EC
-/// P-256 key labelled "authkey" (also protocol reference §7.1).
+/// P-256 key labelled "authkey" (also docs/protocol.md §7.1).
 const C401_EC_OPENSC: &str = "A0 2B 30 10 0C 07 61 75 74 68 6B 65 79 03 02 06 C0
     04 01 01 30 0B 04 01 01 03 03 07 30 80 02 01 01
     A1 0A 30 08 30 02 04 00 02 02 01 00";

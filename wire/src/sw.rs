@@ -1,5 +1,5 @@
 //! Status words (ISO 7816-4 §5.1.3) with the meanings the Pico HSM firmware
-//! gives them (protocol reference §1.4). Card and host use these constants;
+//! gives them (docs/protocol.md §1.4). Card and host use these constants;
 //! the host maps them to CK_RV in one place.
 
 /// A two-byte status word, `SW1 << 8 | SW2`.
@@ -9,7 +9,7 @@ pub struct StatusWord(pub u16);
 impl StatusWord {
     /// 9000: success.
     pub const OK: Self = Self(0x9000);
-    /// 9001: MANAGE PKA enumerate, slot already authenticated (§6.3).
+    /// 9001: MANAGE PKA enumerate, slot already authenticated (docs/protocol.md §6.3).
     pub const OK_AUTHENTICATED: Self = Self(0x9001);
     /// 6282: READ BINARY offset beyond the end of the file.
     pub const END_OF_FILE: Self = Self(0x6282);

@@ -1,6 +1,6 @@
 //! BER-TLV as the SmartCard-HSM uses it: one- or two-byte tags
 //! (`5F20`, `7F21`, ...) and definite lengths in the short, `81 xx` and
-//! `82 xx xx` forms (ISO 7816-4 §5.2, protocol reference §3.6, §6.2).
+//! `82 xx xx` forms (ISO 7816-4 §5.2, docs/protocol.md §3.6, §6.2).
 
 use alloc::vec::Vec;
 

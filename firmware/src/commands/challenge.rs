@@ -1,4 +1,4 @@
-//! GET CHALLENGE (INS 84, §6.7 step 3): random bytes; a challenge of at most
+//! GET CHALLENGE (INS 84, docs/protocol.md §6.7 step 3): random bytes; a challenge of at most
 //! 256 bytes is kept for EXTERNAL AUTHENTICATE, and a new one resets every
 //! PKA key's status, so all authenticators of an m-of-n login sign one value.
 

@@ -1,4 +1,4 @@
-//! CHANGE REFERENCE DATA (INS 24, §5.2): `old ‖ new`, split at the length
+//! CHANGE REFERENCE DATA (INS 24, docs/protocol.md §5.2): `old ‖ new`, split at the length
 //! of the stored PIN; the MKEK is re-sealed under the new PIN.
 
 use alloc::vec::Vec;

@@ -1,4 +1,4 @@
-//! DECIPHER / ECDH (INS 62, §7.3): P1 = key id, P2 = algorithm byte.
+//! DECIPHER / ECDH (INS 62, docs/protocol.md §7.3): P1 = key id, P2 = algorithm byte.
 
 use alloc::vec::Vec;
 use picohsm_wire::apdu::Command;

@@ -1,4 +1,4 @@
-//! DELETE FILE (INS E4, §3.7): by FID in the data, or the current EF.
+//! DELETE FILE (INS E4, docs/protocol.md §3.7): by FID in the data, or the current EF.
 //! Needs the user state; the device key and generated files stay.
 
 use alloc::vec::Vec;

@@ -1,4 +1,4 @@
-//! EXTERNAL AUTHENTICATE (INS 82, §6.7): the signature of the key chosen by
+//! EXTERNAL AUTHENTICATE (INS 82, docs/protocol.md §6.7): the signature of the key chosen by
 //! MSE SET AT over SHA-256(device name ‖ challenge). A valid one marks the
 //! key authenticated; when m keys are, the user state is granted and the
 //! challenge is used up. A bad one clears that key's status (6985).

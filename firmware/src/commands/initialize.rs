@@ -1,6 +1,6 @@
-//! INITIALIZE DEVICE (INS 50, §4): set PINs, options, DKEK shares, PKA and
+//! INITIALIZE DEVICE (INS 50, docs/protocol.md §4): set PINs, options, DKEK shares, PKA and
 //! key domains, wiping every key and object; without data, the version and
-//! free-memory query (§2.4).
+//! free-memory query (docs/protocol.md §2.4).
 //!
 //! Unlike the upstream firmware, a device that already has an SO-PIN is only
 //! re-initialised when tag 82 matches it (as on a genuine SmartCard-HSM);
@@ -23,7 +23,7 @@ use crate::{dkek, Card};
 
 /// Device options (2 bytes).
 pub const EF_OPTIONS: u16 = 0x100E;
-/// PKA parameters: n, empty slots, m, 0 (§6.1).
+/// PKA parameters: n, empty slots, m, 0 (docs/protocol.md §6.1).
 pub const EF_PKA: u16 = 0x10C0;
 /// First registered PKA key (`10D0 + i`).
 pub const EF_PKA_KEY0: u16 = 0x10D0;

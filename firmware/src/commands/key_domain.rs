@@ -1,4 +1,4 @@
-//! KEY DOMAIN (INS 52, §7.4): P2 = domain. P1 00: status, or import a
+//! KEY DOMAIN (INS 52, docs/protocol.md §7.4): P2 = domain. P1 00: status, or import a
 //! 32-byte DKEK share; 01: set a domain up with n shares; 03: delete an
 //! empty domain; 04: clear its DKEK. 02 (XKEK domains) is not offered.
 

@@ -1,4 +1,4 @@
-//! UNWRAP KEY (INS 74, P2 93, §7.5): import a DKEK blob as key P1. The blob
+//! UNWRAP KEY (INS 74, P2 93, docs/protocol.md §7.5): import a DKEK blob as key P1. The blob
 //! is the command data, or (as OpenSC sends it) the content of EF 2F10.
 //! Every complete key domain is tried; the key joins the domain whose DKEK
 //! opened it. Stores the key, a default PrKD and a fresh request.

@@ -1,4 +1,4 @@
-//! WRAP KEY (INS 72, P2 92, §7.5): export key P1 as a DKEK blob of its key
+//! WRAP KEY (INS 72, P2 92, docs/protocol.md §7.5): export key P1 as a DKEK blob of its key
 //! domain. The DKEK must be complete (6A88), the key must allow wrapping if
 //! it restricts its algorithms (6985).
 

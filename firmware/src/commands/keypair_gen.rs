@@ -1,4 +1,4 @@
-//! GENERATE ASYMMETRIC KEY PAIR (INS 46, §7.1): P1 = key id, data = the CVC
+//! GENERATE ASYMMETRIC KEY PAIR (INS 46, docs/protocol.md §7.1): P1 = key id, data = the CVC
 //! body template (and optional metadata `90`/`91`/`92`); answers the
 //! authenticated request, and stores the key (`CCid`, MKEK-sealed), a
 //! default PrKD (`C4id`) and the request (`CEid`).

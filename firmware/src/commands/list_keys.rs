@@ -1,4 +1,4 @@
-//! ENUMERATE OBJECTS (INS 58, §3.8): the FIDs of keys and descriptors, in
+//! ENUMERATE OBJECTS (INS 58, docs/protocol.md §3.8): the FIDs of keys and descriptors, in
 //! the firmware's order (`C400`, `CC00`, then `CCxx`, `C4xx`, `C8xx`, `C9xx`).
 //! No authentication needed.
 

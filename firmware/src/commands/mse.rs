@@ -1,6 +1,6 @@
 //! MANAGE SECURITY ENVIRONMENT (INS 22, P1 81): SET DST (P2 B6) chooses the
-//! issuer for PSO VERIFY CERTIFICATE (§6.4); SET AT (P2 A4) chooses the
-//! registered key for EXTERNAL AUTHENTICATE (§6.7). Both name it in tag 83.
+//! issuer for PSO VERIFY CERTIFICATE (docs/protocol.md §6.4); SET AT (P2 A4) chooses the
+//! registered key for EXTERNAL AUTHENTICATE (docs/protocol.md §6.7). Both name it in tag 83.
 
 use alloc::vec::Vec;
 use picohsm_wire::apdu::Command;
@@ -18,7 +18,7 @@ pub fn run(card: &mut Card, cmd: &Command<'_>) -> Response {
     }
     let items = tlv::parse_all(cmd.data).map_err(|_| StatusWord::WRONG_DATA)?;
     if cmd.p2 == 0xA4 && items.iter().any(|t| t.tag == 0x80) {
-        // A protocol OID: secure messaging set-up, not offered (§9.3).
+        // A protocol OID: secure messaging set-up, not offered (docs/protocol.md §9.3).
         return Err(StatusWord::FUNC_NOT_SUPPORTED);
     }
     let name = items

@@ -1,5 +1,5 @@
 //! PERFORM SECURITY OPERATION: VERIFY CERTIFICATE (INS 2A, P1 00, P2 BE,
-//! 92 or AE; §6.4). The certificate (with or without its `7F21` header) must
+//! 92 or AE; docs/protocol.md §6.4). The certificate (with or without its `7F21` header) must
 //! be issued by the certificate MSE SET DST chose (6A88 if none) and carry
 //! its signature (6985); it is then kept as `CAxx` and joins the issuers the
 //! card knows. Unparsable: 6984.

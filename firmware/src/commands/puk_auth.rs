@@ -1,4 +1,4 @@
-//! MANAGE PUBLIC KEY AUTHENTICATION (INS 54, §6.3): status, register into
+//! MANAGE PUBLIC KEY AUTHENTICATION (INS 54, docs/protocol.md §6.3): status, register into
 //! the first empty slot, replace a slot, enumerate a slot.
 //!
 //! Registering or replacing needs the user PIN or the SO-PIN verified in

@@ -1,4 +1,4 @@
-//! READ BINARY (INS B1 with an offset DO, and B0), §3.5; also the public
+//! READ BINARY (INS B1 with an offset DO, and B0), docs/protocol.md §3.5; also the public
 //! view of files that SELECT and READ share: generated EF.DIR and
 //! EF.TokenInfo, and the access rule that keys are never readable and
 //! private data objects (`CDxx`) need the user state.

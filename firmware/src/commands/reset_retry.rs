@@ -1,4 +1,4 @@
-//! RESET RETRY COUNTER (INS 2C, §5.3): the SO unblocks the user PIN,
+//! RESET RETRY COUNTER (INS 2C, docs/protocol.md §5.3): the SO unblocks the user PIN,
 //! setting a new one (P1 00, 02) or only resetting its counter (P1 01, 03).
 
 use alloc::vec::Vec;

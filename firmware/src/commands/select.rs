@@ -1,4 +1,4 @@
-//! SELECT (INS A4): the applet by AID (§2.3) and EFs by FID or path (§3.4).
+//! SELECT (INS A4): the applet by AID (docs/protocol.md §2.3) and EFs by FID or path (docs/protocol.md §3.4).
 
 use alloc::vec::Vec;
 use picohsm_wire::apdu::Command;
@@ -46,7 +46,7 @@ pub fn run(card: &mut Card, cmd: &Command<'_>) -> Response {
         if cmd.data.is_empty() || cmd.data.len() > AID.len() || AID[..cmd.data.len()] != *cmd.data {
             return Err(StatusWord::FILE_NOT_FOUND);
         }
-        // Selecting the applet is a logout (§2.3).
+        // Selecting the applet is a logout (docs/protocol.md §2.3).
         card.session.clear();
         card.applet_selected = true;
         return Ok(if want_fcp {

@@ -1,4 +1,4 @@
-//! SIGN (INS 68, §7.2): P1 = key id, P2 = algorithm byte. ECDSA answers a
+//! SIGN (INS 68, docs/protocol.md §7.2): P1 = key id, P2 = algorithm byte. ECDSA answers a
 //! DER signature, RSA the raw signature of modulus length.
 
 use alloc::vec::Vec;

@@ -1,4 +1,4 @@
-//! UPDATE BINARY (INS D7 with offset and data DOs, §3.6): create, replace or
+//! UPDATE BINARY (INS D7 with offset and data DOs, docs/protocol.md §3.6): create, replace or
 //! patch a file. Needs the user state. Keys are written only by the card.
 
 use alloc::vec::Vec;

@@ -1,8 +1,8 @@
-//! VERIFY (INS 20, §5.1): user PIN (P2 81) and SO-PIN (P2 88), with data a
+//! VERIFY (INS 20, docs/protocol.md §5.1): user PIN (P2 81) and SO-PIN (P2 88), with data a
 //! check, without data a status query.
 //!
 //! A correct user PIN opens the PIN session (the MKEK); it grants the user
-//! state only when PKA is off (§5.4).
+//! state only when PKA is off (docs/protocol.md §5.4).
 
 use alloc::vec::Vec;
 use picohsm_wire::apdu::Command;
@@ -22,7 +22,7 @@ pub fn run(card: &mut Card, cmd: &Command<'_>) -> Response {
         pin_ref::USER => user(card, cmd.data),
         pin_ref::SO => so(card, cmd.data),
         p2 if p2 & 0x60 != 0 => Err(StatusWord::WRONG_PARAMS),
-        // 85/86 (biometric, PIN pad) and the rest: not present (§2.5).
+        // 85/86 (biometric, PIN pad) and the rest: not present (docs/protocol.md §2.5).
         _ => Err(StatusWord::REF_NOT_FOUND),
     }
 }

@@ -40,7 +40,7 @@ impl CardRng for Xs {
 pub const PIN: &[u8] = b"648219";
 pub const SO_PIN: [u8; 8] = [0x12, 0x34, 0x56, 0x78, 0x90, 0x12, 0x34, 0x56];
 
-/// INITIALIZE's data (§4.1): the options, the user PIN if any, the test
+/// INITIALIZE's data (docs/protocol.md §4.1): the options, the user PIN if any, the test
 /// SO-PIN, then `extra` TLVs.
 pub fn init_data(options: u8, pin: Option<&[u8]>, extra: &[u8]) -> Vec<u8> {
     let mut d = vec![0x80, 2, 0, options];
@@ -137,7 +137,7 @@ impl T {
 }
 
 /// The public key template (the content of 7F49) OpenSC sends for an EC
-/// key on `curve` (§7.1): the algorithm and the domain parameters.
+/// key on `curve` (docs/protocol.md §7.1): the algorithm and the domain parameters.
 pub fn ec_public_key(curve: Curve) -> Vec<u8> {
     let mut pk = Vec::new();
     tlv::push(&mut pk, 0x06, cvc::oid::ECDSA_SHA256);
@@ -183,7 +183,7 @@ pub fn ec_template(curve: Curve, car: Option<&[u8]>, chr: Option<&[u8]>) -> Vec<
     keygen_template(&ec_public_key(curve), car, chr)
 }
 
-/// The key-generation template OpenSC sends for secp256r1 (§7.1): its
+/// The key-generation template OpenSC sends for secp256r1 (docs/protocol.md §7.1): its
 /// placeholder CAR and a CHR of its own.
 pub fn p256_template() -> Vec<u8> {
     ec_template(Curve::P256, Some(b"UTCA00001"), Some(b"ZZPHSMXXXXX00001"))

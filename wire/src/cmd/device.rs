@@ -1,6 +1,6 @@
 //! The device commands: what SELECT of the applet answers (its FCP,
-//! docs/protocol.md §2.3), the version and free-memory query (§2.4) and
-//! INITIALIZE DEVICE (§4.1).
+//! docs/protocol.md §2.3), the version and free-memory query (docs/protocol.md §2.4) and
+//! INITIALIZE DEVICE (docs/protocol.md §4.1).
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -10,15 +10,15 @@ use super::{Apdu, Cmd, CLA_PROPRIETARY};
 use crate::codes::ins;
 use crate::tlv;
 
-/// Tag of the FCP template (§2.3).
+/// Tag of the FCP template (docs/protocol.md §2.3).
 pub const TAG_FCP: u16 = 0x62;
-/// Tag of the proprietary FCP item: options, 0xFF, version (§2.3).
+/// Tag of the proprietary FCP item: options, 0xFF, version (docs/protocol.md §2.3).
 pub const TAG_FCP_PROPRIETARY: u16 = 0x85;
 
-/// What SELECT of the applet tells (§2.3, FCP tag 85).
+/// What SELECT of the applet tells (docs/protocol.md §2.3, FCP tag 85).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppletInfo {
-    /// Device options (EF 100E, §4.2).
+    /// Device options (EF 100E, docs/protocol.md §4.2).
     pub options: u16,
     /// Firmware version.
     pub version: (u8, u8),
@@ -46,7 +46,7 @@ impl AppletInfo {
     }
 }
 
-/// INITIALIZE without data: the version and free-memory query (§2.4).
+/// INITIALIZE without data: the version and free-memory query (docs/protocol.md §2.4).
 pub fn version_query() -> Apdu {
     Apdu::new(
         Cmd::VersionQuery,
@@ -56,7 +56,7 @@ pub fn version_query() -> Apdu {
     )
 }
 
-/// The answer to the version query (§2.4).
+/// The answer to the version query (docs/protocol.md §2.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Version {
     /// Free memory in bytes, as the card reports it.
@@ -85,7 +85,7 @@ impl Version {
     }
 }
 
-/// Tags of INITIALIZE DEVICE (§4.1).
+/// Tags of INITIALIZE DEVICE (docs/protocol.md §4.1).
 pub mod tag {
     /// Device options (2 bytes).
     pub const OPTIONS: u16 = 0x80;
@@ -103,10 +103,10 @@ pub mod tag {
     pub const KEY_DOMAINS: u16 = 0x97;
 }
 
-/// The parameters of INITIALIZE DEVICE (§4.1).
+/// The parameters of INITIALIZE DEVICE (docs/protocol.md §4.1).
 #[derive(Clone, PartialEq, Eq)]
 pub struct InitParams {
-    /// Tag 80: device options (§4.2).
+    /// Tag 80: device options (docs/protocol.md §4.2).
     pub options: u16,
     /// Tag 81: the user PIN; none on a PKA-only device or for C_InitToken.
     pub user_pin: Option<Vec<u8>>,
@@ -160,7 +160,7 @@ impl InitParams {
         }
     }
 
-    /// The command data: tags in the order sc-hsm-tool sends them (§4.3).
+    /// The command data: tags in the order sc-hsm-tool sends them (docs/protocol.md §4.3).
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut v = Zeroizing::new(Vec::new());
         tlv::push(&mut v, tag::OPTIONS, &self.options.to_be_bytes());

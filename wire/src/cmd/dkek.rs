@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use super::{Apdu, Cmd, CLA_PROPRIETARY};
 use crate::codes::{algo, ins};
 
-/// P1 of KEY DOMAIN (§7.4).
+/// P1 of KEY DOMAIN (docs/protocol.md §7.4).
 pub mod domain {
     /// Status of the domain, or (with 32 bytes) import a DKEK share.
     pub const STATUS_OR_SHARE: u8 = 0x00;

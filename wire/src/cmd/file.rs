@@ -9,9 +9,9 @@ use crate::codes::{ins, AID};
 use crate::sw::StatusWord;
 use crate::tlv;
 
-/// Tag of the offset data object of READ/UPDATE BINARY (§3.5).
+/// Tag of the offset data object of READ/UPDATE BINARY (docs/protocol.md §3.5).
 pub const TAG_OFFSET: u16 = 0x54;
-/// Tag of the data of UPDATE BINARY (§3.6).
+/// Tag of the data of UPDATE BINARY (docs/protocol.md §3.6).
 pub const TAG_DATA: u16 = 0x53;
 /// Le of a whole-file read: the card answers what it has, up to its buffer.
 pub const READ_ALL: usize = 65536;

@@ -7,11 +7,11 @@ use crate::codes::{algo, ins};
 /// Le of the key commands: whatever the card has.
 const ANY: usize = 65536;
 
-/// The first byte of an uncompressed EC point, which ECDH answers (§7.3).
+/// The first byte of an uncompressed EC point, which ECDH answers (docs/protocol.md §7.3).
 pub const UNCOMPRESSED_POINT: u8 = 0x04;
 
 /// GENERATE ASYMMETRIC KEY PAIR into key reference `key_ref` with the CV
-/// template `template` (§7.1); the card answers the authenticated request.
+/// template `template` (docs/protocol.md §7.1); the card answers the authenticated request.
 pub fn generate(key_ref: u8, template: &[u8]) -> Apdu {
     Apdu::extended(
         Cmd::Generate,
@@ -21,7 +21,7 @@ pub fn generate(key_ref: u8, template: &[u8]) -> Apdu {
     )
 }
 
-/// SIGN with key `key_ref` and algorithm byte `algorithm` (§7.2).
+/// SIGN with key `key_ref` and algorithm byte `algorithm` (docs/protocol.md §7.2).
 pub fn sign(key_ref: u8, algorithm: u8, data: &[u8]) -> Apdu {
     Apdu::extended(
         Cmd::Sign,
@@ -31,7 +31,7 @@ pub fn sign(key_ref: u8, algorithm: u8, data: &[u8]) -> Apdu {
     )
 }
 
-/// DECIPHER with key `key_ref` and algorithm byte `algorithm` (§7.3).
+/// DECIPHER with key `key_ref` and algorithm byte `algorithm` (docs/protocol.md §7.3).
 pub fn decipher(key_ref: u8, algorithm: u8, data: &[u8]) -> Apdu {
     Apdu::extended(
         Cmd::Decipher,
@@ -41,7 +41,7 @@ pub fn decipher(key_ref: u8, algorithm: u8, data: &[u8]) -> Apdu {
     )
 }
 
-/// ECDH of key `key_ref` with the peer's uncompressed `point` (§7.3).
+/// ECDH of key `key_ref` with the peer's uncompressed `point` (docs/protocol.md §7.3).
 pub fn ecdh(key_ref: u8, point: &[u8]) -> Apdu {
     Apdu::extended(
         Cmd::Ecdh,

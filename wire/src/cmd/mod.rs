@@ -39,59 +39,59 @@ pub const CLA_PROPRIETARY: u8 = 0x80;
 pub enum Cmd {
     /// SELECT of the SmartCard-HSM applet (docs/protocol.md §2.3).
     SelectApplet,
-    /// INITIALIZE without data: version and free memory (§2.4).
+    /// INITIALIZE without data: version and free memory (docs/protocol.md §2.4).
     VersionQuery,
-    /// READ BINARY (§3.5).
+    /// READ BINARY (docs/protocol.md §3.5).
     ReadBinary,
-    /// UPDATE BINARY (§3.6).
+    /// UPDATE BINARY (docs/protocol.md §3.6).
     UpdateBinary,
-    /// DELETE FILE (§3.7).
+    /// DELETE FILE (docs/protocol.md §3.7).
     DeleteFile,
-    /// ENUMERATE OBJECTS (§3.8).
+    /// ENUMERATE OBJECTS (docs/protocol.md §3.8).
     Enumerate,
-    /// INITIALIZE DEVICE (§4.1).
+    /// INITIALIZE DEVICE (docs/protocol.md §4.1).
     Initialize,
-    /// VERIFY without data: the state of the PIN with this reference (§5.1).
+    /// VERIFY without data: the state of the PIN with this reference (docs/protocol.md §5.1).
     PinStatus(u8),
-    /// VERIFY of the PIN with this reference (§5.1).
+    /// VERIFY of the PIN with this reference (docs/protocol.md §5.1).
     Verify(u8),
-    /// CHANGE REFERENCE DATA of the PIN with this reference (§5.2).
+    /// CHANGE REFERENCE DATA of the PIN with this reference (docs/protocol.md §5.2).
     ChangeReferenceData(u8),
-    /// RESET RETRY COUNTER of the user PIN, with the SO-PIN (§5.3).
+    /// RESET RETRY COUNTER of the user PIN, with the SO-PIN (docs/protocol.md §5.3).
     ResetRetryCounter,
-    /// RESET RETRY COUNTER P1 02: a new user PIN in an SO session (§5.3).
+    /// RESET RETRY COUNTER P1 02: a new user PIN in an SO session (docs/protocol.md §5.3).
     SetUserPin,
-    /// GENERATE ASYMMETRIC KEY PAIR (§7.1).
+    /// GENERATE ASYMMETRIC KEY PAIR (docs/protocol.md §7.1).
     Generate,
-    /// SIGN (§7.2).
+    /// SIGN (docs/protocol.md §7.2).
     Sign,
-    /// DECIPHER (§7.3).
+    /// DECIPHER (docs/protocol.md §7.3).
     Decipher,
-    /// ECDH: DECIPHER with algorithm 80 (§7.3).
+    /// ECDH: DECIPHER with algorithm 80 (docs/protocol.md §7.3).
     Ecdh,
-    /// GET CHALLENGE (§6.7).
+    /// GET CHALLENGE (docs/protocol.md §6.7).
     GetChallenge,
-    /// GET RESPONSE (§1.2).
+    /// GET RESPONSE (docs/protocol.md §1.2).
     GetResponse,
-    /// MANAGE PKA status (§6.3).
+    /// MANAGE PKA status (docs/protocol.md §6.3).
     PkaStatus,
-    /// MANAGE PKA enumerate of one slot (§6.3).
+    /// MANAGE PKA enumerate of one slot (docs/protocol.md §6.3).
     PkaEnumerate,
-    /// MANAGE PKA register or replace (§6.3).
+    /// MANAGE PKA register or replace (docs/protocol.md §6.3).
     PkaRegister,
-    /// MSE SET AT: the registered key to check next (§6.7).
+    /// MSE SET AT: the registered key to check next (docs/protocol.md §6.7).
     MseSetAt,
-    /// MSE SET DST: the certificate to verify against (§6.4).
+    /// MSE SET DST: the certificate to verify against (docs/protocol.md §6.4).
     MseSetDst,
-    /// PSO VERIFY CERTIFICATE (§6.4).
+    /// PSO VERIFY CERTIFICATE (docs/protocol.md §6.4).
     PsoVerifyCertificate,
-    /// EXTERNAL AUTHENTICATE (§6.7).
+    /// EXTERNAL AUTHENTICATE (docs/protocol.md §6.7).
     ExternalAuthenticate,
-    /// KEY DOMAIN: a domain's status, a DKEK share (§7.4).
+    /// KEY DOMAIN: a domain's status, a DKEK share (docs/protocol.md §7.4).
     KeyDomain,
-    /// WRAP KEY (§7.5).
+    /// WRAP KEY (docs/protocol.md §7.5).
     WrapKey,
-    /// UNWRAP KEY (§7.5).
+    /// UNWRAP KEY (docs/protocol.md §7.5).
     UnwrapKey,
 }
 
@@ -182,7 +182,7 @@ impl Drop for Apdu {
     }
 }
 
-/// GET RESPONSE for `n` more bytes (`0` = 256), after `61xx` (§1.2).
+/// GET RESPONSE for `n` more bytes (`0` = 256), after `61xx` (docs/protocol.md §1.2).
 pub fn get_response(n: u8) -> Apdu {
     Apdu::new(
         Cmd::GetResponse,

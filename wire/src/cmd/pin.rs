@@ -6,7 +6,7 @@ use super::{Apdu, Cmd, CLA_ISO};
 use crate::codes::{ins, pin_ref};
 use crate::sw::StatusWord;
 
-/// P1 of RESET RETRY COUNTER (§5.3).
+/// P1 of RESET RETRY COUNTER (docs/protocol.md §5.3).
 pub mod reset {
     /// SO-PIN and new user PIN.
     pub const WITH_NEW_PIN: u8 = 0x00;

@@ -9,7 +9,7 @@ use crate::codes::ins;
 use crate::sw::StatusWord;
 use crate::tlv;
 
-/// P1 of MANAGE PKA (§6.3).
+/// P1 of MANAGE PKA (docs/protocol.md §6.3).
 pub mod manage {
     /// Register into the first empty slot, or (without data) the status.
     pub const REGISTER: u8 = 0x00;
@@ -19,16 +19,16 @@ pub mod manage {
     pub const ENUMERATE: u8 = 0x02;
 }
 
-/// P1 P2 of MSE SET AT for EXTERNAL AUTHENTICATE (§6.7).
+/// P1 P2 of MSE SET AT for EXTERNAL AUTHENTICATE (docs/protocol.md §6.7).
 pub const MSE_SET_AT: [u8; 2] = [0x81, 0xA4];
-/// P1 P2 of MSE SET DST for PSO VERIFY CERTIFICATE (§6.4).
+/// P1 P2 of MSE SET DST for PSO VERIFY CERTIFICATE (docs/protocol.md §6.4).
 pub const MSE_SET_DST: [u8; 2] = [0x81, 0xB6];
-/// P1 P2 of PSO VERIFY CERTIFICATE (§6.4).
+/// P1 P2 of PSO VERIFY CERTIFICATE (docs/protocol.md §6.4).
 pub const PSO_VERIFY_CERTIFICATE: [u8; 2] = [0x00, 0xBE];
-/// Tag of the key or certificate name in MSE (§6.4, §6.7).
+/// Tag of the key or certificate name in MSE (docs/protocol.md §6.4, §6.7).
 pub const TAG_NAME: u16 = 0x83;
 
-/// The four counters of MANAGE PKA status (§6.3).
+/// The four counters of MANAGE PKA status (docs/protocol.md §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Status {
     /// n: public keys in the scheme.
