@@ -126,3 +126,23 @@ fn the_module_does_not_link_the_firmware() {
         "the module depends on the firmware:\n{deps}"
     );
 }
+
+#[test]
+fn the_virtual_card_is_built_with_the_workspace() {
+    // `cargo build --workspace` (and `cargo install --path vcard`) builds
+    // picohsm-vcard: a workspace member whose binary needs no feature.
+    let root_manifest = fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let members = root_manifest
+        .lines()
+        .find(|l| l.trim_start().starts_with("members"))
+        .expect("a members list");
+    assert!(members.contains("\"vcard\""), "{members}");
+    let vcard = fs::read_to_string(root().join("vcard/Cargo.toml")).unwrap();
+    assert!(vcard.contains("name = \"picohsm-vcard\""), "{vcard}");
+    assert!(!vcard.contains("required-features"), "{vcard}");
+    let firmware = fs::read_to_string(root().join("firmware/Cargo.toml")).unwrap();
+    assert!(
+        !firmware.contains("[[bin]]"),
+        "the card crate stays a library"
+    );
+}
