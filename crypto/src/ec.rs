@@ -8,7 +8,7 @@
 //!
 //! All curve arithmetic is done by the RustCrypto curve crates (`p256`,
 //! `p384`, `p521`, `k256`, `bp256`) through one generic implementation,
-//! [`CurveOps`], instantiated per curve by the `dispatch!` macro.
+//! `CurveOps`, instantiated per curve by the `dispatch!` macro.
 //!
 //! Signatures are deterministic (RFC 6979, with the curve's default hash
 //! as the HMAC-DRBG hash).

@@ -252,7 +252,7 @@ fn read_full<R: Read>(r: &mut R, buf: &mut [u8], stop: &AtomicBool) -> Result<()
     Ok(())
 }
 
-/// Reads one frame; see [`read_full`] for the handling of timeouts.
+/// Reads one frame; `read_full` handles the timeouts.
 pub fn read_frame<R: Read>(r: &mut R, stop: &AtomicBool) -> Result<Vec<u8>, ReadError> {
     let mut len = [0u8; 2];
     read_full(r, &mut len, stop)?;

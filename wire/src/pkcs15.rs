@@ -84,7 +84,7 @@ const TAG_SECRET_KEY_AES: u16 = 0xA8;
 pub enum KeyKind {
     /// `privateRSAKey`: the description is a `30` SEQUENCE.
     Rsa,
-    /// `privateECKey`: the description is `A0` ([0] IMPLICIT).
+    /// `privateECKey`: the description is `A0` (`[0] IMPLICIT`).
     Ec,
 }
 
@@ -260,7 +260,7 @@ pub struct CertDesc {
 
 impl CertDesc {
     /// Parses a CD. The certificate must be referenced by a Path (OpenSC's
-    /// sc-hsm code never writes the `direct` [0] form).
+    /// sc-hsm code never writes the `direct` `[0]` form).
     pub fn parse(data: &[u8]) -> Result<Self> {
         let (outer, _) = tlv::parse_one(data).map_err(|_| err("bad TLV"))?;
         if outer.tag != 0x30 {

@@ -7,7 +7,7 @@
 //! CK_RV of a status word on the host (one table, `card::error`). The
 //! bytes are zeroized when the [`Apdu`] is dropped: PINs travel in them.
 //!
-//! Files: [`file`] (SELECT, READ/UPDATE BINARY, DELETE, ENUMERATE),
+//! Files: [`file`](mod@file) (SELECT, READ/UPDATE BINARY, DELETE, ENUMERATE),
 //! [`device`] (INITIALIZE, the version query, the applet's FCP),
 //! [`pin`] (VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER),
 //! [`key`] (GENERATE, SIGN, DECIPHER, ECDH, GET CHALLENGE), [`dkek`]
