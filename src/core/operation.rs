@@ -155,7 +155,7 @@ pub(crate) fn cancel<O: Operation>(session: CK_SESSION_HANDLE) -> Result<()> {
     })
 }
 
-/// The docs/protocol.md §5.2 step of a function that ends `O` with an output whose length
+/// The PKCS#11 3.0 §5.2 step of a function that ends `O` with an output whose length
 /// is known before the card runs. `prepare` (under the module lock, so no
 /// card I/O) checks the input and returns the output's length with what
 /// `run` needs; its error ends the operation. A buffer of `capacity` bytes
@@ -219,7 +219,7 @@ impl KeptStore for Decrypted {
     }
 }
 
-/// The docs/protocol.md §5.2 step of `func` for `input`, with a caller buffer of `capacity`
+/// The PKCS#11 3.0 §5.2 step of `func` for `input`, with a caller buffer of `capacity`
 /// bytes (`None`: NULL), where the output's length is known only once the
 /// card has run. Takes what waits in `store` if the same function made it
 /// for the same input; else drops whatever waits and calls `produce` (which
