@@ -79,39 +79,81 @@ pub fn test_chain(device_name: &[u8], device_point: &[u8]) -> Result<Vec<u8>, Ca
     Ok(chain)
 }
 
+/// Whether `name` can be a device name: 8 to 16 capital letters and
+/// digits, as a CHR (docs/protocol.md §3.3).
+pub fn valid_device_name(name: &[u8]) -> bool {
+    (8..=16).contains(&name.len())
+        && name
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// The device's test chain, request (`CE00`) and PrKD (`C400`) for the
+/// device key `key` named `name`.
+fn write_identity(card: &mut Card, key: &PrivateKey, name: &[u8]) -> Result<(), CardError> {
+    let q = match key {
+        PrivateKey::Ec { curve, d } => {
+            ec::public_key(*curve, d).map_err(|_| CardError("device key"))?
+        }
+        PrivateKey::Rsa(_) => return Err(CardError("device key is not EC")),
+    };
+    let chain = test_chain(name, &q)?;
+    card.fs
+        .put(fid::EF_DEVAUT, chain)
+        .map_err(|_| CardError("flash"))?;
+    let req = request::build(card, key, oid::ECDSA_SHA256, name, name)
+        .map_err(|_| CardError("cannot build the device request"))?;
+    card.fs.put(0xCE00, req).map_err(|_| CardError("flash"))?;
+    let serial = &name[..name.len() - 5];
+    card.fs
+        .put(
+            0xC400,
+            card_default_prkd(KeyKind::Ec, serial, &[0u8; 20], 256),
+        )
+        .map_err(|_| CardError("flash"))
+}
+
 /// Creates the device key, its request, PrKD and the default chain on first
-/// start; installs `chain` when given (its first certificate must carry the
-/// device's public key).
-pub fn ensure_identity(card: &mut Card, chain: Option<&[u8]>) -> Result<(), CardError> {
+/// start, under `name` when given (else a random `ZZPHSM…00001`); gives an
+/// existing device the test chain of `name` when it is named otherwise
+/// (as a fleet of upstream devices sharing one serial looks); installs
+/// `chain` when given (its first certificate must carry the device's
+/// public key).
+pub fn ensure_identity(
+    card: &mut Card,
+    chain: Option<&[u8]>,
+    name: Option<&[u8]>,
+) -> Result<(), CardError> {
+    if name.is_some_and(|n| !valid_device_name(n)) {
+        return Err(CardError(
+            "a device name is 8 to 16 capital letters and digits",
+        ));
+    }
     if !card.fs.exists(fid::DEVICE_KEY) {
-        let (d, q) = ec::generate(Curve::P256, &mut crate::rng::Adapter(&mut *card.rng));
+        let (d, _) = ec::generate(Curve::P256, &mut crate::rng::Adapter(&mut *card.rng));
         let key = PrivateKey::Ec {
             curve: Curve::P256,
             d,
         };
         keys::store(card, 0, &key, &KeyMeta::default(), true).map_err(|_| CardError("flash"))?;
-        let mut rnd = [0u8; 5];
-        card.rng.fill(&mut rnd);
-        let mut name = Vec::from(&b"ZZPHSM"[..]);
-        name.extend(
-            rnd.iter()
-                .map(|b| b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789"[(*b & 31) as usize]),
-        );
-        name.extend_from_slice(b"00001");
-        let chain = test_chain(&name, &q)?;
-        card.fs
-            .put(fid::EF_DEVAUT, chain)
-            .map_err(|_| CardError("flash"))?;
-        let req = request::build(card, &key, oid::ECDSA_SHA256, &name, &name)
-            .map_err(|_| CardError("cannot build the device request"))?;
-        card.fs.put(0xCE00, req).map_err(|_| CardError("flash"))?;
-        let serial = &name[..name.len() - 5];
-        card.fs
-            .put(
-                0xC400,
-                card_default_prkd(KeyKind::Ec, serial, &[0u8; 20], 256),
-            )
-            .map_err(|_| CardError("flash"))?;
+        let name = match name {
+            Some(n) => n.to_vec(),
+            None => {
+                let mut rnd = [0u8; 5];
+                card.rng.fill(&mut rnd);
+                let mut n = Vec::from(&b"ZZPHSM"[..]);
+                n.extend(
+                    rnd.iter()
+                        .map(|b| b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789"[(*b & 31) as usize]),
+                );
+                n.extend_from_slice(b"00001");
+                n
+            }
+        };
+        write_identity(card, &key, &name)?;
+    } else if let Some(n) = name.filter(|n| *n != card.device_name().as_slice()) {
+        let (key, _) = keys::load(card, 0).map_err(|_| CardError("device key unreadable"))?;
+        write_identity(card, &key, n)?;
     }
     if let Some(chain) = chain {
         let certs = cvc::parse_chain(chain)

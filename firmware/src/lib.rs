@@ -71,6 +71,9 @@ pub struct CardConfig {
     /// A CV certificate chain to install in EF 2F02 (device certificate
     /// first); its first certificate must be for this device's key.
     pub device_chain: Option<Vec<u8>>,
+    /// The device name (CHR of the device certificate, 8 to 16 capital
+    /// letters and digits): the test chain is issued for it.
+    pub device_name: Option<Vec<u8>>,
 }
 
 /// One Pico HSM: file system, secrets, session, and the APDU layer.
@@ -119,7 +122,11 @@ impl Card {
             ok_sw: None,
             io: apdu::Io::default(),
         };
-        device::ensure_identity(&mut card, config.device_chain.as_deref())?;
+        device::ensure_identity(
+            &mut card,
+            config.device_chain.as_deref(),
+            config.device_name.as_deref(),
+        )?;
         Ok(card)
     }
 

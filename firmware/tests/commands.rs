@@ -825,6 +825,7 @@ fn device_chain_written_after_login_or_given_at_start() {
         Box::new(Xs(3)),
         picohsm_firmware::CardConfig {
             device_chain: Some(third),
+            ..Default::default()
         },
     )
     .unwrap();
@@ -838,7 +839,38 @@ fn device_chain_written_after_login_or_given_at_start() {
         Box::new(Xs(3)),
         picohsm_firmware::CardConfig {
             device_chain: Some(foreign),
+            ..Default::default()
         },
     );
     assert!(err.is_err(), "a chain for another key is refused");
+}
+
+#[test]
+fn device_name_given_at_start_names_the_device_certificate() {
+    use picohsm_firmware::{Card, CardConfig};
+    let start = |flash: &Mem, otp: &Mem, name: &[u8]| {
+        Card::new(
+            Box::new(flash.clone()),
+            Box::new(otp.clone()),
+            Box::new(Xs(5)),
+            CardConfig {
+                device_name: Some(name.to_vec()),
+                ..Default::default()
+            },
+        )
+    };
+    let (flash, otp) = (Mem::default(), Mem::default());
+    // A fleet of upstream devices: one serial, ESPICOHSMTR, and 5 more characters.
+    let card = start(&flash, &otp, b"ESPICOHSMTRAAAA1").unwrap();
+    assert_eq!(card.device_name(), b"ESPICOHSMTRAAAA1");
+    drop(card);
+    // Restarted under another name: the same key, a chain for the new name.
+    let card = start(&flash, &otp, b"ESPICOHSMTRBBBB2").unwrap();
+    assert_eq!(card.device_name(), b"ESPICOHSMTRBBBB2");
+    drop(card);
+    assert!(start(&flash, &otp, b"not a name").is_err());
+    assert!(
+        start(&flash, &otp, b"ESPICOHSMTRAAAA12").is_err(),
+        "17 characters"
+    );
 }

@@ -8,6 +8,7 @@ use picohsm_wire::codes::fid;
 use picohsm_wire::cvc::{self, AuthRequest, Cvc};
 use picohsm_wire::sw::StatusWord;
 use picohsm_wire::tlv;
+use sha2::{Digest, Sha256};
 
 use super::keys::key_fid;
 use super::{Card, CardError, CardResult};
@@ -336,18 +337,42 @@ pub struct Registration {
     pub chr: Vec<u8>,
 }
 
-/// A CHR for a new key: the device serial (the device name without its
-/// 5-character sequence) and a sequence number no other key of the card
-/// uses, never the device name itself. The upstream firmware names keys
-/// after the template, and OpenSC gives them all `<serial>00001`
-/// (docs/protocol.md §6.7), which a PKA login cannot tell apart.
+/// The first 11 characters of the CHRs this device gives its keys: the
+/// device name's country code and 4 characters of its holder mnemonic, then
+/// 5 characters of SHA-256 of the whole device name. Every upstream Pico HSM
+/// has the serial `ESPICOHSMTR`, so a name from the serial alone
+/// (`ESPICOHSMTR00001`) is the same on every device; one from the whole
+/// device name is not (docs/protocol.md §3.3, §6.2).
+pub fn key_name_prefix(device_name: &str) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let b = device_name.as_bytes();
+    let mut s: String = (0..6)
+        .map(|i| match b.get(i) {
+            Some(c) if c.is_ascii_alphanumeric() => c.to_ascii_uppercase() as char,
+            _ => 'X',
+        })
+        .collect();
+    let h = Sha256::digest(b);
+    let bits = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) >> 7;
+    for i in (0..5).rev() {
+        s.push(ALPHABET[((bits >> (5 * i)) & 31) as usize] as char);
+    }
+    s
+}
+
+/// A CHR for a new key of the device named `device_name`:
+/// [`key_name_prefix`] and the first sequence number from `start` that no
+/// key of the card uses (`taken`). The upstream firmware names a key after
+/// its key-generation template, so the name given here is the one the
+/// key keeps; OpenSC gives them all `<serial>00001`, which a PKA login
+/// cannot tell apart.
 pub fn fresh_chr(device_name: &str, taken: &[Vec<u8>], start: u32) -> Vec<u8> {
-    let serial = &device_name[..device_name.len().saturating_sub(5)];
-    let serial = if serial.is_empty() { "ZZKEY" } else { serial };
-    (start..)
-        .map(|n| format!("{serial}{:05}", n % 100_000).into_bytes())
+    let prefix = key_name_prefix(device_name);
+    let name = |n: u32| format!("{prefix}{:05}", n % 100_000).into_bytes();
+    (start..start + 100_000)
+        .map(name)
         .find(|c| c != device_name.as_bytes() && !taken.contains(c))
-        .expect("an unused sequence number")
+        .unwrap_or_else(|| name(start))
 }
 
 #[cfg(test)]
@@ -508,12 +533,25 @@ mod tests {
     }
 
     #[test]
-    fn fresh_chrs_avoid_the_device_name_and_taken_names() {
-        let taken = vec![b"ESPICOHSMTR00002".to_vec()];
+    fn fresh_chrs_differ_across_devices_of_one_serial_and_avoid_taken_names() {
+        let a = fresh_chr("ESPICOHSMTRAAAA1", &[], 1);
+        let b = fresh_chr("ESPICOHSMTRBBBB2", &[], 1);
+        assert_ne!(a, b, "two devices of the shared serial");
+        for c in [&a, &b] {
+            assert_eq!(c.len(), 16);
+            assert!(c.starts_with(b"ESPICO") && c.ends_with(b"00001"));
+            assert!(!c.starts_with(b"ESPICOHSMTR"), "not the bare serial");
+        }
+        let prefix = key_name_prefix("ESPICOHSMTRAAAA1").into_bytes();
+        let taken = vec![[prefix.clone(), b"00001".to_vec()].concat()];
         assert_eq!(
-            fresh_chr("ESPICOHSMTR00001", &taken, 1),
-            b"ESPICOHSMTR00003"
+            fresh_chr("ESPICOHSMTRAAAA1", &taken, 1),
+            [prefix.clone(), b"00002".to_vec()].concat()
         );
-        assert_eq!(fresh_chr("ESPICOHSMTR00001", &[], 7), b"ESPICOHSMTR00007");
+        assert_eq!(
+            fresh_chr("ESPICOHSMTRAAAA1", &[], 7),
+            [prefix, b"00007".to_vec()].concat()
+        );
+        assert_eq!(key_name_prefix("").len(), 11);
     }
 }

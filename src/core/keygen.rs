@@ -3,10 +3,13 @@
 //! OpenSC sees a key made here as one of its own:
 //!
 //! 1. ENUMERATE OBJECTS; the key id is the first id 1..=255 with no `CCxx`.
-//! 2. GENERATE ASYMMETRIC KEY PAIR `00 46 id 00` with the CVC body OpenSC
-//!    sends (`5F29 00`, `42 "UTCA00001"`, `7F49 {…}`, `5F20 serial‖"00001"`).
-//!    The card stores the key in `CCid` and its authenticated request in
-//!    `CEid`; the request carries the public key.
+//! 2. GENERATE ASYMMETRIC KEY PAIR `00 46 id 00` with a CVC body laid out
+//!    as OpenSC's (`5F29 00`, `42 CAR`, `7F49 {…}`, `5F20 CHR`), but with a
+//!    name of the key's own as CHR and CAR (`card::pka::fresh_chr`: unique
+//!    across devices that share the serial `ESPICOHSMTR`) where OpenSC sends
+//!    CAR `UTCA00001` and CHR `<serial>00001`. The card stores the key in
+//!    `CCid` and its authenticated request in `CEid`; the request carries
+//!    the public key.
 //! 3. UPDATE BINARY of `C4id` with OpenSC's PrKD (label, CKA_ID, usage, key
 //!    reference, authId `01`, private + modifiable).
 //!
@@ -19,7 +22,8 @@ use cryptoki_sys::*;
 use picohsm_wire::codes::fid;
 use picohsm_wire::curve::Curve;
 
-use crate::card::keys::{key_fid, KeySpec, OPENSC_CAR};
+use crate::card::keys::{key_fid, KeySpec};
+use crate::card::pka::fresh_chr;
 use crate::card::Card;
 use crate::core::api::{Attr, Mechanism};
 use crate::core::object::Class;
@@ -168,15 +172,18 @@ pub fn generate_key_pair(
     }
     on_token(slot, |t| {
         check_writable(rw, t)?;
-        let chr = format!("{}00001", t.serial());
+        // A name of its own, unique across devices that share a serial,
+        // with CAR = CHR: a request that names itself is one the upstream
+        // firmware accepts as a PKA authenticator (OpenSC's `UTCA00001` it
+        // refuses, 6985).
+        let taken: Vec<Vec<u8>> = t
+            .objects()?
+            .iter()
+            .filter_map(|(_, o)| o.chr.clone())
+            .collect();
+        let chr = fresh_chr(&t.device_name, &taken, 1);
         let key_ref = t.transport.transact(|l| {
-            let key = Card::new(l).generate_key(
-                &spec,
-                OPENSC_CAR,
-                chr.as_bytes(),
-                &label,
-                given_id.as_deref(),
-            )?;
+            let key = Card::new(l).generate_key(&spec, &chr, &chr, &label, given_id.as_deref())?;
             Ok(key.key_ref)
         })?;
         t.objects = None;

@@ -53,6 +53,9 @@ pub struct Object {
     pub key: Option<(u8, KeyInfo)>,
     /// Attribute values.
     pub attrs: BTreeMap<CK_ATTRIBUTE_TYPE, Vec<u8>>,
+    /// For a key whose `CExx` holds its request: the request's CHR, the
+    /// name PKA registers the key under (docs/protocol.md §6.2).
+    pub chr: Option<Vec<u8>>,
 }
 
 /// CK_BBOOL bytes.
@@ -94,6 +97,7 @@ impl Object {
             private,
             key: None,
             attrs,
+            chr: None,
         }
     }
 
@@ -297,6 +301,10 @@ pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
                 };
                 let Some(public) = public else { continue };
                 let mut prv = Object::new(Class::PrivateKey, f, Some(desc_fid), true);
+                prv.chr = ce
+                    .as_deref()
+                    .and_then(|c| AuthRequest::parse(c).ok())
+                    .map(|r| r.cert.chr.to_vec());
                 key_attrs(&mut prv, &public, &desc.label, &desc.id);
                 prv.key = Some((id8, public.info));
                 let mut publ = Object::new(Class::PublicKey, f, Some(desc_fid), false);

@@ -500,6 +500,8 @@ pub struct Options {
     pub flash: Option<PathBuf>,
     /// `--chain FILE`.
     pub chain: Option<PathBuf>,
+    /// `--device-name NAME`.
+    pub device_name: Option<String>,
     /// Further arguments for `picohsm-vcard`.
     pub extra_args: Vec<OsString>,
 }
@@ -590,6 +592,9 @@ impl VCard {
             .arg(self.port().to_string())
             .arg("--apdu-log")
             .arg(self.apdu_log_path());
+        if let Some(name) = &self.opts.device_name {
+            cmd.arg("--device-name").arg(name);
+        }
         if let Some(chain) = &self.opts.chain {
             cmd.arg("--chain").arg(chain);
         }

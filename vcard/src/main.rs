@@ -52,6 +52,13 @@ struct Args {
     /// as the device chain in EF 2F02.
     #[arg(long, value_name = "FILE")]
     chain: Option<PathBuf>,
+
+    /// The device name: the CHR of the device certificate, 8 to 16 capital
+    /// letters and digits (e.g. ESPICOHSMTRAAAA1, as upstream Pico HSMs
+    /// share the serial ESPICOHSMTR). The card's test chain is issued for
+    /// it; without it a new card takes a random ZZPHSM…00001.
+    #[arg(long, value_name = "NAME")]
+    device_name: Option<String>,
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -113,7 +120,11 @@ fn run(args: Args) -> Result<(), String> {
     let flash: Box<dyn Storage> = Box::new(flash);
     let otp: Box<dyn Storage> = Box::new(otp);
     let rng = Box::new(rand_core::UnwrapErr(getrandom::SysRng));
-    let card = Card::new(flash, otp, rng, CardConfig { device_chain })
+    let config = CardConfig {
+        device_chain,
+        device_name: args.device_name.map(String::into_bytes),
+    };
+    let card = Card::new(flash, otp, rng, config)
         .map_err(|e| format!("cannot start the card on {}: {e}", args.flash.display()))?;
     log::info!("card ready, flash image {}", args.flash.display());
     if apdu_log.is_some() {
