@@ -11,10 +11,9 @@
 
 mod common;
 
-use std::ffi::OsStr;
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::pka::{pka_status, ONE_OF_ONE_UNREGISTERED};
 use common::softhsm::*;
@@ -23,39 +22,6 @@ use picohsm_wire::cvc::AuthRequest;
 use picohsm_wire::tlv;
 
 const SO_PIN: &str = "3537363231383830";
-
-/// `picohsm-tool --reader <card's reader> args…`, whatever its exit status.
-fn tool_on<S: AsRef<OsStr>>(card: &VCard, args: &[S]) -> Output {
-    let mut c = Command::new(tool_binary());
-    c.arg("--reader").arg(card.reader_name()).args(args);
-    run_cmd_allow_fail(&mut c)
-}
-
-/// As [`tool_on`], asserting success.
-fn tool_ok<S: AsRef<OsStr>>(card: &VCard, args: &[S]) -> String {
-    let out = tool_on(card, args);
-    assert!(
-        out.status.success(),
-        "picohsm-tool {:?} failed:\n{}",
-        args.iter()
-            .map(|a| a.as_ref().to_string_lossy().into_owned())
-            .collect::<Vec<_>>(),
-        text(&out)
-    );
-    text(&out)
-}
-
-/// As [`tool_on`], asserting exit code `code`; returns stdout + stderr.
-fn tool_fails<S: AsRef<OsStr>>(card: &VCard, args: &[S], code: i32) -> String {
-    let out = tool_on(card, args);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "expected exit {code}:\n{}",
-        text(&out)
-    );
-    text(&out)
-}
 
 /// The value after `"key": ` in pretty JSON (the first occurrence), as text.
 fn json_value(json: &str, key: &str) -> Option<String> {

@@ -74,6 +74,10 @@ impl Drop for SessionObject {
     }
 }
 
+/// The label the Pico HSM firmware puts in EF.TokenInfo by default
+/// (docs/protocol.md §2.5), the same on every device.
+const DEFAULT_LABEL: &str = "Pico-HSM";
+
 /// A fresh object handle.
 pub fn new_handle() -> CK_OBJECT_HANDLE {
     NEXT_HANDLE.fetch_add(1, Ordering::Relaxed) as CK_OBJECT_HANDLE
@@ -135,11 +139,23 @@ impl Token {
         }
     }
 
-    /// The token serial as OpenSC shows it: the device name without its
-    /// 5-character sequence number.
+    /// The token serial: the whole device name (at most 16 characters, as
+    /// CK_TOKEN_INFO has room for). OpenSC shows only its first 11, which
+    /// every upstream Pico HSM shares (`ESPICOHSMTR`): two devices would
+    /// look the same in PKCS#11 URIs, NSS and p11-kit.
     pub fn serial(&self) -> String {
-        let n = self.device_name.len();
-        self.device_name[..n.saturating_sub(5)].to_string()
+        self.device_name.chars().take(16).collect()
+    }
+
+    /// The token label: the one in EF.TokenInfo when the user set one;
+    /// the firmware's default (`Pico-HSM`, the same on every device) or none
+    /// gets the device name after it, so that devices can be told apart.
+    pub fn display_label(&self) -> String {
+        match self.label.as_deref() {
+            Some(l) if l != DEFAULT_LABEL => l.to_string(),
+            Some(l) => format!("{l} {}", self.device_name),
+            None => format!("SmartCard-HSM {}", self.device_name),
+        }
     }
 
     /// CK_TOKEN_INFO from the card's current state.
@@ -203,11 +219,7 @@ impl Token {
             },
             utcTime: [b' '; 16],
         };
-        let label = self
-            .label
-            .clone()
-            .unwrap_or_else(|| format!("SmartCard-HSM {}", self.serial()));
-        pad(&mut info.label, &label);
+        pad(&mut info.label, &self.display_label());
         pad(
             &mut info.manufacturerID,
             self.manufacturer.as_deref().unwrap_or("www.CardContact.de"),

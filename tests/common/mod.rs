@@ -384,6 +384,39 @@ fn workspace_binary(cell: &OnceLock<PathBuf>, var: &str, name: &str, package: &[
     .clone()
 }
 
+/// `picohsm-tool --reader <card's reader> args…`, whatever its exit status.
+pub fn tool_on<S: AsRef<OsStr>>(card: &VCard, args: &[S]) -> Output {
+    let mut c = Command::new(tool_binary());
+    c.arg("--reader").arg(card.reader_name()).args(args);
+    run_cmd_allow_fail(&mut c)
+}
+
+/// As [`tool_on`], asserting success.
+pub fn tool_ok<S: AsRef<OsStr>>(card: &VCard, args: &[S]) -> String {
+    let out = tool_on(card, args);
+    assert!(
+        out.status.success(),
+        "picohsm-tool {:?} failed:\n{}",
+        args.iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect::<Vec<_>>(),
+        text(&out)
+    );
+    text(&out)
+}
+
+/// As [`tool_on`], asserting exit code `code`; returns stdout + stderr.
+pub fn tool_fails<S: AsRef<OsStr>>(card: &VCard, args: &[S], code: i32) -> String {
+    let out = tool_on(card, args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "expected exit {code}:\n{}",
+        text(&out)
+    );
+    text(&out)
+}
+
 /// Path of `picohsm-tool`; `PICOHSM_TOOL_BIN` overrides it.
 pub fn tool_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
