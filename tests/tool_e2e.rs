@@ -237,9 +237,31 @@ fn keygen_export_register_status_and_a_test_login() {
         Some("0 authenticated public key(s) in 1 of 1 scheme")
     );
     assert_eq!(json_value(&json, "chr").as_deref(), Some(chr.as_str()));
-    // The same key twice: the card's 6A84 (no free slot), with what to do.
+    // The same name twice: refused by the tool (the device tells keys apart
+    // by name), before any MANAGE PKA register reaches the card.
+    a.clear_apdu_log();
     let e = tool_fails(a, &["pka", "register", &s(&theirs), "--pin", PIN], 1);
+    assert!(
+        e.contains(&format!("{chr} is already registered in slot 0")) && e.contains("--force"),
+        "{e}"
+    );
+    // MANAGE PKA with data: a registration (the status query has none).
+    let registers = |log: Vec<String>| {
+        log.iter()
+            .filter(|l| l.replace(' ', "").starts_with(">8054000000") && l.len() > 20)
+            .count()
+    };
+    assert_eq!(registers(a.apdu_log()), 0, "nothing sent to register");
+    assert!(pka_status(a).contains("Missing public keys:       0"));
+    // With --force the card has the last word: 6A84 (no free slot), with
+    // what to do.
+    let e = tool_fails(
+        a,
+        &["pka", "register", &s(&theirs), "--pin", PIN, "--force"],
+        1,
+    );
     assert!(e.contains("6A84") && e.contains("pka status"), "{e}");
+    assert_eq!(registers(a.apdu_log()), 1, "--force sends it");
 
     // Keys on the primary need the PKA login: the card's 6982, explained.
     let e = tool_fails(a, &["keygen", "--pin", PIN], 1);

@@ -293,6 +293,11 @@ pub struct RegisterArgs {
     /// Replace the key in this slot (needs option 0008: init --replace-pka).
     #[arg(long, value_name = "SLOT")]
     pub replace: Option<u8>,
+    /// Register even when a key of the same name (CHR) is registered
+    /// already. The device addresses registered keys by name, so the newer
+    /// one may never be usable; this firmware refuses it anyway (6A89).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `pka login`.

@@ -150,11 +150,25 @@ pub fn register(cli: &Cli, a: &RegisterArgs, out: &mut Out) -> Res<Value> {
         "registering {chr} on the device in \"{}\"",
         dev.reader
     ));
-    if dev.run_selected(|c, _| pka_info(c))?.is_none() {
+    let Some(before) = dev.run_selected(|c, _| pka_info(c))? else {
         return Err(
             Failure::card(format!("the device in \"{}\" has no PKA", dev.reader))
                 .hint("initialise it with picohsm-tool init --pka-keys N [--pka-required M]"),
         );
+    };
+    // The device picks a registered key by its name (MSE SET AT): a second
+    // key of the same name is one no login can use. The upstream firmware
+    // takes it all the same, so the tool refuses first.
+    let twin = before
+        .keys
+        .iter()
+        .find(|k| k.chr == chr && Some(k.slot) != a.replace);
+    if let (Some(k), false) = (twin, a.force) {
+        return Err(Failure::card(format!(
+            "a key named {chr} is already registered in slot {}: the device tells registered keys apart by name, so this one could never log in",
+            k.slot
+        ))
+        .hint("export a key with another name (picohsm-tool keygen names keys after the device), replace that slot with --replace, or register anyway with --force"));
     }
     let mut said = Vec::new();
     let r = dev.run_session(|c, _| {
