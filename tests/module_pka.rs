@@ -648,3 +648,57 @@ fn parse_pka_file_any(file: &[u8]) -> (Vec<u8>, (), ()) {
     };
     (req, (), ())
 }
+
+/// The value of `CHR` in `picohsm-tool keygen`'s report.
+fn reported_chr(report: &str) -> String {
+    report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("CHR"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no CHR in:\n{report}"))
+}
+
+#[test]
+fn a_decoy_of_the_registered_name_is_tried_refused_and_passed_over() {
+    let _s = serial();
+    // The primary, then two authenticators in reader order: the decoy is
+    // found first.
+    let cards = primary_and_authenticators(2, 1, 1);
+    let (a, decoy, real) = (&cards[0], &cards[1], &cards[2]);
+    let chr = reported_chr(&tool_ok(
+        real,
+        &["keygen", "--pin", PIN, "--label", "Authentication"],
+    ));
+    let file = real.dir().join("real.pka");
+    tool_ok(
+        real,
+        &[
+            "pka",
+            "export",
+            "--key-label",
+            "Authentication",
+            "-o",
+            &s(&file),
+        ],
+    );
+    register_all(a, &[fs::read(&file).unwrap()]);
+    // Another device's key under the same name, as OpenSC names every key.
+    let decoy_report = tool_ok(
+        decoy,
+        &["keygen", "--pin", PIN, "--label", "Decoy", "--chr", &chr],
+    );
+    assert_eq!(reported_chr(&decoy_report), chr);
+
+    // No settings: every other SmartCard-HSM is a candidate.
+    let out = ours(a, None, login_and(PIN, ["--list-objects"]));
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("refused the signature of") && t.contains("\"Decoy\""),
+        "the decoy is named as tried and refused:\n{t}"
+    );
+    assert!(
+        t.contains("accepted") && t.contains("\"Authentication\""),
+        "{t}"
+    );
+}

@@ -110,35 +110,112 @@ pub fn one_round(
             "no authenticator",
         ));
     }
-    let (mut auth, key) = pick(&mut found, &pending).ok_or_else(|| {
-        log::warn!(
-            "PKA login: none of {} authenticator(s) holds a key registered on this token and not yet accepted",
-            found.len()
-        );
-        Error::new(
-            vendor::CKR_PICOHSM_KEY_NOT_REGISTERED,
-            "no registered key on the authenticators",
-        )
-    })?;
-    say(format!(
-        "authenticator: {}, key {:?} registered as {}",
-        auth.name(),
-        key.label,
-        String::from_utf8_lossy(&key.chr)
-    ));
-    if let Err(e) = auth.unlock(&key, pin) {
-        log::warn!("PKA login: {} refused its PIN", auth.name());
-        return Err(e);
-    }
-    let name = Zeroizing::new(p.device_name.as_bytes().to_vec());
-    let reuse = p
+    let mut tried: Vec<String> = Vec::new();
+    let mut challenge = p
         .progress
         .challenge
         .clone()
         .filter(|_| st.authenticated > 0);
+    // Names are not unique across devices (OpenSC names every key
+    // `<serial>00001`): a key of a pending name is tried, and when the
+    // primary refuses its signature, the next key of a pending name.
+    for mut auth in found.drain(..) {
+        for key in pending_keys(&mut *auth, &pending) {
+            let what = format!(
+                "{} key {:?} ({})",
+                auth.name(),
+                key.label,
+                String::from_utf8_lossy(&key.chr)
+            );
+            say(format!(
+                "authenticator: {}, key {:?} registered as {}",
+                auth.name(),
+                key.label,
+                String::from_utf8_lossy(&key.chr)
+            ));
+            if let Err(e) = auth.unlock(&key, pin) {
+                log::warn!("PKA login: {} refused its PIN", auth.name());
+                return Err(e);
+            }
+            let r = authenticate(p, &mut *auth, &key, challenge.clone(), st, say);
+            auth.lock();
+            match r {
+                Ok((c, after)) => {
+                    if !tried.is_empty() {
+                        log::warn!(
+                            "PKA login: accepted {what} after the primary refused {}",
+                            tried.join(", ")
+                        );
+                    }
+                    p.progress.challenge = Some(c);
+                    p.progress.granted = after.granted();
+                    say(format!(
+                        "status: {} authenticated public key(s) in {} of {} scheme{}",
+                        after.authenticated,
+                        after.required,
+                        after.total,
+                        if after.granted() { ": granted" } else { "" }
+                    ));
+                    return Ok(after);
+                }
+                Err(e) if e.rv == vendor::CKR_PICOHSM_SIGNATURE_REFUSED => {
+                    log::warn!("PKA login: the primary refused the signature of {what}; trying the next key of a pending name");
+                    say(format!("refused: {what}"));
+                    tried.push(what);
+                    // A refused signature may have used the challenge up;
+                    // a new one costs nothing while no key of the round is
+                    // accepted yet.
+                    if st.authenticated == 0 {
+                        challenge = None;
+                    }
+                }
+                Err(e) => {
+                    log::warn!(
+                        "PKA login with {} failed: {} ({:#x})",
+                        auth.name(),
+                        e.origin,
+                        e.rv
+                    );
+                    return Err(e);
+                }
+            }
+        }
+    }
+    if tried.is_empty() {
+        log::warn!(
+            "PKA login: no connected authenticator holds a key registered on this token and not yet accepted"
+        );
+        return Err(Error::new(
+            vendor::CKR_PICOHSM_KEY_NOT_REGISTERED,
+            "no registered key on the authenticators",
+        ));
+    }
+    log::warn!(
+        "PKA login: the primary refused every key of a registered name: {}",
+        tried.join(", ")
+    );
+    Err(Error::new(
+        vendor::CKR_PICOHSM_SIGNATURE_REFUSED,
+        "the token refused the authenticator's signature",
+    ))
+}
+
+/// One key's turn, in one PC/SC transaction: the challenge (`challenge`,
+/// or a new one from the primary), the key's signature of device name ‖
+/// challenge, MSE SET AT and EXTERNAL AUTHENTICATE; the challenge used and
+/// the status after.
+fn authenticate(
+    p: &mut Primary<'_>,
+    auth: &mut dyn Authenticator,
+    key: &AuthKey,
+    challenge: Option<Vec<u8>>,
+    st: Status,
+    say: &mut dyn FnMut(String),
+) -> Result<(Vec<u8>, Status)> {
+    let name = Zeroizing::new(p.device_name.as_bytes().to_vec());
     let mut said = Vec::new();
     let r = p.transport.transact(|l| {
-        let challenge = match reuse {
+        let challenge = match challenge {
             Some(c) => {
                 said.push("challenge: the round's own, again".to_string());
                 c
@@ -151,7 +228,7 @@ pub fn one_round(
         };
         let mut tbs = name.to_vec();
         tbs.extend_from_slice(&challenge);
-        let sig = auth.sign(&key, &tbs)?;
+        let sig = auth.sign(key, &tbs)?;
         said.push(format!("signature: {} bytes", sig.len()));
         Card::new(l).select_pka_key(&key.chr)?;
         said.push("MSE SET AT: key selected".to_string());
@@ -160,48 +237,26 @@ pub fn one_round(
         let after = Card::new(l).pka_status()?.unwrap_or(st);
         Ok((challenge, after))
     });
-    auth.lock();
     for s in said {
         say(s);
     }
-    let (challenge, after) = r.inspect_err(|e| {
-        log::warn!(
-            "PKA login with {} failed: {} ({:#x})",
-            auth.name(),
-            e.origin,
-            e.rv
-        );
-    })?;
-    p.progress.challenge = Some(challenge);
-    p.progress.granted = after.granted();
-    say(format!(
-        "status: {} authenticated public key(s) in {} of {} scheme{}",
-        after.authenticated,
-        after.required,
-        after.total,
-        if after.granted() { ": granted" } else { "" }
-    ));
-    Ok(after)
+    r
 }
 
-/// The first authenticator key whose CHR is still pending.
-fn pick(
-    found: &mut Vec<Box<dyn Authenticator>>,
-    pending: &[Vec<u8>],
-) -> Option<(Box<dyn Authenticator>, AuthKey)> {
-    for i in 0..found.len() {
-        let keys = match found[i].keys() {
-            Ok(k) => k,
-            Err(e) => {
-                log::warn!("{}: cannot list keys: {}", found[i].name(), e.origin);
-                continue;
-            }
-        };
-        if let Some(k) = keys.into_iter().find(|k| pending.contains(&k.chr)) {
-            return Some((found.swap_remove(i), k));
+/// The keys of `auth` whose name is pending (none if they cannot be
+/// listed). Authenticators are asked one at a time, so a later one is not
+/// touched when an earlier key is accepted.
+fn pending_keys(auth: &mut dyn Authenticator, pending: &[Vec<u8>]) -> Vec<AuthKey> {
+    match auth.keys() {
+        Ok(keys) => keys
+            .into_iter()
+            .filter(|k| pending.contains(&k.chr))
+            .collect(),
+        Err(e) => {
+            log::warn!("{}: cannot list keys: {}", auth.name(), e.origin);
+            Vec::new()
         }
     }
-    None
 }
 
 /// Rounds until the quorum (C_Login(CKU_USER) on a `pka` / `pka+pin`

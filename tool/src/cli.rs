@@ -244,8 +244,9 @@ pub struct KeygenArgs {
     /// The key's CKA_ID in hex (default: OpenSC's, a hash of the public key).
     #[arg(long, value_name = "HEX", value_parser = parse_hex)]
     pub id: Option<HexId>,
-    /// The key's name (CHR) for PKA (default: device serial + a sequence
-    /// number no other key of the device has).
+    /// The key's name (CHR) for PKA (default: a name made from the whole
+    /// device name, unique across devices that share a serial, and a
+    /// sequence number no other key of the device has).
     #[arg(long)]
     pub chr: Option<String>,
 }
