@@ -702,3 +702,86 @@ fn a_decoy_of_the_registered_name_is_tried_refused_and_passed_over() {
         "{t}"
     );
 }
+
+#[test]
+fn two_devices_of_one_serial_register_as_two_of_two_and_log_in() {
+    let _s = serial();
+    // The primary, and two authenticators named as upstream Pico HSMs are:
+    // the shared serial ESPICOHSMTR and 5 characters of their own.
+    let mut opts = vec![Options::default()];
+    for name in ["ESPICOHSMTRAAAA1", "ESPICOHSMTRBBBB2"] {
+        opts.push(Options {
+            device_name: Some(name.into()),
+            ..Default::default()
+        });
+    }
+    let cards = VCard::start_many_with(opts);
+    for b in &cards[1..] {
+        init_authenticator(b, PIN);
+    }
+    init_pka(&cards[0], 2, 2);
+    let mut files = Vec::new();
+    let mut chrs = Vec::new();
+    for b in &cards[1..] {
+        chrs.push(reported_chr(&tool_ok(
+            b,
+            &["keygen", "--pin", PIN, "--label", "Authentication"],
+        )));
+        let file = b.dir().join("auth.pka");
+        tool_ok(
+            b,
+            &[
+                "pka",
+                "export",
+                "--key-label",
+                "Authentication",
+                "-o",
+                &s(&file),
+            ],
+        );
+        files.push(fs::read(&file).unwrap());
+    }
+    assert_ne!(chrs[0], chrs[1]);
+    register_all(&cards[0], &files);
+    // PKA (both devices, one round each) and the PIN, with one secret.
+    keygen_sign_verify(&cards[0], None, PIN, "05");
+}
+
+#[test]
+fn a_key_made_through_the_module_is_an_authenticator() {
+    let _s = serial();
+    let cards = primary_and_authenticators(1, 1, 1);
+    let (a, b) = (&cards[0], &cards[1]);
+    let made = ours(
+        b,
+        None,
+        login_and(PIN, keypairgen("EC:prime256v1", "31", "Authentication")),
+    );
+    assert!(
+        made.status.success() && text(&made).contains("Key pair generated"),
+        "{}",
+        text(&made)
+    );
+    let file = b.dir().join("module-key.pka");
+    tool_ok(
+        b,
+        &[
+            "pka",
+            "export",
+            "--key-label",
+            "Authentication",
+            "-o",
+            &s(&file),
+        ],
+    );
+    let data = fs::read(&file).unwrap();
+    let (request, _, _) = parse_pka_file(&data);
+    let r = picohsm_wire::cvc::AuthRequest::parse(&request).unwrap();
+    assert_eq!(
+        r.cert.car,
+        Some(r.cert.chr),
+        "CAR = CHR, as the upstream firmware wants of an authenticator"
+    );
+    register_all(a, &[data]);
+    keygen_sign_verify(a, None, PIN, "06");
+}
