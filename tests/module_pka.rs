@@ -101,11 +101,6 @@ fn slot_block<'a>(listing: &'a str, card: &VCard) -> &'a str {
         .unwrap_or_else(|| panic!("{listing}"))
 }
 
-/// A card initialised with only a user PIN (the authenticator).
-fn init_authenticator(b: &VCard, pin: &str) {
-    sc_hsm_tool(b, ["--initialize", "--so-pin", SO_PIN, "--pin", pin]);
-}
-
 /// A primary with PKA `n`-of-`m` and the test PIN (`[0]`), and
 /// `authenticators` cards with the test PIN.
 fn primary_and_authenticators(authenticators: usize, n: u8, m: u8) -> Vec<VCard> {

@@ -15,7 +15,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use common::pka::{pka_status, ONE_OF_ONE_UNREGISTERED};
+use common::pka::{init_authenticator, opensc_key, pka_status, ONE_OF_ONE_UNREGISTERED};
 use common::softhsm::*;
 use common::*;
 use picohsm_wire::cvc::AuthRequest;
@@ -537,7 +537,7 @@ fn two_of_two_waits_for_the_next_token_on_a_pka_only_device() {
     }
     let a = &cards[0];
     // PKA only: no user PIN, so the SO-PIN registers.
-    tool_ok(
+    let init = tool_ok(
         a,
         &[
             "init",
@@ -548,6 +548,12 @@ fn two_of_two_waits_for_the_next_token_on_a_pka_only_device() {
             "--pka-required",
             "2",
         ],
+    );
+    // What PKA-only means is the firmware's: this one seals the keys under
+    // the device secret (the upstream one keeps asking for a PIN).
+    assert!(
+        init.contains("this firmware seals the keys under the device secret"),
+        "{init}"
     );
     let e = tool_fails(a, &["pka", "register", &s(&files[0]), "--pin", PIN], 1);
     assert!(e.contains("no such PIN"), "{e}");
@@ -613,4 +619,37 @@ fn two_of_two_waits_for_the_next_token_on_a_pka_only_device() {
         all.contains("quorum: 2 of 2 required keys accepted"),
         "{all}"
     );
+}
+
+#[test]
+fn export_warns_of_key_names_a_primary_cannot_use() {
+    let _s = serial();
+    let b = VCard::start();
+    init_authenticator(&b, PIN);
+    // OpenSC's key: CHR <serial>00001 and the placeholder CAR UTCA00001.
+    let (_, key_ref) = opensc_key(&b, "EC:prime256v1", "41");
+    let file = b.dir().join("opensc.pka");
+    let out = tool_ok(
+        &b,
+        &[
+            "pka",
+            "export",
+            "--key-ref",
+            &key_ref.to_string(),
+            "-o",
+            &s(&file),
+        ],
+    );
+    assert!(
+        out.contains("is the device serial and a number") && out.contains("UTCA00001"),
+        "{out}"
+    );
+    // picohsm-tool's own key: a name of its own, CAR = CHR, no warning.
+    tool_ok(&b, &["keygen", "--pin", PIN, "--label", "Mine"]);
+    let mine = b.dir().join("mine.pka");
+    let out = tool_ok(
+        &b,
+        &["pka", "export", "--key-label", "Mine", "-o", &s(&mine)],
+    );
+    assert!(!out.contains("warning:"), "{out}");
 }

@@ -274,7 +274,10 @@ pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
     for &f in &fids {
         let (prefix, id8) = ((f >> 8) as u8, f as u8);
         match prefix {
-            // Key 0 is the device key: not an application key (OpenSC hides it too).
+            // Key 0 is the device key: it signs the requests of new keys
+            // and stands for the device (docs/protocol.md §3.3), no key an
+            // application may use, so the module lists no object for it.
+            // OpenSC does list it, from its PrKD `C400`.
             0xCC if id8 != 0 => {
                 let desc_fid = 0xC400 | id8 as u16;
                 let Some(desc) = Card::new(link)

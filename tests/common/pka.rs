@@ -376,3 +376,8 @@ pub fn export_for_pka(b: &VCard, key_ref: u8) -> Vec<u8> {
     );
     fs::read(file).unwrap()
 }
+
+/// A card initialised with only a user PIN (the authenticator).
+pub fn init_authenticator(b: &VCard, pin: &str) {
+    sc_hsm_tool(b, ["--initialize", "--so-pin", SO_PIN, "--pin", pin]);
+}

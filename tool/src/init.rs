@@ -55,7 +55,7 @@ pub fn run(cli: &Cli, a: &InitArgs, out: &mut Out) -> Res<Value> {
         ))
         .hint("add --force to initialise it anyway (with its current SO-PIN)"));
     }
-    let (label_written, free) = {
+    let (label_written, free, ours) = {
         let _p = Progress::start(format!("initialising the device in \"{}\"", dev.reader));
         dev.run(|c| {
             c.initialize(&params)?;
@@ -71,7 +71,9 @@ pub fn run(cli: &Cli, a: &InitArgs, out: &mut Out) -> Res<Value> {
             };
             c.select_applet()?;
             let free = c.version()?.map(|v| v.free);
-            Ok((written, free))
+            // This project's firmware names itself in EF.TokenInfo.
+            let ours = c.tokeninfo_writable()?;
+            Ok((written, free, ours))
         })?
     };
     if label_written == Some(false) {
@@ -82,7 +84,14 @@ pub fn run(cli: &Cli, a: &InitArgs, out: &mut Out) -> Res<Value> {
     out.line(format!("Initialised the device in \"{}\":", dev.reader));
     out.line(match &a.pin {
         Some(_) => format!("  user PIN      set, {} tries", a.pin_retries),
-        None => "  user PIN      none (PKA only: keys are sealed under the device key)".into(),
+        // What a PKA-only device does with its keys is the firmware's:
+        // this project's seals them under the device secret, which the
+        // quorum unlocks; the upstream Pico HSM firmware keeps asking for a
+        // user PIN before any key is used.
+        None if ours => {
+            "  user PIN      none (PKA only: this firmware seals the keys under the device secret, and the PKA quorum unlocks them)".into()
+        }
+        None => "  user PIN      none (PKA only: this device's firmware still wants a user PIN before keys can be used; the upstream Pico HSM firmware does)".into(),
     });
     out.line("  SO-PIN        set, 15 tries");
     match pka {

@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use picohsm_pkcs11::card::keys::KeyEntry;
+use picohsm_pkcs11::card::keys::{KeyEntry, OPENSC_CAR};
 use picohsm_pkcs11::card::pka::PkaFile;
 use picohsm_wire::codes::pin_ref;
 use picohsm_wire::cvc::Cvc;
@@ -94,6 +94,9 @@ pub fn export(cli: &Cli, a: &ExportArgs, out: &mut Out) -> Res<Value> {
     if chain < 2 {
         out.warn("the device's chain has fewer than 2 certificates: sc-hsm-tool cannot read this file, picohsm-tool can");
     }
+    for w in name_warnings(&file, device.as_deref()) {
+        out.warn(w);
+    }
     out.line(format!(
         "Register it on the PKA device: picohsm-tool pka register {} --pin <PIN>",
         a.output.display()
@@ -107,6 +110,37 @@ pub fn export(cli: &Cli, a: &ExportArgs, out: &mut Out) -> Res<Value> {
         "certificates": chain,
         "self_signed": false,
     }))
+}
+
+/// What a primary will make of the key's names: a CHR that is the shared
+/// device serial and a number (OpenSC's `<serial>00001`) is the name of
+/// other devices' keys too, and OpenSC's placeholder CAR `UTCA00001` is
+/// refused by the upstream firmware at PKA login (6985).
+fn name_warnings(file: &PkaFile, device: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(req) = file.parsed() else {
+        return out;
+    };
+    let chr = String::from_utf8_lossy(req.cert.chr).into_owned();
+    let serial = device.map(|d| &d[..d.len().saturating_sub(5)]);
+    let bare = serial.is_some_and(|s| {
+        !s.is_empty()
+            && chr.len() == s.len() + 5
+            && chr.starts_with(s)
+            && chr[s.len()..].bytes().all(|b| b.is_ascii_digit())
+    });
+    if bare {
+        out.push(format!(
+            "the key's name {chr} is the device serial and a number: every Pico HSM has the serial ESPICOHSMTR, so another device's key may have this very name, and a primary tells registered keys apart by name only (picohsm-tool keygen names keys after the whole device name)"
+        ));
+    }
+    if req.cert.car == Some(OPENSC_CAR) {
+        out.push(
+            "the key's request has OpenSC's placeholder CAR UTCA00001: a primary on the upstream Pico HSM firmware refuses it at PKA login (6985); this project's firmware takes it. Keys made by picohsm-tool keygen or this project's module have CAR = CHR"
+                .into(),
+        );
+    }
+    out
 }
 
 /// Prints the PKA state in the documentation's words.
