@@ -644,15 +644,6 @@ fn parse_pka_file_any(file: &[u8]) -> (Vec<u8>, (), ()) {
     (req, (), ())
 }
 
-/// The value of `CHR` in `picohsm-tool keygen`'s report.
-fn reported_chr(report: &str) -> String {
-    report
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("CHR"))
-        .map(|v| v.trim().to_string())
-        .unwrap_or_else(|| panic!("no CHR in:\n{report}"))
-}
-
 #[test]
 fn a_decoy_of_the_registered_name_is_tried_refused_and_passed_over() {
     let _s = serial();
@@ -660,29 +651,11 @@ fn a_decoy_of_the_registered_name_is_tried_refused_and_passed_over() {
     // found first.
     let cards = primary_and_authenticators(2, 1, 1);
     let (a, decoy, real) = (&cards[0], &cards[1], &cards[2]);
-    let chr = reported_chr(&tool_ok(
-        real,
-        &["keygen", "--pin", PIN, "--label", "Authentication"],
-    ));
-    let file = real.dir().join("real.pka");
-    tool_ok(
-        real,
-        &[
-            "pka",
-            "export",
-            "--key-label",
-            "Authentication",
-            "-o",
-            &s(&file),
-        ],
-    );
+    let chr = tool_keygen(real, "Authentication", &[]);
+    let (file, _) = tool_export(real, "Authentication", "real.pka");
     register_all(a, &[fs::read(&file).unwrap()]);
     // Another device's key under the same name, as OpenSC names every key.
-    let decoy_report = tool_ok(
-        decoy,
-        &["keygen", "--pin", PIN, "--label", "Decoy", "--chr", &chr],
-    );
-    assert_eq!(reported_chr(&decoy_report), chr);
+    assert_eq!(tool_keygen(decoy, "Decoy", &["--chr", &chr]), chr);
 
     // No settings: every other SmartCard-HSM is a candidate.
     let out = ours(a, None, login_and(PIN, ["--list-objects"]));
@@ -718,22 +691,8 @@ fn two_devices_of_one_serial_register_as_two_of_two_and_log_in() {
     let mut files = Vec::new();
     let mut chrs = Vec::new();
     for b in &cards[1..] {
-        chrs.push(reported_chr(&tool_ok(
-            b,
-            &["keygen", "--pin", PIN, "--label", "Authentication"],
-        )));
-        let file = b.dir().join("auth.pka");
-        tool_ok(
-            b,
-            &[
-                "pka",
-                "export",
-                "--key-label",
-                "Authentication",
-                "-o",
-                &s(&file),
-            ],
-        );
+        chrs.push(tool_keygen(b, "Authentication", &[]));
+        let (file, _) = tool_export(b, "Authentication", "auth.pka");
         files.push(fs::read(&file).unwrap());
     }
     assert_ne!(chrs[0], chrs[1]);
@@ -757,18 +716,7 @@ fn a_key_made_through_the_module_is_an_authenticator() {
         "{}",
         text(&made)
     );
-    let file = b.dir().join("module-key.pka");
-    tool_ok(
-        b,
-        &[
-            "pka",
-            "export",
-            "--key-label",
-            "Authentication",
-            "-o",
-            &s(&file),
-        ],
-    );
+    let (file, _) = tool_export(b, "Authentication", "module-key.pka");
     let data = fs::read(&file).unwrap();
     let (request, _, _) = parse_pka_file(&data);
     let r = picohsm_wire::cvc::AuthRequest::parse(&request).unwrap();

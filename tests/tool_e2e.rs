@@ -645,11 +645,7 @@ fn export_warns_of_key_names_a_primary_cannot_use() {
         "{out}"
     );
     // picohsm-tool's own key: a name of its own, CAR = CHR, no warning.
-    tool_ok(&b, &["keygen", "--pin", PIN, "--label", "Mine"]);
-    let mine = b.dir().join("mine.pka");
-    let out = tool_ok(
-        &b,
-        &["pka", "export", "--key-label", "Mine", "-o", &s(&mine)],
-    );
+    tool_keygen(&b, "Mine", &[]);
+    let (_, out) = tool_export(&b, "Mine", "mine.pka");
     assert!(!out.contains("warning:"), "{out}");
 }

@@ -417,6 +417,28 @@ pub fn tool_fails<S: AsRef<OsStr>>(card: &VCard, args: &[S], code: i32) -> Strin
     text(&out)
 }
 
+/// `picohsm-tool keygen --pin PIN --label LABEL` on `card`: the new key's
+/// name (the `CHR` of the report).
+pub fn tool_keygen(card: &VCard, label: &str, extra: &[&str]) -> String {
+    let mut args = vec!["keygen", "--pin", PIN, "--label", label];
+    args.extend_from_slice(extra);
+    let report = tool_ok(card, &args);
+    report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("CHR"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no CHR in:\n{report}"))
+}
+
+/// `picohsm-tool pka export --key-label LABEL` on `card`, into `name` in the
+/// card's directory: the file and the tool's report.
+pub fn tool_export(card: &VCard, label: &str, name: &str) -> (PathBuf, String) {
+    let file = card.dir().join(name);
+    let args = ["pka", "export", "--key-label", label, "-o", &s(&file)];
+    let report = tool_ok(card, &args);
+    (file, report)
+}
+
 /// Path of `picohsm-tool`; `PICOHSM_TOOL_BIN` overrides it.
 pub fn tool_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
