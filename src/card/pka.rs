@@ -553,5 +553,7 @@ mod tests {
             [prefix, b"00007".to_vec()].concat()
         );
         assert_eq!(key_name_prefix("").len(), 11);
+        // The README's example.
+        assert_eq!(key_name_prefix("ESPICOHSMTRAAAA1"), "ESPICO4CWCW");
     }
 }
