@@ -18,6 +18,14 @@ pub fn is_smartcard_hsm_atr(atr: &[u8]) -> bool {
     atr.windows(5).any(|w| w == b"THSM1")
 }
 
+/// The serial OpenSC shows for a device: its name without the last 5
+/// characters (docs/protocol.md §3.3). Counted in characters, so a card
+/// that names itself with non-ASCII bytes cannot make a caller panic.
+pub fn serial_of(device_name: &str) -> String {
+    let n = device_name.chars().count();
+    device_name.chars().take(n.saturating_sub(5)).collect()
+}
+
 /// Tags of EF.TokenInfo that the module reads and writes (PKCS#15).
 pub mod tokeninfo {
     /// The token label.
@@ -232,6 +240,14 @@ impl Card<'_> {
 mod tests {
     use super::super::testing::*;
     use super::*;
+
+    #[test]
+    fn serials_are_cut_by_characters() {
+        assert_eq!(serial_of("ESPICOHSMTRAAAA1"), "ESPICOHSMTR");
+        assert_eq!(serial_of("ABC"), "");
+        // A name with multi-byte characters (a card's bytes read lossily).
+        assert_eq!(serial_of("ÉÉÉÉÉÉ\u{FFFD}1234"), "ÉÉÉÉÉÉ");
+    }
 
     #[test]
     fn version_query_tells_whether_the_applet_is_selected() {

@@ -34,9 +34,11 @@ use crate::transport::Link;
 /// The user PIN reference, for callers that do not import picohsm-wire.
 pub const USER_PIN: u8 = picohsm_wire::codes::pin_ref::USER;
 
-/// The most response bytes one command may gather through GET RESPONSE: a
-/// card that keeps answering `61xx` is broken, not a long answer.
+/// The most response bytes one command may gather through GET RESPONSE, and
+/// the most GET RESPONSEs: a card that keeps answering `61xx` (with data or
+/// without) is broken, not a long answer.
 const MAX_RESPONSE: usize = 65536 + 256;
+const MAX_GET_RESPONSES: usize = 4096;
 
 /// Sends one APDU, following `61xx` with GET RESPONSE (docs/protocol.md
 /// §1.2); returns the data and the final status word.
@@ -45,8 +47,10 @@ pub fn exchange(link: &mut dyn Link, apdu: &[u8]) -> Result<(Vec<u8>, StatusWord
     let mut r = link.transmit(apdu)?;
     let mut sw = StatusWord::from_response(&r).ok_or(short)?;
     r.truncate(r.len() - 2);
+    let mut rounds = 0;
     while sw.sw1() == StatusWord::more_data(0).sw1() {
-        if r.len() > MAX_RESPONSE {
+        rounds += 1;
+        if r.len() > MAX_RESPONSE || rounds > MAX_GET_RESPONSES {
             return Err(Error::new(
                 CKR_DEVICE_ERROR,
                 "response longer than any command's",
@@ -133,6 +137,18 @@ mod tests {
         }
         let e = exchange(&mut Endless, &[0x00, 0x84, 0, 0, 8]).unwrap_err();
         assert_eq!(e.rv, CKR_DEVICE_ERROR);
+        // Nor one that announces more for ever and sends nothing.
+        struct Empty(usize);
+        impl Link for Empty {
+            fn transmit(&mut self, _: &[u8]) -> Result<Vec<u8>> {
+                self.0 += 1;
+                Ok(vec![0x61, 0x00])
+            }
+        }
+        let mut card = Empty(0);
+        let e = exchange(&mut card, &[0x00, 0x84, 0, 0, 8]).unwrap_err();
+        assert_eq!(e.rv, CKR_DEVICE_ERROR);
+        assert!(card.0 <= MAX_GET_RESPONSES + 1, "{} exchanges", card.0);
     }
 
     #[test]

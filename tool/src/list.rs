@@ -3,6 +3,7 @@
 //! are sent (VERIFY without data, MANAGE PKA status/enumerate, READ
 //! BINARY), and SELECT only to a card whose applet is not selected.
 
+use picohsm_pkcs11::card::files::serial_of;
 use picohsm_pkcs11::card::{Card, CardResult, PinState};
 use picohsm_wire::codes::pin_ref;
 use serde::Serialize;
@@ -141,9 +142,7 @@ pub struct DeviceInfo {
 pub fn device_info(dev: &mut Device) -> Res<DeviceInfo> {
     dev.run_selected(|c, v| {
         let device_name = c.device_name()?;
-        let serial = device_name
-            .as_ref()
-            .map(|n| n[..n.len().saturating_sub(5)].to_string());
+        let serial = device_name.as_ref().map(|n| serial_of(n));
         let label = c
             .token_info()?
             .label

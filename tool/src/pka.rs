@@ -2,6 +2,7 @@
 
 use std::fs;
 
+use picohsm_pkcs11::card::files::serial_of;
 use picohsm_pkcs11::card::keys::{KeyEntry, OPENSC_CAR};
 use picohsm_pkcs11::card::pka::PkaFile;
 use picohsm_wire::codes::pin_ref;
@@ -122,12 +123,12 @@ fn name_warnings(file: &PkaFile, device: Option<&str>) -> Vec<String> {
         return out;
     };
     let chr = String::from_utf8_lossy(req.cert.chr).into_owned();
-    let serial = device.map(|d| &d[..d.len().saturating_sub(5)]);
+    let serial = device.map(serial_of);
     let bare = serial.is_some_and(|s| {
         !s.is_empty()
             && chr.len() == s.len() + 5
-            && chr.starts_with(s)
-            && chr[s.len()..].bytes().all(|b| b.is_ascii_digit())
+            && chr.starts_with(&s)
+            && chr.as_bytes()[s.len()..].iter().all(u8::is_ascii_digit)
     });
     if bare {
         out.push(format!(

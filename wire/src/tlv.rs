@@ -197,6 +197,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn long_values_round_trip() {
+        for n in [0x80usize, 0x100, 0xFFFF, 0x1_0000, 70_000] {
+            let v = alloc::vec![0xA5u8; n];
+            let t = encode(0x04, &v);
+            let (back, rest) = parse_one_der(&t).unwrap();
+            assert_eq!((back.value.len(), rest.len()), (n, 0), "{n}");
+        }
+    }
+
+    #[test]
     fn der_lengths_are_the_shortest() {
         assert!(parse_one_der(&[0x02, 0x01, 0x05]).is_ok());
         assert!(parse_one_der(&[0x02, 0x81, 0x01, 0x05]).is_err());
