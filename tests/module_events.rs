@@ -188,6 +188,49 @@ fn a_reset_by_another_process_ends_the_login_and_the_sessions() {
     again.sign(&Mechanism::Ecdsa, key, &[4; 32]).unwrap();
 }
 
+/// Another application's login on the card survives this module's
+/// C_Finalize: the module disconnects leaving the card as it is, where the
+/// `pcsc` crate's default would reset it. (A session logged in through
+/// the module is another matter: closing the last one logs out on the card,
+/// which clears the card's user state for everyone.)
+#[test]
+fn another_connection_keeps_its_login_across_c_finalize() {
+    let _serial = serial();
+    let card = card_with_key();
+    let p11 = our_module();
+    let slot = slot_of(&p11, &card);
+    // The module connects to the token, SELECTs it and reads its objects.
+    let session = p11.open_ro_session(slot).unwrap();
+    assert_eq!(find_by_id(&session, ObjectClass::PUBLIC_KEY, 1).len(), 1);
+
+    // Then another application logs in on the same card.
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+    let name = CString::new(card.reader_name()).unwrap();
+    let other = ctx
+        .connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+        .unwrap();
+    let mut buf = [0u8; 300];
+    let mut select = vec![0x00, 0xA4, 0x04, 0x00, 0x0B];
+    select.extend_from_slice(picohsm_wire::codes::AID);
+    select.push(0x00);
+    let r = other.transmit(&select, &mut buf).unwrap().to_vec();
+    assert_eq!(&r[r.len() - 2..], &[0x90, 0x00]);
+    let mut verify = vec![0x00, 0x20, 0x00, 0x81, PIN.len() as u8];
+    verify.extend_from_slice(PIN.as_bytes());
+    assert_eq!(other.transmit(&verify, &mut buf).unwrap(), &[0x90, 0x00]);
+
+    drop(session);
+    p11.finalize().unwrap();
+
+    // Its PIN is still verified: no reset happened.
+    let state = other.transmit(&[0x00, 0x20, 0x00, 0x81], &mut buf);
+    assert_eq!(
+        state.map(|r| r.to_vec()),
+        Ok(vec![0x90, 0x00]),
+        "the other application's login was lost"
+    );
+}
+
 /// Four threads, each with its own session, sign `n` times on the tokens
 /// given round-robin; every signature must verify through C_Verify.
 fn four_threads(p11: &Pkcs11, slots: &[Slot], n: usize) -> Duration {

@@ -9,6 +9,8 @@ use std::ffi::{CStr, CString};
 use cryptoki_sys::{CKR_DEVICE_ERROR, CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT};
 use pcsc::{Card, Context, Disposition, Protocols, Scope, ShareMode};
 
+use zeroize::Zeroizing;
+
 use super::{Link, Transport};
 use crate::error::{Error, Result};
 
@@ -68,7 +70,7 @@ impl Pcsc {
             .ctx
             .connect(&name, ShareMode::Shared, Protocols::ANY)
             .map_err(map_err)?;
-        Ok(PcscTransport { card })
+        Ok(PcscTransport { card: Some(card) })
     }
 
     /// The ATR of the card in `reader`, read without sending it anything
@@ -92,13 +94,31 @@ impl Pcsc {
 }
 
 /// A connection to one card.
+///
+/// Dropped (C_Finalize, a token forgotten), it disconnects with
+/// SCARD_LEAVE_CARD: the `pcsc` crate's own drop resets the card, which
+/// would end every other application's session on it.
 pub struct PcscTransport {
-    card: Card,
+    /// Always `Some` until [`Drop`] takes it to disconnect.
+    card: Option<Card>,
+}
+
+impl Drop for PcscTransport {
+    fn drop(&mut self) {
+        if let Some(card) = self.card.take() {
+            if let Err((card, _)) = card.disconnect(Disposition::LeaveCard) {
+                // The handle is already dead (card removed, pcscd gone); do
+                // not let the crate's drop send a reset after all.
+                std::mem::forget(card);
+            }
+        }
+    }
 }
 
 struct PcscLink<'a> {
     card: &'a Card,
-    buf: Vec<u8>,
+    /// Responses carry derived secrets (ECDH) and decrypted data.
+    buf: Zeroizing<Vec<u8>>,
 }
 
 impl Link for PcscLink<'_> {
@@ -109,15 +129,21 @@ impl Link for PcscLink<'_> {
 }
 
 impl PcscTransport {
+    fn card(&self) -> Result<&Card> {
+        self.card
+            .as_ref()
+            .ok_or_else(|| Error::new(CKR_DEVICE_ERROR, "connection closed"))
+    }
+
     /// The ATR of the card.
     pub fn atr(&self) -> Result<Vec<u8>> {
-        let st = self.card.status2_owned().map_err(map_err)?;
+        let st = self.card()?.status2_owned().map_err(map_err)?;
         Ok(st.atr().to_vec())
     }
 
     /// The reader's name as PC/SC reports it.
     pub fn reader_names(&self) -> Result<Vec<String>> {
-        let st = self.card.status2_owned().map_err(map_err)?;
+        let st = self.card()?.status2_owned().map_err(map_err)?;
         Ok(st
             .reader_names()
             .iter()
@@ -128,10 +154,14 @@ impl PcscTransport {
 
 impl Transport for PcscTransport {
     fn transact<R>(&mut self, f: impl FnOnce(&mut dyn Link) -> Result<R>) -> Result<R> {
-        let tx = self.card.transaction().map_err(map_err)?;
+        let card = self
+            .card
+            .as_mut()
+            .ok_or_else(|| Error::new(CKR_DEVICE_ERROR, "connection closed"))?;
+        let tx = card.transaction().map_err(map_err)?;
         let mut link = PcscLink {
             card: &tx,
-            buf: vec![0u8; 65538],
+            buf: Zeroizing::new(vec![0u8; 65538]),
         };
         let r = f(&mut link);
         let _ = tx.end(Disposition::LeaveCard);
