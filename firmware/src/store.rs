@@ -604,9 +604,8 @@ mod tests {
                 .collect();
             assert!(!diff.is_empty());
             let mut spliced = a.clone();
-            for i in HEADER + NONCE..a.len() - TAG {
-                spliced[i] = b[i];
-            }
+            let body = HEADER + NONCE..a.len() - TAG;
+            spliced[body.clone()].copy_from_slice(&b[body]);
             assert_eq!(
                 open_image(&SECRET, &spliced).err(),
                 Some(ImageError::AuthenticationFailed),
