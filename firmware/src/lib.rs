@@ -91,31 +91,48 @@ pub struct Card {
 impl Card {
     /// Brings up a card from its flash and OTP images, creating the device
     /// secret, the device key and the default chain on first start.
+    ///
+    /// A flash image that is present but refused (not a picohsm image, the
+    /// old unauthenticated format, truncated, altered or sealed under another
+    /// device secret: see [`store::ImageError`]) is an error naming the
+    /// reason, as is a flash image without its OTP image; in these cases
+    /// nothing is written, to either storage.
     pub fn new(
-        flash: Box<dyn Storage>,
+        mut flash: Box<dyn Storage>,
         mut otp: Box<dyn Storage>,
         rng: Box<dyn CardRng>,
         config: CardConfig,
     ) -> Result<Card, CardError> {
         let mut rng = rng;
-        let secret = match otp.load() {
+        let image = flash.load();
+        let secret = match otp.load().map(Zeroizing::new) {
             Some(v) if v.len() == 32 => {
-                let mut s = [0u8; 32];
+                let mut s = Zeroizing::new([0u8; 32]);
                 s.copy_from_slice(&v);
                 s
             }
             Some(_) => return Err(CardError("the OTP image is damaged")),
+            // A new device secret would orphan the image (it could never be
+            // opened again) and silently make a new device of an old one.
+            None if image.is_some() => {
+                return Err(CardError(
+                    "the flash image exists but its OTP image (the device secret) is missing; \
+                     refusing to create a new device secret",
+                ))
+            }
             None => {
-                let mut s = [0u8; 32];
-                rng.fill(&mut s);
-                otp.store(&s)
+                let mut s = Zeroizing::new([0u8; 32]);
+                rng.fill(s.as_mut());
+                otp.store(s.as_ref())
                     .map_err(|_| CardError("cannot write the OTP image"))?;
                 s
             }
         };
+        let fs = store::FileStore::open_loaded(flash, image, &secret, &mut *rng)
+            .map_err(|e| CardError(e.reason()))?;
         let mut card = Card {
-            fs: store::FileStore::open(flash),
-            otp: Zeroizing::new(secret),
+            fs,
+            otp: secret,
             rng,
             session: session::Session::default(),
             applet_selected: false,
@@ -174,5 +191,105 @@ impl Card {
             .get(commands::initialize::EF_OPTIONS)
             .filter(|o| o.len() == 2)
             .map_or(0, |o| u16::from_be_bytes([o[0], o[1]]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{MemStorage, TestRng};
+
+    fn card(flash: &MemStorage, otp: &MemStorage) -> Result<Card, CardError> {
+        card_seeded(flash, otp, 7)
+    }
+
+    fn card_seeded(flash: &MemStorage, otp: &MemStorage, seed: u64) -> Result<Card, CardError> {
+        Card::new(
+            Box::new(flash.clone()),
+            Box::new(otp.clone()),
+            Box::new(TestRng::seeded(seed)),
+            CardConfig::default(),
+        )
+    }
+
+    /// A card started once: its flash and OTP storages.
+    fn started() -> (MemStorage, MemStorage) {
+        started_seeded(7)
+    }
+
+    fn started_seeded(seed: u64) -> (MemStorage, MemStorage) {
+        let (flash, otp) = (MemStorage::default(), MemStorage::default());
+        card_seeded(&flash, &otp, seed).unwrap();
+        assert!(flash.image().is_some() && otp.image().is_some());
+        (flash, otp)
+    }
+
+    #[test]
+    fn restart_opens_the_sealed_image() {
+        let (flash, otp) = started();
+        let name = card(&flash, &otp).unwrap().device_name();
+        assert_eq!(card(&flash, &otp).unwrap().device_name(), name);
+    }
+
+    #[test]
+    fn a_damaged_image_stops_the_card_and_nothing_is_written() {
+        let (flash, otp) = started();
+        flash.corrupt();
+        let (img, secret) = (flash.image(), otp.image());
+        let (fw, ow) = (flash.writes(), otp.writes());
+        let err = card(&flash, &otp).err().expect("refused");
+        assert_eq!(
+            err,
+            CardError(store::ImageError::AuthenticationFailed.reason())
+        );
+        assert_eq!(flash.image(), img);
+        assert_eq!(otp.image(), secret);
+        assert_eq!((flash.writes(), otp.writes()), (fw, ow));
+    }
+
+    #[test]
+    fn an_image_of_another_device_is_refused() {
+        let (a, _) = started();
+        let (b, b_otp) = started_seeded(12345);
+        let a_img = a.image().unwrap();
+        let b_with_a = MemStorage::with_image(&a_img);
+        let otp = MemStorage::with_image(&b_otp.image().unwrap());
+        assert!(b.image().unwrap() != a_img);
+        let err = card(&b_with_a, &otp).err().expect("refused");
+        assert!(err.0.contains("another device secret"), "{err}");
+        assert_eq!(b_with_a.writes(), 0);
+    }
+
+    #[test]
+    fn a_flash_image_without_its_otp_is_refused_before_a_secret_is_made() {
+        let (flash, _) = started();
+        let otp = MemStorage::default();
+        let err = card(&flash, &otp).err().expect("refused");
+        assert!(err.0.contains("OTP image"), "{err}");
+        assert_eq!(otp.image(), None, "no new device secret");
+        assert_eq!(otp.writes(), 0);
+        // Even an empty flash file counts as present.
+        let empty = MemStorage::with_image(&[]);
+        assert!(card(&empty, &otp).is_err());
+        assert_eq!(otp.writes(), 0);
+    }
+
+    #[test]
+    fn a_damaged_otp_is_refused() {
+        let (flash, otp) = started();
+        let short = MemStorage::with_image(&otp.image().unwrap()[..31]);
+        assert_eq!(
+            card(&flash, &short).err(),
+            Some(CardError("the OTP image is damaged"))
+        );
+    }
+
+    #[test]
+    fn an_empty_flash_file_is_truncated_not_blank() {
+        let (_, otp) = started();
+        let empty = MemStorage::with_image(&[]);
+        let err = card(&empty, &otp).err().expect("refused");
+        assert_eq!(err, CardError(store::ImageError::Truncated.reason()));
+        assert_eq!(empty.image().as_deref(), Some(&[][..]));
     }
 }

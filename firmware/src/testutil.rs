@@ -12,6 +12,7 @@ use crate::{Storage, StorageError};
 struct Inner {
     image: Option<Vec<u8>>,
     fail: bool,
+    writes: usize,
 }
 
 /// Storage in RAM, shared between clones (so a test can "restart" a card).
@@ -19,6 +20,20 @@ struct Inner {
 pub struct MemStorage(Arc<Mutex<Inner>>);
 
 impl MemStorage {
+    /// Storage that already holds `image`.
+    pub fn with_image(image: &[u8]) -> MemStorage {
+        let m = MemStorage::default();
+        m.0.lock().unwrap().image = Some(image.to_vec());
+        m
+    }
+    /// The image stored now.
+    pub fn image(&self) -> Option<Vec<u8>> {
+        self.0.lock().unwrap().image.clone()
+    }
+    /// How many times [`Storage::store`] succeeded.
+    pub fn writes(&self) -> usize {
+        self.0.lock().unwrap().writes
+    }
     /// Flips a byte of the stored image.
     pub fn corrupt(&self) {
         if let Some(img) = self.0.lock().unwrap().image.as_mut() {
@@ -42,6 +57,7 @@ impl Storage for MemStorage {
             return Err(StorageError);
         }
         g.image = Some(image.to_vec());
+        g.writes += 1;
         Ok(())
     }
 }
@@ -52,6 +68,13 @@ pub struct TestRng(u64);
 impl Default for TestRng {
     fn default() -> Self {
         TestRng(0x9E37_79B9_7F4A_7C15)
+    }
+}
+
+impl TestRng {
+    /// Another deterministic stream (`seed` must not be 0).
+    pub fn seeded(seed: u64) -> Self {
+        TestRng(seed | 1)
     }
 }
 

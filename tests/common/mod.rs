@@ -817,6 +817,34 @@ impl VCard {
         self.wait_presence(true);
     }
 
+    /// Starts a stopped card again on the same files, expecting
+    /// `picohsm-vcard` to refuse to start: waits (at most 10 s) for it to
+    /// exit and returns its exit status and what this run wrote to stderr.
+    /// The reader stays reserved, as after [`VCard::stop`].
+    pub fn start_again_expecting_failure(&mut self) -> (ExitStatus, String) {
+        let before = self.stderr_log().len();
+        self.spawn(&vcard_binary());
+        let mut child = self.child.take().expect("just spawned");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for picohsm-vcard") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "picohsm-vcard on port {} kept running where it should have refused to start\n{}",
+                    self.port(),
+                    self.stderr_log()
+                );
+            }
+            sleep(Duration::from_millis(20));
+        };
+        let log = self.stderr_log();
+        (status, log.get(before..).unwrap_or_default().to_string())
+    }
+
     /// [`VCard::stop`] then [`VCard::start_again`]: a power cycle with the
     /// flash kept; all volatile card state (PIN status, selected applet) is lost.
     pub fn restart(&mut self) {

@@ -1,10 +1,16 @@
 //! [`Storage`] on a file, replaced atomically.
 //!
-//! `store` writes the whole image to `PATH.tmp`, fsyncs it, renames it over
+//! `store` writes the whole image to a new `PATH.tmp` (created exclusively,
+//! mode 0600, never through a symbolic link), fsyncs it, renames it over
 //! `PATH` and fsyncs the directory. A crash at any point leaves either the old
 //! or the new image at `PATH`, never a mix; a stale `PATH.tmp` left behind by
-//! an interrupted write is ignored by `load` and overwritten by the next
-//! `store`.
+//! an interrupted write is ignored by `load`, and the next `store` unlinks it
+//! (the name only: a symbolic link planted there is removed, what it points
+//! to is never opened) before creating its own.
+//!
+//! The image itself is sealed by the firmware (`picohsm_firmware::store`):
+//! this file only has to make the replacement atomic and keep other users
+//! out of the files.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -50,17 +56,40 @@ impl FileStorage {
         }
     }
 
+    /// Creates the temporary file: `O_CREAT | O_EXCL | O_NOFOLLOW`, mode
+    /// 0600, so a file or symbolic link someone put at that path is never
+    /// written through. A leftover is unlinked and the creation tried once
+    /// more; if something is there again, the write fails.
+    fn create_tmp(&self, tmp: &Path) -> io::Result<File> {
+        let create = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(tmp)
+        };
+        match create() {
+            Err(e)
+                if e.kind() == io::ErrorKind::AlreadyExists
+                    || e.raw_os_error() == Some(libc::ELOOP) =>
+            {
+                // unlink(2) removes the name, never a symbolic link's target.
+                fs::remove_file(tmp)?;
+                create()
+            }
+            r => r,
+        }
+    }
+
     fn write_atomically(&self, image: &[u8]) -> io::Result<()> {
         let tmp = self.tmp_path();
         {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(image)?;
-            f.sync_all()?;
+            let mut f = self.create_tmp(&tmp)?;
+            if let Err(e) = f.write_all(image).and_then(|()| f.sync_all()) {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
         }
         fs::rename(&tmp, &self.path)?;
         let dir = match self.path.parent() {
@@ -175,6 +204,42 @@ mod tests {
         s.store(b"newer image").unwrap();
         assert_eq!(s.load().as_deref(), Some(&b"newer image"[..]));
         assert!(!s.tmp_path().exists());
+    }
+
+    #[test]
+    fn symlink_at_the_tmp_path_is_not_followed() {
+        let d = TempDir::new();
+        let path = d.0.join("card.flash");
+        let mut s = FileStorage::new(&path);
+        let victim = d.0.join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        std::os::unix::fs::symlink(&victim, s.tmp_path()).unwrap();
+        s.store(b"image").unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(s.load().as_deref(), Some(&b"image"[..]));
+        assert!(!fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(fs::symlink_metadata(s.tmp_path()).is_err());
+
+        // A dangling link: its target is not created.
+        let ghost = d.0.join("ghost");
+        std::os::unix::fs::symlink(&ghost, s.tmp_path()).unwrap();
+        s.store(b"image 2").unwrap();
+        assert!(!ghost.exists());
+        assert_eq!(s.load().as_deref(), Some(&b"image 2"[..]));
+    }
+
+    #[test]
+    fn a_directory_at_the_tmp_path_fails_the_write_and_keeps_the_image() {
+        let d = TempDir::new();
+        let path = d.0.join("card.flash");
+        let mut s = FileStorage::new(&path);
+        s.store(b"kept").unwrap();
+        fs::create_dir(s.tmp_path()).unwrap();
+        assert_eq!(s.store(b"new"), Err(StorageError));
+        assert_eq!(s.load().as_deref(), Some(&b"kept"[..]));
     }
 
     #[test]

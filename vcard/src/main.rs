@@ -4,10 +4,15 @@
 //! for the first reader) and serves the card until SIGTERM or SIGINT, when it
 //! exits with status 0. The card's flash image is `--flash FILE`, its OTP area
 //! (the device secret) `FILE.otp`; both are replaced atomically on every
-//! write.
+//! write. A flash image that the firmware refuses (not a picohsm image, the
+//! old unauthenticated format, truncated, altered, sealed under another
+//! device secret, or present without its OTP file) stops the program before
+//! the card starts: one line on stderr names the file and the reason, the
+//! exit status is 1, and neither file is touched.
 
 use std::ffi::OsString;
 use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -79,6 +84,8 @@ fn run(args: Args) -> Result<(), String> {
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&lock_path)
         .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
     lock.try_lock().map_err(|_| {
@@ -124,8 +131,14 @@ fn run(args: Args) -> Result<(), String> {
         device_chain,
         device_name: args.device_name.map(String::into_bytes),
     };
-    let card = Card::new(flash, otp, rng, config)
-        .map_err(|e| format!("cannot start the card on {}: {e}", args.flash.display()))?;
+    let otp_path = with_suffix(&args.flash, ".otp");
+    let card = Card::new(flash, otp, rng, config).map_err(|e| {
+        format!(
+            "cannot start the card on {} (device secret in {}): {e}",
+            args.flash.display(),
+            otp_path.display()
+        )
+    })?;
     log::info!("card ready, flash image {}", args.flash.display());
     if apdu_log.is_some() {
         log::warn!("APDU log enabled: it records PINs in clear");
