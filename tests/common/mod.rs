@@ -868,6 +868,11 @@ impl VCard {
         self.wait_presence(true);
     }
 
+    /// The `--chain` file of the next [`VCard::start_again`].
+    pub fn set_chain(&mut self, chain: Option<PathBuf>) {
+        self.opts.chain = chain;
+    }
+
     /// [`VCard::stop`] then [`VCard::start_again`]: a power cycle with the
     /// flash kept; all volatile card state (PIN status, selected applet) is lost.
     pub fn restart(&mut self) {
