@@ -677,7 +677,11 @@ fn a_decoy_of_the_registered_name_is_tried_refused_and_passed_over() {
 
     // No settings: every other SmartCard-HSM is a candidate (and gets the
     // authenticator part of the secret only).
-    let out = ours(a, None, login_and(&format!("{PIN}:{PIN}"), ["--list-objects"]));
+    let out = ours(
+        a,
+        None,
+        login_and(&format!("{PIN}:{PIN}"), ["--list-objects"]),
+    );
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(

@@ -103,7 +103,12 @@ fn attack_rogue_card_never_receives_the_primary_pin() {
     let cards = primary_decoy_and_authenticator();
     let (a, decoy, real) = (&cards[0], &cards[1], &cards[2]);
     let secret = format!("{PIN}:{AUTH_PIN}");
-    let out = ours(a, None, "info", &["--login", "--pin", &secret, "--list-objects"]);
+    let out = ours(
+        a,
+        None,
+        "info",
+        &["--login", "--pin", &secret, "--list-objects"],
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         received(decoy, AUTH_PIN),
@@ -114,7 +119,10 @@ fn attack_rogue_card_never_receives_the_primary_pin() {
         "the decoy received the primary's PIN: {:#?}",
         decoy.apdu_log()
     );
-    assert!(!received(real, PIN), "the authenticator received the primary's PIN");
+    assert!(
+        !received(real, PIN),
+        "the authenticator received the primary's PIN"
+    );
     assert!(received(a, PIN), "the primary got its own PIN");
 }
 
@@ -127,10 +135,18 @@ fn attack_rogue_card_never_receives_the_primary_pin() {
 fn attack_one_secret_with_auto_discovered_authenticators_is_refused_before_any_verify() {
     let _s = serial();
     let cards = primary_decoy_and_authenticator();
-    let out = ours(&cards[0], None, "info", &["--login", "--pin", PIN, "--list-objects"]);
+    let out = ours(
+        &cards[0],
+        None,
+        "info",
+        &["--login", "--pin", PIN, "--list-objects"],
+    );
     let t = text(&out);
     assert!(!out.status.success(), "{t}");
-    assert!(t.contains("0x80504b0a"), "CKR_PICOHSM_SECRETS_NOT_SPLIT: {t}");
+    assert!(
+        t.contains("0x80504b0a"),
+        "CKR_PICOHSM_SECRETS_NOT_SPLIT: {t}"
+    );
     assert!(t.contains("<token PIN>:<authenticator PIN>"), "{t}");
     for c in &cards {
         assert!(
@@ -174,10 +190,18 @@ fn attack_primary_with_an_untrusted_chain_gets_nothing_signed() {
     let config = strict_settings(a.dir(), "strict.toml", "login = \"auto\"\n");
     b.clear_apdu_log();
     let secret = format!("{PIN}:{PIN}");
-    let out = ours(a, Some(&config), "info", &["--login", "--pin", &secret, "--list-objects"]);
+    let out = ours(
+        a,
+        Some(&config),
+        "info",
+        &["--login", "--pin", &secret, "--list-objects"],
+    );
     let t = text(&out);
     assert!(!out.status.success(), "{t}");
-    assert!(t.contains("0x80504b0b"), "CKR_PICOHSM_DEVICE_UNTRUSTED: {t}");
+    assert!(
+        t.contains("0x80504b0b"),
+        "CKR_PICOHSM_DEVICE_UNTRUSTED: {t}"
+    );
     assert!(
         t.contains("is not trusted") && t.contains(a.reader_name()),
         "the log names the card: {t}"
@@ -186,7 +210,12 @@ fn attack_primary_with_an_untrusted_chain_gets_nothing_signed() {
     assert!(!received(b, PIN), "{:#?}", b.apdu_log());
 
     // The same card, the chain allowed by the settings: the login works.
-    let ok = ours(a, None, "info", &["--login", "--pin", &secret, "--list-objects"]);
+    let ok = ours(
+        a,
+        None,
+        "info",
+        &["--login", "--pin", &secret, "--list-objects"],
+    );
     assert!(ok.status.success(), "{}", text(&ok));
 }
 
@@ -252,7 +281,12 @@ fn attack_unknown_root_refused_and_the_raw_device_name_is_signed() {
 
     let secret = format!("{PIN}:{PIN}");
     b.clear_apdu_log();
-    let out = ours(a, None, "info", &["--login", "--pin", &secret, "--list-objects"]);
+    let out = ours(
+        a,
+        None,
+        "info",
+        &["--login", "--pin", &secret, "--list-objects"],
+    );
     let t = text(&out);
     assert!(!out.status.success() && t.contains("0x80504b0b"), "{t}");
     assert!(!signed_anything(b), "{:#?}", b.apdu_log());
@@ -262,9 +296,17 @@ fn attack_unknown_root_refused_and_the_raw_device_name_is_signed() {
         "roots.toml",
         &format!("device-roots = [\"{}\"]\n", root_file.display()),
     );
-    let out = ours(a, Some(&trusted), "info", &["--login", "--pin", &secret, "--list-objects"]);
+    let out = ours(
+        a,
+        Some(&trusted),
+        "info",
+        &["--login", "--pin", &secret, "--list-objects"],
+    );
     let t = text(&out);
-    assert!(out.status.success(), "the raw name signed and accepted: {t}");
+    assert!(
+        out.status.success(),
+        "the raw name signed and accepted: {t}"
+    );
     assert!(t.contains("EXTERNAL AUTHENTICATE: accepted"), "{t}");
 }
 
@@ -292,7 +334,10 @@ fn attack_settings_writable_by_others_are_refused() {
     );
     let t = text(&out);
     assert!(!out.status.success(), "{t}");
-    assert!(t.contains("0x80504b0c"), "CKR_PICOHSM_SETTINGS_INSECURE: {t}");
+    assert!(
+        t.contains("0x80504b0c"),
+        "CKR_PICOHSM_SETTINGS_INSECURE: {t}"
+    );
     assert!(
         t.contains(&p.display().to_string()) && t.contains("writable by others"),
         "{t}"
@@ -328,13 +373,7 @@ fn initialize_program(dir: &Path) -> PathBuf {
     )
     .unwrap();
     let bin = dir.join("init");
-    run_cmd(
-        Command::new("cc")
-            .arg("-o")
-            .arg(&bin)
-            .arg(&src)
-            .arg("-ldl"),
-    );
+    run_cmd(Command::new("cc").arg("-o").arg(&bin).arg(&src).arg("-ldl"));
     bin
 }
 
@@ -359,7 +398,11 @@ fn attack_environment_of_a_set_uid_process_is_ignored() {
     // The caller's files: settings that would fail C_Initialize if read
     // (writable by others), a log in a directory anyone can write.
     let settings = dir.path().join("evil.toml");
-    fs::write(&settings, "[[authenticator]]\ntype = \"pkcs11\"\nmodule = \"/tmp/evil.so\"\n").unwrap();
+    fs::write(
+        &settings,
+        "[[authenticator]]\ntype = \"pkcs11\"\nmodule = \"/tmp/evil.so\"\n",
+    )
+    .unwrap();
     fs::set_permissions(&settings, fs::Permissions::from_mode(0o666)).unwrap();
     let logs = dir.path().join("logs");
     fs::create_dir(&logs).unwrap();
@@ -421,15 +464,28 @@ fn attack_no_pin_in_a_trace_log() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    args.extend(op("--sign", "ECDSA-SHA256", "01", &data, &sig, OPENSSL_FORMAT));
+    args.extend(op(
+        "--sign",
+        "ECDSA-SHA256",
+        "01",
+        &data,
+        &sig,
+        OPENSSL_FORMAT,
+    ));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = ours(a, None, &level, &args);
     assert!(out.status.success(), "{}", text(&out));
     let text = fs::read_to_string(&log).unwrap();
-    assert!(text.contains("TRACE") || text.contains("DEBUG"), "a trace log: {text}");
+    assert!(
+        text.contains("TRACE") || text.contains("DEBUG"),
+        "a trace log: {text}"
+    );
     let squeezed = text.replace([' ', ':'], "").to_uppercase();
     for pin in [PIN, AUTH_PIN] {
         assert!(!text.contains(pin), "{pin} in the log");
-        assert!(!squeezed.contains(&hex_of(pin.as_bytes())), "{pin} as hex in the log");
+        assert!(
+            !squeezed.contains(&hex_of(pin.as_bytes())),
+            "{pin} as hex in the log"
+        );
     }
 }
