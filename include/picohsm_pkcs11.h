@@ -50,6 +50,18 @@
 #define CKR_PICOHSM_PKA_NOT_CONFIGURED       0x80504B08UL
 /* This authenticator's key has already been counted in this round. */
 #define CKR_PICOHSM_ALREADY_AUTHENTICATED    0x80504B09UL
+/* C_Login(CKU_USER) on a PKA + PIN token whose authenticators are found on
+ * their own (none named in the settings) got one secret: type
+ * <token PIN><separator><authenticator PIN> (separator ':' unless the
+ * settings say otherwise). The token's PIN never goes to another card. */
+#define CKR_PICOHSM_SECRETS_NOT_SPLIT        0x80504B0AUL
+/* The primary's device certificate chain (EF 2F02) does not verify up to
+ * a trusted root (settings: device-roots, allow-test-chains); the module
+ * has an authenticator sign nothing for it. */
+#define CKR_PICOHSM_DEVICE_UNTRUSTED         0x80504B0BUL
+/* C_Initialize: a settings file, or its directory, can be changed by
+ * another user (writable by group/others, or owned by another user). */
+#define CKR_PICOHSM_SETTINGS_INSECURE        0x80504B0CUL
 
 /* ---- PKA status object ------------------------------------------------------
  * A token with PKA shows one public object of class CKO_PICOHSM_PKA_STATUS

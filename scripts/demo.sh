@@ -94,7 +94,11 @@ cat >"$WORK/config.toml" <<EOF
 # C_Login(CKU_USER, "<primary PIN>:<authenticator PIN>") = PKA, then the PIN
 login = "pka+pin"
 separator = ":"
+# picohsm-vcard's device chain is under a test PKI whose keys are public:
+# trusted here for the demonstration only (a real device: device-roots)
+allow-test-chains = true
 EOF
+chmod 600 "$WORK/config.toml" # the module refuses settings others can write
 echo "    PICOHSM_PKCS11_CONFIG=$WORK/config.toml:"
 sed 's/^/      /' "$WORK/config.toml"
 export PICOHSM_PKCS11_CONFIG="$WORK/config.toml"

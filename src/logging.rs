@@ -10,6 +10,12 @@
 //!
 //! What is logged never holds a PIN or key material: call sites log
 //! origins, handles, lengths and status words, never buffers.
+//!
+//! In a privileged process (AT_SECURE: set-uid, set-gid, file
+//! capabilities) `PICOHSM_PKCS11_LOG` is ignored: the caller's environment
+//! must not make the process create or append to a file with its rights.
+//! The log file is opened without following a symbolic link at its last
+//! component, and created with mode 0600 (an existing file keeps its mode).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -67,9 +73,33 @@ fn parse(value: &str) -> (LevelFilter, Option<&str>) {
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
+/// The `PICOHSM_PKCS11_LOG` value to honour: none under AT_SECURE
+/// (`secure`).
+fn setting(secure: bool, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    if secure {
+        return None;
+    }
+    env("PICOHSM_PKCS11_LOG")
+}
+
+/// Opens the log file: appending, never through a symbolic link, created
+/// 0600.
+fn open_log(path: &str) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .ok()
+}
+
 /// Installs the logger from the environment (once per process).
 pub fn init() {
-    let Ok(value) = std::env::var("PICOHSM_PKCS11_LOG") else {
+    let Some(value) = setting(crate::settings::secure_execution(), &|k| {
+        std::env::var(k).ok()
+    }) else {
         return;
     };
     let (level, path) = parse(&value);
@@ -78,14 +108,7 @@ pub fn init() {
     }
     let logger = LOGGER.get_or_init(|| Logger {
         level,
-        file: path.and_then(|p| {
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .ok()
-                .map(Mutex::new)
-        }),
+        file: path.and_then(open_log).map(Mutex::new),
     });
     if log::set_logger(logger).is_ok() {
         log::set_max_level(level);
@@ -105,5 +128,27 @@ mod tests {
         );
         assert_eq!(parse("nonsense"), (LevelFilter::Off, None));
         assert_eq!(parse("warn, "), (LevelFilter::Warn, None));
+    }
+
+    #[test]
+    fn the_environment_is_ignored_under_at_secure() {
+        let env = |k: &str| (k == "PICOHSM_PKCS11_LOG").then(|| "trace,/tmp/x".to_string());
+        assert_eq!(setting(false, &env).as_deref(), Some("trace,/tmp/x"));
+        assert_eq!(setting(true, &env), None);
+    }
+
+    #[test]
+    fn the_log_file_is_private_and_no_link_is_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("log");
+        assert!(open_log(f.to_str().unwrap()).is_some());
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(open_log(link.to_str().unwrap()).is_none());
     }
 }

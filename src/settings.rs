@@ -9,10 +9,25 @@
 //!    XDG_CONFIG_HOME is unset);
 //! 4. `/etc/picohsm-pkcs11/config.toml`.
 //!
+//! In a privileged process (the kernel's AT_SECURE flag: set-uid, set-gid
+//! or file capabilities, as when a PAM stack loads the module into sudo)
+//! items 2 and 3 are skipped: the environment belongs to the unprivileged
+//! caller, and a settings file names libraries to load as authenticator
+//! modules. Only the reserved string and `/etc/...` count there.
+//!
+//! A settings file is refused, and C_Initialize fails with
+//! CKR_PICOHSM_SETTINGS_INSECURE and a log line naming the file and the
+//! reason, when anyone but its reader could change it: the file or its
+//! directory writable by group or others (a directory with the sticky bit,
+//! such as `/tmp`, is accepted: there only a file's owner may remove or
+//! rename it), or either owned by a user other than the effective user or
+//! root. OpenSSH's `StrictModes` applies the same rule to its files.
+//!
 //! No file is fine: the defaults (`login = "auto"`, authenticators found on
 //! their own) need none. The other `key=value` items of the reserved string
 //! (`login=pka+pin`, `separator=:`, `authenticator-module=/path/lib.so`,
-//! `authenticator-reader=<glob>`; separated by `;`, or by blanks when there
+//! `authenticator-reader=<glob>`, `device-roots=/a.cvc,/b.cvc`,
+//! `allow-test-chains=true`; separated by `;`, or by blanks when there
 //! is no `;`)
 //! override the file. A file that exists but does not parse fails
 //! C_Initialize, with a log line naming the file and the problem: a login
@@ -21,6 +36,8 @@
 //! ```toml
 //! login = "pka+pin"      # auto | pin | pka | pka+pin
 //! separator = ":"        # pka+pin: "<token PIN>:<authenticator PIN>"
+//! device-roots = ["/etc/picohsm-pkcs11/ESPICOHSMCA00001.cvc"]
+//! allow-test-chains = false  # true: picohsm-vcard's test PKI, self-signed
 //!
 //! [[authenticator]]      # another SmartCard-HSM / Pico HSM over PC/SC
 //! type = "smartcard-hsm"
@@ -55,8 +72,9 @@ pub enum LoginMode {
     /// The secret is the authenticator's PIN; PKA rounds until the quorum.
     #[serde(rename = "pka")]
     Pka,
-    /// PKA, then VERIFY: one secret for both, or `<token PIN><separator>
-    /// <authenticator PIN>` when a separator is set and present.
+    /// PKA, then VERIFY: `<token PIN><separator><authenticator PIN>`, or
+    /// one secret for both when the authenticators are named in the
+    /// settings (an auto-discovered card never receives the token's PIN).
     #[serde(rename = "pka+pin")]
     PkaPin,
 }
@@ -114,9 +132,20 @@ pub struct Config {
     /// What C_Login(CKU_USER) does on a PKA token.
     #[serde(default)]
     pub login: LoginMode,
-    /// Splits a `pka+pin` secret into token PIN and authenticator PIN.
+    /// Splits a `pka+pin` secret into token PIN and authenticator PIN
+    /// ([`DEFAULT_SEPARATOR`] when unset).
     #[serde(default)]
     pub separator: Option<String>,
+    /// CV certificates (files) of the roots a primary's device chain
+    /// (EF 2F02) must lead to before the module signs its name in a PKA
+    /// login (docs/protocol.md §3.3).
+    #[serde(default, rename = "device-roots")]
+    pub device_roots: Vec<PathBuf>,
+    /// Also trust picohsm-vcard's test PKI (whose private keys are public)
+    /// and a single self-signed device certificate (a fresh upstream
+    /// emulator's): for tests and demonstrations only.
+    #[serde(default, rename = "allow-test-chains")]
+    pub allow_test_chains: bool,
     /// Declared authenticators; none = find them (other SmartCard-HSMs
     /// holding a registered key).
     #[serde(default, rename = "authenticator")]
@@ -126,9 +155,98 @@ pub struct Config {
     pub source: Option<PathBuf>,
 }
 
+/// The separator of `<token PIN><separator><authenticator PIN>` when the
+/// settings name none. A colon: no PIN pad or keyboard layout lacks it,
+/// and the card's PIN format (docs/protocol.md §4) never needs it.
+pub const DEFAULT_SEPARATOR: &str = ":";
+
 fn bad(msg: String) -> Error {
     log::error!("{msg}");
     Error::new(CKR_ARGUMENTS_BAD, "bad module settings")
+}
+
+/// Whether this process runs with the kernel's AT_SECURE flag (set-uid,
+/// set-gid, file capabilities): then its environment comes from a less
+/// privileged caller and must not choose files.
+pub fn secure_execution() -> bool {
+    #[allow(unsafe_code)]
+    // SAFETY: getauxval reads the process's auxiliary vector; it has no
+    // preconditions and returns 0 for an absent entry.
+    let v = unsafe { libc::getauxval(libc::AT_SECURE) };
+    v != 0
+}
+
+fn effective_uid() -> u32 {
+    #[allow(unsafe_code)]
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe {
+        libc::geteuid()
+    }
+}
+
+/// Why a settings file (or its directory) could be changed by someone
+/// other than the effective user or root, if it could: `meta` is the
+/// file's or the directory's metadata, `euid` the effective user.
+fn unsafe_because(meta: &std::fs::Metadata, euid: u32, dir: bool) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let what = if dir { "its directory" } else { "the file" };
+    if meta.uid() != euid && meta.uid() != 0 {
+        return Some(format!(
+            "{what} is owned by uid {}, neither this user ({euid}) nor root",
+            meta.uid()
+        ));
+    }
+    let writable = meta.mode() & 0o022;
+    // In a sticky directory only a file's owner removes or renames it.
+    let sticky = dir && meta.mode() & 0o1000 != 0;
+    if writable != 0 && !sticky {
+        let who = if writable & 0o002 != 0 {
+            "others"
+        } else {
+            "its group"
+        };
+        return Some(format!("{what} is writable by {who}"));
+    }
+    None
+}
+
+/// Refuses a settings file anyone but the effective user or root could
+/// change (the module doc says which): CKR_PICOHSM_SETTINGS_INSECURE, with
+/// the file and the reason in the log and on stderr.
+pub fn check_file_safety(path: &Path) -> Result<()> {
+    check_file_safety_as(path, effective_uid())
+}
+
+fn check_file_safety_as(path: &Path, euid: u32) -> Result<()> {
+    let refuse = |why: String| {
+        let line = format!(
+            "settings {} refused: {why} (make it writable by its owner only)",
+            path.display()
+        );
+        log::error!("{line}");
+        eprintln!("picohsm-pkcs11: {line}");
+        Error::new(
+            crate::vendor::CKR_PICOHSM_SETTINGS_INSECURE,
+            "settings file writable by others",
+        )
+    };
+    // The file as it really is: a link elsewhere is judged by its target
+    // and the target's directory.
+    let real =
+        std::fs::canonicalize(path).map_err(|e| bad(format!("config {}: {e}", path.display())))?;
+    let meta =
+        std::fs::metadata(&real).map_err(|e| bad(format!("config {}: {e}", path.display())))?;
+    if let Some(why) = unsafe_because(&meta, euid, false) {
+        return Err(refuse(why));
+    }
+    if let Some(dir) = real.parent() {
+        let dmeta =
+            std::fs::metadata(dir).map_err(|e| bad(format!("config {}: {e}", dir.display())))?;
+        if let Some(why) = unsafe_because(&dmeta, euid, true) {
+            return Err(refuse(why));
+        }
+    }
+    Ok(())
 }
 
 impl Config {
@@ -137,8 +255,10 @@ impl Config {
         toml::from_str(text).map_err(|e| e.to_string())
     }
 
-    /// Reads one file.
+    /// Reads one file (refused when others can write it,
+    /// [`check_file_safety`]).
     pub fn read(path: &Path) -> Result<Config> {
+        check_file_safety(path)?;
         let text = std::fs::read_to_string(path)
             .map_err(|e| bad(format!("config {}: {e}", path.display())))?;
         let mut c =
@@ -147,21 +267,40 @@ impl Config {
         Ok(c)
     }
 
-    /// The default file locations, in order (items 2-4 of the module doc).
+    /// The default file locations, in order (items 2-4 of the module doc),
+    /// and whether the first is PICOHSM_PKCS11_CONFIG's.
     pub fn default_paths() -> Vec<PathBuf> {
-        let mut v = Vec::new();
-        if let Some(p) = std::env::var_os("PICOHSM_PKCS11_CONFIG").filter(|p| !p.is_empty()) {
-            v.push(PathBuf::from(p));
+        Config::paths_from_env(secure_execution(), &|k| std::env::var_os(k)).0
+    }
+
+    /// [`Config::default_paths`] with the AT_SECURE flag and the
+    /// environment given: under AT_SECURE only the system file.
+    fn paths_from_env(
+        secure: bool,
+        env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> (Vec<PathBuf>, bool) {
+        let system = PathBuf::from("/etc/picohsm-pkcs11/config.toml");
+        if secure {
+            if env("PICOHSM_PKCS11_CONFIG").is_some() {
+                log::warn!("privileged process (AT_SECURE): PICOHSM_PKCS11_CONFIG, XDG_CONFIG_HOME and HOME are ignored");
+            }
+            return (vec![system], false);
         }
-        let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        let mut v = Vec::new();
+        let mut from_env = false;
+        if let Some(p) = env("PICOHSM_PKCS11_CONFIG").filter(|p| !p.is_empty()) {
+            v.push(PathBuf::from(p));
+            from_env = true;
+        }
+        let xdg = env("XDG_CONFIG_HOME")
             .filter(|p| !p.is_empty())
             .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+            .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".config")));
         if let Some(x) = xdg {
             v.push(x.join("picohsm-pkcs11").join("config.toml"));
         }
-        v.push(PathBuf::from("/etc/picohsm-pkcs11/config.toml"));
-        v
+        v.push(system);
+        (v, from_env)
     }
 
     /// The settings for C_Initialize: `reserved` is its pReserved string,
@@ -177,8 +316,10 @@ impl Config {
             Some(p) => Config::read(&p)?,
             None => {
                 let mut found = Config::default();
-                for (i, p) in Config::default_paths().into_iter().enumerate() {
-                    let from_env = i == 0 && std::env::var_os("PICOHSM_PKCS11_CONFIG").is_some();
+                let (paths, env_named) =
+                    Config::paths_from_env(secure_execution(), &|k| std::env::var_os(k));
+                for (i, p) in paths.into_iter().enumerate() {
+                    let from_env = i == 0 && env_named;
                     if p.exists() || from_env {
                         found = Config::read(&p)?;
                         break;
@@ -209,6 +350,20 @@ impl Config {
                     key_label: None,
                     chr: None,
                 }),
+                "device-roots" => c
+                    .device_roots
+                    .extend(v.split(',').filter(|p| !p.is_empty()).map(PathBuf::from)),
+                "allow-test-chains" => {
+                    c.allow_test_chains = match v.as_str() {
+                        "true" | "yes" | "1" => true,
+                        "false" | "no" | "0" => false,
+                        _ => {
+                            return Err(bad(format!(
+                                "x-init-reserved: allow-test-chains={v} is not true or false"
+                            )))
+                        }
+                    }
+                }
                 other => return Err(bad(format!("x-init-reserved: unknown setting {other:?}"))),
             }
         }
@@ -314,5 +469,66 @@ key-id = "01"
             CKR_ARGUMENTS_BAD
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_environment_is_ignored_under_at_secure() {
+        let env = |k: &str| match k {
+            "PICOHSM_PKCS11_CONFIG" => Some("/tmp/evil.toml".into()),
+            "XDG_CONFIG_HOME" => Some("/tmp/xdg".into()),
+            "HOME" => Some("/tmp/home".into()),
+            _ => None,
+        };
+        let (paths, from_env) = Config::paths_from_env(false, &env);
+        assert_eq!(paths[0], PathBuf::from("/tmp/evil.toml"));
+        assert!(from_env);
+        assert_eq!(paths.len(), 3);
+        let (paths, from_env) = Config::paths_from_env(true, &env);
+        assert_eq!(
+            paths,
+            vec![PathBuf::from("/etc/picohsm-pkcs11/config.toml")]
+        );
+        assert!(!from_env);
+    }
+
+    #[test]
+    fn files_others_can_write_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "login = \"pin\"").unwrap();
+        let mode = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        mode(dir.path(), 0o700);
+        mode(&f, 0o600);
+        let me = effective_uid();
+        assert!(check_file_safety_as(&f, me).is_ok());
+        mode(&f, 0o666);
+        assert_eq!(
+            check_file_safety_as(&f, me).unwrap_err().rv,
+            crate::vendor::CKR_PICOHSM_SETTINGS_INSECURE
+        );
+        assert_eq!(
+            Config::read(&f).unwrap_err().rv,
+            crate::vendor::CKR_PICOHSM_SETTINGS_INSECURE
+        );
+        mode(&f, 0o620);
+        assert!(check_file_safety_as(&f, me).is_err());
+        mode(&f, 0o644);
+        mode(dir.path(), 0o777);
+        assert!(check_file_safety_as(&f, me).is_err());
+        // A sticky directory (as /tmp) is fine: others cannot replace the file.
+        mode(dir.path(), 0o1777);
+        assert!(check_file_safety_as(&f, me).is_ok());
+        mode(dir.path(), 0o700);
+        // Owned by someone who is neither this user nor root.
+        if me != 0 {
+            assert!(check_file_safety_as(&f, me + 1).is_err());
+        } else {
+            std::os::unix::fs::chown(&f, Some(65534), None).unwrap();
+            let e = check_file_safety_as(&f, me).unwrap_err();
+            assert_eq!(e.rv, crate::vendor::CKR_PICOHSM_SETTINGS_INSECURE);
+        }
     }
 }

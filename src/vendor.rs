@@ -25,6 +25,15 @@ pub const CKR_PICOHSM_SIGNATURE_REFUSED: CK_RV = 0x8050_4B07;
 pub const CKR_PICOHSM_PKA_NOT_CONFIGURED: CK_RV = 0x8050_4B08;
 /// This authenticator's key was already counted in this round.
 pub const CKR_PICOHSM_ALREADY_AUTHENTICATED: CK_RV = 0x8050_4B09;
+/// C_Login(CKU_USER) on a PKA + PIN token whose authenticators are found
+/// on their own got one secret: it must be `<token PIN><separator>
+/// <authenticator PIN>`, so that the token's PIN goes to no other card.
+pub const CKR_PICOHSM_SECRETS_NOT_SPLIT: CK_RV = 0x8050_4B0A;
+/// The primary's device certificate chain (EF 2F02) does not lead to a
+/// trusted root: the module signs nothing for it.
+pub const CKR_PICOHSM_DEVICE_UNTRUSTED: CK_RV = 0x8050_4B0B;
+/// A settings file could be changed by another user (C_Initialize).
+pub const CKR_PICOHSM_SETTINGS_INSECURE: CK_RV = 0x8050_4B0C;
 
 /// Class of the per-token PKA status object.
 pub const CKO_PICOHSM_PKA_STATUS: CK_OBJECT_CLASS = 0x8050_4B41;
@@ -69,6 +78,15 @@ pub const ALL: &[(&str, CK_ULONG)] = &[
     (
         "CKR_PICOHSM_ALREADY_AUTHENTICATED",
         CKR_PICOHSM_ALREADY_AUTHENTICATED,
+    ),
+    (
+        "CKR_PICOHSM_SECRETS_NOT_SPLIT",
+        CKR_PICOHSM_SECRETS_NOT_SPLIT,
+    ),
+    ("CKR_PICOHSM_DEVICE_UNTRUSTED", CKR_PICOHSM_DEVICE_UNTRUSTED),
+    (
+        "CKR_PICOHSM_SETTINGS_INSECURE",
+        CKR_PICOHSM_SETTINGS_INSECURE,
     ),
     ("CKO_PICOHSM_PKA_STATUS", CKO_PICOHSM_PKA_STATUS),
     ("CKA_PICOHSM_PKA_TOTAL", CKA_PICOHSM_PKA_TOTAL),

@@ -50,8 +50,9 @@ fn primary_with_keys(a: &VCard, n: u8, m: u8, files: &[Vec<u8>]) {
     init_pka(a, n, m);
     register_all(a, files);
     // A key on the primary to sign with, made through the module after a
-    // PKA + PIN login (one secret: all PINs are the test PIN).
-    our_keypairgen(a, PIN, "EC:prime256v1", "01");
+    // PKA + PIN login: the authenticators are found on their own, so the
+    // secret is split, `<token PIN>:<authenticator PIN>` (both the test PIN).
+    our_keypairgen(a, &format!("{PIN}:{PIN}"), "EC:prime256v1", "01");
 }
 
 #[test]

@@ -42,10 +42,11 @@ where
     run_cmd_allow_fail(c.args(args))
 }
 
-/// Writes the settings file `name` (TOML) in `card`'s directory.
+/// Writes the settings file `name` (TOML, after [`TEST_CHAINS`]) in
+/// `card`'s directory.
 fn settings(card: &VCard, name: &str, toml: &str) -> PathBuf {
     let path = card.dir().join(name);
-    fs::write(&path, toml).unwrap();
+    write_settings(&path, toml);
     path
 }
 
@@ -152,13 +153,22 @@ fn pkcs11_tool_logs_in_with_pka_and_pin_without_any_config() {
     // An OpenSC-made key (placeholder CAR), exported by sc-hsm-tool.
     let (file, _) = opensc_key(b, "EC:prime256v1", "21");
     register_all(a, &[file]);
-    // One secret: the primary's PIN and the authenticator's are the same.
-    keygen_sign_verify(a, None, PIN, "01");
+    // One secret would reach a card found on its own: refused before any
+    // card hears it (CKR_PICOHSM_SECRETS_NOT_SPLIT).
+    let out = ours(a, None, login_and(PIN, ["--list-objects"]));
+    assert!(
+        !out.status.success() && text(&out).contains("0x80504b0a"),
+        "{}",
+        text(&out)
+    );
+    // The token's PIN, then the authenticator's (here the same digits).
+    let secret = format!("{PIN}:{PIN}");
+    keygen_sign_verify(a, None, &secret, "01");
 
     // Without the authenticator, the same command fails precisely.
     let mut cards = cards;
     cards[1].stop();
-    let out = ours(&cards[0], None, login_and(PIN, ["--list-objects"]));
+    let out = ours(&cards[0], None, login_and(&secret, ["--list-objects"]));
     assert!(!out.status.success());
     assert!(
         text(&out).contains("0x80504b03") || text(&out).contains("80504B03"),
@@ -201,9 +211,17 @@ fn pkcs11_tool_with_config_pka_pin_one_secret_and_a_separator() {
         "{primary}"
     );
 
-    // One secret for both, when both PINs are the same.
-    let same = settings(a, "same.toml", "login = \"pka+pin\"\nseparator = \":\"\n");
+    // One secret for both, when both PINs are the same and the
+    // authenticator is named in the settings.
     let cards2 = one_of_one(PIN, Curve::P256);
+    let same = settings(
+        a,
+        "same.toml",
+        &format!(
+            "login = \"pka+pin\"\nseparator = \":\"\n[[authenticator]]\ntype = \"smartcard-hsm\"\nreader = \"{}\"\n",
+            cards2[1].reader_name()
+        ),
+    );
     keygen_sign_verify(&cards2[0], Some(&same), PIN, "03");
 }
 
@@ -440,7 +458,7 @@ fn p11_kit_proxy_passes_the_settings_in_x_init_reserved() {
     fs::write(
         modules.join("picohsm.module"),
         format!(
-            "module: {}\nx-init-reserved: login=pka+pin; separator=:; authenticator-reader={}\n",
+            "module: {}\nx-init-reserved: login=pka+pin; separator=:; allow-test-chains=true; authenticator-reader={}\n",
             module_path().display(),
             b.reader_name()
         ),
@@ -657,8 +675,13 @@ fn a_decoy_of_the_registered_name_is_tried_refused_and_passed_over() {
     // Another device's key under the same name, as OpenSC names every key.
     assert_eq!(tool_keygen(decoy, "Decoy", &["--chr", &chr]), chr);
 
-    // No settings: every other SmartCard-HSM is a candidate.
-    let out = ours(a, None, login_and(PIN, ["--list-objects"]));
+    // No settings: every other SmartCard-HSM is a candidate (and gets the
+    // authenticator part of the secret only).
+    let out = ours(
+        a,
+        None,
+        login_and(&format!("{PIN}:{PIN}"), ["--list-objects"]),
+    );
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(
@@ -697,8 +720,9 @@ fn two_devices_of_one_serial_register_as_two_of_two_and_log_in() {
     }
     assert_ne!(chrs[0], chrs[1]);
     register_all(&cards[0], &files);
-    // PKA (both devices, one round each) and the PIN, with one secret.
-    keygen_sign_verify(&cards[0], None, PIN, "05");
+    // PKA (both devices, one round each) and the PIN, the token's PIN
+    // and the authenticators' split.
+    keygen_sign_verify(&cards[0], None, &format!("{PIN}:{PIN}"), "05");
 }
 
 #[test]
@@ -726,5 +750,5 @@ fn a_key_made_through_the_module_is_an_authenticator() {
         "CAR = CHR, as the upstream firmware wants of an authenticator"
     );
     register_all(a, &[data]);
-    keygen_sign_verify(a, None, PIN, "06");
+    keygen_sign_verify(a, None, &format!("{PIN}:{PIN}"), "06");
 }

@@ -174,8 +174,23 @@ impl Card<'_> {
             .unwrap_or_default())
     }
 
+    /// The content of EF.C_DevAut (2F02): the device certificate chain
+    /// (docs/protocol.md §3.3), empty when there is none.
+    pub fn device_chain(&mut self) -> CardResult<Vec<u8>> {
+        Ok(self.read_ef(fid::EF_DEVAUT)?.unwrap_or_default())
+    }
+
+    /// The device name, exactly as the card stores it: the raw CHR of the
+    /// first certificate in EF.C_DevAut (docs/protocol.md §3.3); `None`
+    /// without a chain.
+    pub fn device_name_raw(&mut self) -> CardResult<Option<Vec<u8>>> {
+        let chain = self.device_chain()?;
+        Ok(cvc::first_chr(&chain).map(<[u8]>::to_vec))
+    }
+
     /// The device name: the CHR of the first certificate in EF.C_DevAut
-    /// (docs/protocol.md §3.3); `None` without a chain.
+    /// (docs/protocol.md §3.3), read as text (lossily: for display);
+    /// `None` without a chain.
     pub fn device_name(&mut self) -> CardResult<Option<String>> {
         let chain = self.read_ef(fid::EF_DEVAUT)?.unwrap_or_default();
         Ok(cvc::first_chr(&chain).map(|c| String::from_utf8_lossy(c).into_owned()))

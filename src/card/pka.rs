@@ -25,6 +25,23 @@ pub struct Registered {
 }
 
 impl Card<'_> {
+    /// One GET CHALLENGE of `len` bytes for a PKA login: the card keeps
+    /// the challenge of its last GET CHALLENGE only, so this never splits
+    /// it into several commands; what the card answers is the challenge.
+    /// An answer shorter than 8 bytes is refused (the module would sign a
+    /// challenge that can be replayed).
+    pub fn pka_challenge(&mut self, len: usize) -> CardResult<Vec<u8>> {
+        let apdu = picohsm_wire::cmd::key::get_challenge(len.min(256));
+        let d = self.ok(&apdu)?;
+        if d.len() < 8 {
+            return Err(CardError::Malformed {
+                command: apdu.cmd,
+                what: "a challenge shorter than 8 bytes",
+            });
+        }
+        Ok(d)
+    }
+
     /// The PKA status, or `None` when the token has no PKA.
     pub fn pka_status(&mut self) -> CardResult<Option<Status>> {
         let apdu = cmd::status();

@@ -186,12 +186,18 @@ fn user_login(
             finish_pka(t, slot)?;
         }
         LoginMode::PkaPin | LoginMode::Auto => {
-            let (pin, auth_pin) = split_secret(secret, config.separator.as_deref());
-            if !(t.pka.granted) {
-                round::until_quorum(|| {
-                    round::one_round(&mut t.primary(), config, pcsc, reader, auth_pin, say)
-                })?;
+            if t.pka.granted {
+                // The quorum is in (vendor rounds): only the token's PIN
+                // is left, and it goes to the primary alone.
+                let pin = split_secret(secret, separator(config)).map_or(secret, |(pin, _)| pin);
+                verify_user_pin(t, pin)?;
+                t.login = Login::User;
+                return Ok(());
             }
+            let (pin, auth_pin) = pin_and_authenticator_pin(secret, config, slot)?;
+            round::until_quorum(|| {
+                round::one_round(&mut t.primary(), config, pcsc, reader, auth_pin, say)
+            })?;
             verify_user_pin(t, pin)?;
             t.login = Login::User;
         }
@@ -199,21 +205,73 @@ fn user_login(
     Ok(())
 }
 
+/// The separator of a `pka+pin` secret: the settings', or
+/// [`crate::settings::DEFAULT_SEPARATOR`].
+fn separator(config: &Config) -> &str {
+    config
+        .separator
+        .as_deref()
+        .unwrap_or(crate::settings::DEFAULT_SEPARATOR)
+}
+
+/// The token PIN and the authenticator PIN of a `pka+pin` login.
+///
+/// Where the token's PIN may go decides it. An authenticator named in the
+/// settings (`[[authenticator]]`, a reader pattern or a PKCS#11 module) is
+/// trusted by the administrator's choice: one secret may serve both. A card
+/// found on its own is only a card whose ATR says SmartCard-HSM and that
+/// claims a registered CHR — all public data a rogue card can copy — so it
+/// never receives the token's PIN: the secret must then be split,
+/// `<token PIN><separator><authenticator PIN>`, and a single secret is
+/// CKR_PICOHSM_SECRETS_NOT_SPLIT before anything is sent to any card.
+///
+/// What a rogue card can still collect: the authenticator PIN typed for
+/// it (which unlocks only that authenticator, and is useless without the
+/// authenticator's key). A scheme that records authenticators (trust on
+/// first use) was not chosen: everything a card shows (ATR, CHRs, device
+/// chain, keys' public parts) is public and replayable, and the upstream
+/// firmware has no command proving possession of a key before the PIN is
+/// sent, so a record would be no better than the CHR check.
+fn pin_and_authenticator_pin<'a>(
+    secret: &'a [u8],
+    config: &Config,
+    slot: CK_SLOT_ID,
+) -> Result<(&'a [u8], &'a [u8])> {
+    let named = !config.authenticators.is_empty();
+    match split_secret(secret, separator(config)) {
+        Some(both) => Ok(both),
+        None if named => Ok((secret, secret)),
+        None => {
+            log::warn!(
+                "slot {slot}: C_Login refused: this token needs its own PIN and an authenticator's, and the authenticators are found on their own (none named in the settings), so the token's PIN may not go to them; type <token PIN>{}<authenticator PIN>, or name the authenticators in the settings",
+                separator(config)
+            );
+            fail(
+                vendor::CKR_PICOHSM_SECRETS_NOT_SPLIT,
+                "one secret for a PKA + PIN login with auto-discovered authenticators",
+            )
+        }
+    }
+}
+
 fn t_pin_state(t: &mut Token) -> Result<PinState> {
     t.transport
         .transact(|l| Ok(Card::new(l).pin_state(card::USER_PIN)?))
 }
 
-/// `<token PIN><separator><authenticator PIN>`, or the whole secret for
-/// both when no separator is set or the secret does not contain it.
-pub fn split_secret<'a>(secret: &'a [u8], separator: Option<&str>) -> (&'a [u8], &'a [u8]) {
-    let Some(sep) = separator.map(str::as_bytes).filter(|s| !s.is_empty()) else {
-        return (secret, secret);
-    };
-    match secret.windows(sep.len()).position(|w| w == sep) {
-        Some(i) => (&secret[..i], &secret[i + sep.len()..]),
-        None => (secret, secret),
+/// `<token PIN><separator><authenticator PIN>` split at the first
+/// separator (so the token PIN cannot hold it; the authenticator PIN can);
+/// `None` when the secret does not contain it. Both halves borrow the
+/// caller's buffer: no copy of a PIN is made.
+pub fn split_secret<'a>(secret: &'a [u8], separator: &str) -> Option<(&'a [u8], &'a [u8])> {
+    let sep = separator.as_bytes();
+    if sep.is_empty() {
+        return None;
     }
+    secret
+        .windows(sep.len())
+        .position(|w| w == sep)
+        .map(|i| (&secret[..i], &secret[i + sep.len()..]))
 }
 
 /// C_Logout.
@@ -234,24 +292,53 @@ mod tests {
     #[test]
     fn secrets_split_at_the_first_separator() {
         assert_eq!(
-            split_secret(b"123456:654321", Some(":")),
+            split_secret(b"123456:654321", ":"),
+            Some((&b"123456"[..], &b"654321"[..]))
+        );
+        assert_eq!(
+            split_secret(b"12:34:56", ":"),
+            Some((&b"12"[..], &b"34:56"[..]))
+        );
+        assert_eq!(split_secret(b"123456", ":"), None);
+        assert_eq!(split_secret(b"123456", ""), None);
+        assert_eq!(
+            split_secret(b"ab--cd", "--"),
+            Some((&b"ab"[..], &b"cd"[..]))
+        );
+    }
+
+    #[test]
+    fn one_secret_goes_to_named_authenticators_only() {
+        let auto = Config::default();
+        assert_eq!(
+            pin_and_authenticator_pin(b"123456", &auto, 0)
+                .unwrap_err()
+                .rv,
+            vendor::CKR_PICOHSM_SECRETS_NOT_SPLIT
+        );
+        assert_eq!(
+            pin_and_authenticator_pin(b"123456:654321", &auto, 0).unwrap(),
             (&b"123456"[..], &b"654321"[..])
         );
+        let named = Config {
+            authenticators: vec![crate::settings::AuthenticatorSpec::SmartcardHsm {
+                reader: Some("Nitrokey*".into()),
+                key_label: None,
+                chr: None,
+            }],
+            ..Config::default()
+        };
         assert_eq!(
-            split_secret(b"12:34:56", Some(":")),
-            (&b"12"[..], &b"34:56"[..])
-        );
-        assert_eq!(
-            split_secret(b"123456", Some(":")),
+            pin_and_authenticator_pin(b"123456", &named, 0).unwrap(),
             (&b"123456"[..], &b"123456"[..])
         );
+        let plus = Config {
+            separator: Some("+".into()),
+            ..Config::default()
+        };
         assert_eq!(
-            split_secret(b"123456", None),
-            (&b"123456"[..], &b"123456"[..])
-        );
-        assert_eq!(
-            split_secret(b"ab--cd", Some("--")),
-            (&b"ab"[..], &b"cd"[..])
+            pin_and_authenticator_pin(b"1:2+3", &plus, 0).unwrap(),
+            (&b"1:2"[..], &b"3"[..])
         );
     }
 }

@@ -134,7 +134,6 @@ impl Token {
     pub fn primary(&mut self) -> crate::pka::round::Primary<'_> {
         crate::pka::round::Primary {
             transport: &mut self.transport,
-            device_name: &self.device_name,
             progress: &mut self.pka,
         }
     }

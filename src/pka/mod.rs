@@ -7,12 +7,15 @@
 //! - [`authenticator`]: the authenticators (another SmartCard-HSM over
 //!   PC/SC, or a key in any PKCS#11 module) and how they are found;
 //! - [`round`]: one round on the primary's connection (GET CHALLENGE, the
-//!   authenticator's signature, MSE SET AT, EXTERNAL AUTHENTICATE).
+//!   authenticator's signature, MSE SET AT, EXTERNAL AUTHENTICATE);
+//! - [`trust`]: the primary's device certificate chain, verified before
+//!   its name is signed.
 
 pub mod authenticator;
 pub mod pkcs11;
 pub mod round;
 pub mod schsm;
+pub mod trust;
 
 use sha2::{Digest, Sha256};
 

@@ -2,42 +2,49 @@
 //! own connection and never with a SELECT (which would clear the card's
 //! challenge and PKA state):
 //!
-//! 1. PKA status and the registered keys (`80 54 00 00`, `80 54 02 i`);
+//! 1. PKA status and the registered keys (`80 54 00 00`, `80 54 02 i`),
+//!    and the primary's device certificate chain (EF 2F02), verified up to
+//!    a trusted root ([`crate::pka::trust`]) before anything is signed for
+//!    its name;
 //! 2. an authenticator holding a registered key not yet accepted in this
 //!    round, unlocked with its own PIN — before the primary is touched
 //!    again, so a wrong authenticator PIN changes nothing on the primary;
-//! 3. the challenge: GET CHALLENGE (8 bytes) for the first key of a round,
+//! 3. the challenge: GET CHALLENGE (32 bytes) for the first key of a round,
 //!    the same challenge for the next ones (a new GET CHALLENGE resets the
 //!    keys already accepted);
-//! 4. the authenticator's signature of T = device name ‖ challenge;
+//! 4. the authenticator's signature of T = device name ‖ challenge, the
+//!    name exactly as the card stores it (the raw CHR bytes);
 //! 5. MSE SET AT with the key's CHR, EXTERNAL AUTHENTICATE, status again.
 //!
 //! Steps 3-5 run in one PC/SC transaction, so no other application's APDU
 //! comes between the challenge and its answer.
 
-use zeroize::Zeroizing;
-
 use crate::card::Card;
 use crate::card::PkaStatus as Status;
 use crate::error::{Error, Result};
 use crate::pka::authenticator::{candidates, AuthKey, Authenticator};
+use crate::pka::trust;
 use crate::settings::Config;
 use crate::transport::pcsc::{Pcsc, PcscTransport};
 use crate::transport::{Link, Transport};
 use crate::vendor;
 
-/// The primary token as a round needs it: its connection, its device
-/// name (what the authenticator signs with the challenge) and the login's
-/// progress, kept by whoever owns the token.
+/// The primary token as a round needs it: its connection and the login's
+/// progress, kept by whoever owns the token. The device name the
+/// authenticator signs is read from the card's verified chain in each
+/// round, never taken from the caller.
 pub struct Primary<'a> {
     /// The primary's own connection (never a SELECT: it would end the
     /// login).
     pub transport: &'a mut PcscTransport,
-    /// The device name (docs/protocol.md §3.3).
-    pub device_name: &'a str,
     /// The login in progress.
     pub progress: &'a mut Progress,
 }
+
+/// The length of the challenge asked of the primary: 32 bytes, as many as
+/// the firmware keeps (docs/protocol.md §6.7); a short challenge would let
+/// recorded signatures be replayed.
+pub const CHALLENGE_LEN: usize = 32;
 
 /// What the module remembers of a PKA login in progress on a token.
 #[derive(Debug, Clone, Default)]
@@ -77,10 +84,11 @@ pub fn one_round(
     pin: &[u8],
     say: &mut dyn FnMut(String),
 ) -> Result<Status> {
-    let (st, registered) = p.transport.transact(|l| {
+    let (st, registered, chain) = p.transport.transact(|l| {
         let st = configured_status(l)?;
         let reg = Card::new(l).pka_registered(st.total)?;
-        Ok((st, reg))
+        let chain = Card::new(l).device_chain()?;
+        Ok((st, reg, chain))
     })?;
     say(format!(
         "status: {} authenticated public key(s) in {} of {} scheme, {} missing",
@@ -102,6 +110,9 @@ pub fn one_round(
             "no key registered",
         ));
     }
+    // Before any authenticator is touched: nothing is signed, and no
+    // authenticator PIN is sent, for a device whose chain does not verify.
+    let device_name = trust::verified_device_name(&chain, config, &format!("{reader:?}"))?;
     let mut found = candidates(config, pcsc, reader)?;
     if found.is_empty() {
         log::warn!("PKA login: no authenticator token is connected");
@@ -137,7 +148,15 @@ pub fn one_round(
                 log::warn!("PKA login: {} refused its PIN", auth.name());
                 return Err(e);
             }
-            let r = authenticate(p, &mut *auth, &key, challenge.clone(), st, say);
+            let r = authenticate(
+                p,
+                &device_name,
+                &mut *auth,
+                &key,
+                challenge.clone(),
+                st,
+                say,
+            );
             auth.lock();
             match r {
                 Ok((c, after)) => {
@@ -206,13 +225,13 @@ pub fn one_round(
 /// the status after.
 fn authenticate(
     p: &mut Primary<'_>,
+    device_name: &[u8],
     auth: &mut dyn Authenticator,
     key: &AuthKey,
     challenge: Option<Vec<u8>>,
     st: Status,
     say: &mut dyn FnMut(String),
 ) -> Result<(Vec<u8>, Status)> {
-    let name = Zeroizing::new(p.device_name.as_bytes().to_vec());
     let mut said = Vec::new();
     let r = p.transport.transact(|l| {
         let challenge = match challenge {
@@ -221,13 +240,12 @@ fn authenticate(
                 c
             }
             None => {
-                let c = Card::new(l).challenge(8)?;
+                let c = Card::new(l).pka_challenge(CHALLENGE_LEN)?;
                 said.push(format!("challenge: {} bytes from the token", c.len()));
                 c
             }
         };
-        let mut tbs = name.to_vec();
-        tbs.extend_from_slice(&challenge);
+        let tbs = to_be_signed(device_name, &challenge);
         let sig = auth.sign(key, &tbs)?;
         said.push(format!("signature: {} bytes", sig.len()));
         Card::new(l).select_pka_key(&key.chr)?;
@@ -241,6 +259,12 @@ fn authenticate(
         say(s);
     }
     r
+}
+
+/// T = device name ‖ challenge (docs/protocol.md §6.7): the name's raw
+/// bytes, as the card compares them, whatever they are.
+pub fn to_be_signed(device_name: &[u8], challenge: &[u8]) -> Vec<u8> {
+    [device_name, challenge].concat()
 }
 
 /// The keys of `auth` whose name is pending (none if they cannot be

@@ -12,6 +12,14 @@
 //! [`VCard`] started) for the test process itself, so that `opensc-pkcs11.so`
 //! loaded in-process sees every reader too.
 //!
+//! The module verifies a primary's device chain before a PKA login, and a
+//! picohsm-vcard's chain is under a test PKI the module trusts only with
+//! `allow-test-chains = true`: from the first [`VCard`] started, the test
+//! process (and so every module, tool and example it runs) gets
+//! `PICOHSM_PKCS11_CONFIG` pointing at [`harness_settings`] unless a test
+//! set it already. A test that writes settings of its own puts
+//! [`TEST_CHAINS`] in them.
+//!
 //! Run these tests one at a time (`RUST_TEST_THREADS=1`, as
 //! `scripts/test.sh` does): every process that loads OpenSC's PKCS#11
 //! module connects to every card in every reader and SELECTs the applet,
@@ -467,10 +475,52 @@ pub fn module_path() -> PathBuf {
     .clone()
 }
 
+/// The settings line that lets the module trust picohsm-vcard's test
+/// chains (docs/protocol.md §3.3): every settings file a test writes for
+/// a PKA login through vcards starts with it.
+pub const TEST_CHAINS: &str = "allow-test-chains = true\n";
+
+/// The harness's settings file: [`TEST_CHAINS`] only (authenticators found
+/// on their own, `login = "auto"`), in a directory of its own with mode
+/// 0700 and the file 0600, as the module wants settings files.
+pub fn harness_settings() -> &'static Path {
+    static FILE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &FILE
+        .get_or_init(|| {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = tempfile::Builder::new()
+                .prefix("picohsm-harness-settings-")
+                .tempdir()
+                .expect("temp dir");
+            let path = dir.path().join("config.toml");
+            fs::write(&path, TEST_CHAINS).expect("write the harness settings");
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+            (dir, path)
+        })
+        .1
+}
+
+/// Writes the settings file `path` (TOML, [`TEST_CHAINS`] first) with mode
+/// 0600, as the module accepts it whatever the umask.
+pub fn write_settings(path: &Path, toml: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(path, format!("{TEST_CHAINS}{toml}")).expect("write settings");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Points this process's `PICOHSM_PKCS11_CONFIG` at [`harness_settings`]
+/// unless it is set already (children inherit it).
+pub fn use_harness_settings_in_process() {
+    if std::env::var_os("PICOHSM_PKCS11_CONFIG").is_none() {
+        std::env::set_var("PICOHSM_PKCS11_CONFIG", harness_settings());
+    }
+}
+
 /// `pkcs11-tool --module libpicohsm_pkcs11.so --slot-description READER`.
 pub fn our_pkcs11_tool_command(vcard: &VCard) -> Command {
     let mut c = Command::new("pkcs11-tool");
     c.env("OPENSC_CONF", opensc_conf())
+        .env("PICOHSM_PKCS11_CONFIG", harness_settings())
         .arg("--module")
         .arg(module_path())
         .arg("--slot-description")
@@ -600,6 +650,7 @@ impl VCard {
     pub fn start_many_with(opts: Vec<Options>) -> Vec<VCard> {
         check_readers();
         use_opensc_conf_in_process();
+        use_harness_settings_in_process();
         let bin = vcard_binary();
         let locks = acquire_ports(opts.len());
         let mut cards: Vec<VCard> = locks
@@ -843,6 +894,11 @@ impl VCard {
         };
         let log = self.stderr_log();
         (status, log.get(before..).unwrap_or_default().to_string())
+    }
+
+    /// The `--chain` file of the next [`VCard::start_again`].
+    pub fn set_chain(&mut self, chain: Option<PathBuf>) {
+        self.opts.chain = chain;
     }
 
     /// [`VCard::stop`] then [`VCard::start_again`]: a power cycle with the

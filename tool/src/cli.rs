@@ -327,6 +327,15 @@ pub struct LoginArgs {
     /// How long to wait for the next authenticator token, in seconds.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub wait: u64,
+    /// Trust picohsm-vcard's test PKI and self-signed device certificates
+    /// for the device's chain (the module's `allow-test-chains`): for
+    /// tests only.
+    #[arg(long)]
+    pub allow_test_chain: bool,
+    /// A CV certificate of a root the device's chain must lead to (the
+    /// module's `device-roots`; repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub device_root: Vec<PathBuf>,
 }
 
 /// `pin change`.

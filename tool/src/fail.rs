@@ -209,6 +209,7 @@ const MODULE_FAILURES: &[(CK_RV, i32, &str, &str)] = &[
     (vendor::CKR_PICOHSM_PKA_MORE_NEEDED, CARD, "the quorum needs more authenticators than are connected", "connect the next authenticator token (or raise --wait)"),
     (vendor::CKR_PICOHSM_ALREADY_AUTHENTICATED, CARD, "this key was already accepted in this round", "the next round needs another registered key"),
     (CKR_USER_NOT_LOGGED_IN, CARD, "the device wants a login first", "verify the user PIN, or log in with PKA"),
+    (vendor::CKR_PICOHSM_DEVICE_UNTRUSTED, CARD, "the device's certificate chain (EF 2F02) does not lead to a trusted root: nothing was signed for it", "name its root with --device-root (the module's device-roots); --allow-test-chain trusts picohsm-vcard's test PKI"),
 ];
 
 /// A failure of the module's layers (PC/SC, the PKA login).

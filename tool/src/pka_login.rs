@@ -22,7 +22,7 @@ use crate::out::{Out, Progress};
 /// The authenticators: the command line's, else the module's configuration.
 fn config(a: &LoginArgs) -> Res<Config> {
     let mut c = Config::load(None).map_err(|_| {
-        Failure::usage("the module's configuration file does not parse")
+        Failure::usage("the module's configuration file does not parse, or others can write it")
             .hint("fix the file named by PICOHSM_PKCS11_CONFIG or ~/.config/picohsm-pkcs11/config.toml (see the module's documentation)")
     })?;
     let mut specs = Vec::new();
@@ -51,6 +51,8 @@ fn config(a: &LoginArgs) -> Res<Config> {
     if !specs.is_empty() {
         c.authenticators = specs;
     }
+    c.allow_test_chains |= a.allow_test_chain;
+    c.device_roots.extend(a.device_root.iter().cloned());
     Ok(c)
 }
 
@@ -82,7 +84,6 @@ pub fn run(cli: &Cli, a: &LoginArgs, out: &mut Out) -> Res<Value> {
         let mut said = Vec::new();
         let mut primary = Primary {
             transport: &mut dev.transport,
-            device_name: &device_name,
             progress: &mut progress,
         };
         let r = round::one_round(&mut primary, &config, &pcsc, &reader, &a.pin.0, &mut |s| {
