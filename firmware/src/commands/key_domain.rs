@@ -85,10 +85,8 @@ pub fn run(card: &mut Card, cmd: &Command<'_>) -> Response {
             if dom.total == 0xFF {
                 return Err(StatusWord::REF_NOT_FOUND);
             }
-            if cmd.p1 == 0x03 {
-                if domain_has_keys(card, d) {
-                    return Err(StatusWord::FILE_EXISTS);
-                }
+            if cmd.p1 == 0x03 && domain_has_keys(card, d) {
+                return Err(StatusWord::FILE_EXISTS);
             }
             let new = if cmd.p1 == 0x03 {
                 Domain {
