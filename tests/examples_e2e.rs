@@ -95,7 +95,10 @@ fn c_example_two_of_three_reports_progress() {
     let (k1, _) = firmware_key(b, 1, Curve::P256);
     let (k2, _) = firmware_key(c, 1, Curve::BrainpoolP256r1);
     let (k3, _) = firmware_key(c, 2, Curve::P256);
-    primary_with_keys(a, 3, 2, &[k1, k2, k3]);
+    // Past m = 2 keys, registering needs the quorum (docs/protocol.md §6.3).
+    init_pka(a, 3, 2);
+    register_all_by(a, &[(b, 1, k1), (c, 1, k2), (c, 2, k3)]);
+    our_keypairgen(a, PIN, "EC:prime256v1", "01");
     let bin = c_example(a.dir());
     let out = run_cmd(
         Command::new(bin)

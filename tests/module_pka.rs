@@ -271,7 +271,8 @@ fn vendor_user_type_two_of_three_with_progress_then_the_pin() {
     let (k1, _) = firmware_key(b, 1, Curve::P256);
     let (k2, _) = firmware_key(c, 1, Curve::BrainpoolP256r1);
     let (k3, _) = firmware_key(c, 2, Curve::P256);
-    register_all(a, &[k1, k2, k3]);
+    // Past m = 2 keys, registering needs the quorum (docs/protocol.md §6.3).
+    register_all_by(a, &[(b, 1, k1), (c, 1, k2), (c, 2, k3)]);
 
     let p11 = our_module();
     let slot = slot_of(&p11, a);

@@ -144,9 +144,16 @@ fn two_of_three_and_firmware_made_keys() {
     .collect();
     let mut ac = Conn::logged_in(a);
     for (i, (file, _)) in keys.iter().enumerate() {
+        if i == 2 {
+            // Past m = 2 registered keys: the PIN alone no longer registers,
+            // the quorum of the first two does (docs/protocol.md §6.3).
+            assert_eq!(ac.register(file).1, 0x6982);
+            ac.quorum(&[(b, 1, &keys[0].0), (b, 2, &keys[1].0)]);
+        }
         let (st, sw) = ac.register(file);
         assert_eq!((st[1], sw), (2 - i as u8, 0x9000));
     }
+    ac.select();
     assert!(pka_status(a).contains("Missing public keys:       0"));
     let chrs: Vec<Vec<u8>> = keys
         .iter()
@@ -193,7 +200,11 @@ fn refusals_through_the_stack() {
     ac.select();
     assert_eq!(ac.register(&files[0].0).1, 0x6982);
     assert_eq!(ac.verify_pin(), 0x9000);
-    for (f, _) in &files[..8] {
+    assert_eq!(ac.register(&files[0].0).1, 0x9000);
+    // Past m = 1 registered key, the quorum is needed too (docs/protocol.md §6.3).
+    assert_eq!(ac.register(&files[1].0).1, 0x6982);
+    ac.quorum(&[(b, 1, &files[0].0)]);
+    for (f, _) in &files[1..8] {
         assert_eq!(ac.register(f).1, 0x9000);
     }
     assert_eq!(ac.register(&files[8].0).1, 0x6A84, "a ninth key");
@@ -211,12 +222,15 @@ fn refusals_through_the_stack() {
     // A signature replayed after a new challenge.
     let c1 = ac.challenge();
     let old = bc.sign_login(1, &name, &c1);
-    let c2 = ac.challenge();
+    ac.challenge();
     assert_eq!(ac.external_authenticate(&old), 0x6985);
+    // A failure uses the challenge up, so each attempt below gets its own.
     // A signature by a key that is not registered (key 9).
+    let c2 = ac.challenge();
     let unregistered = bc.sign_login(9, &name, &c2);
     assert_eq!(ac.external_authenticate(&unregistered), 0x6985);
     // A signature over another device's name (the authenticator's own).
+    let c2 = ac.challenge();
     let b_name = bc.device_name();
     let other = bc.sign_login(1, &b_name, &c2);
     assert_eq!(ac.external_authenticate(&other), 0x6985);
@@ -228,8 +242,13 @@ fn refusals_through_the_stack() {
         ac.tx(&apdu::build_extended(0, 0x46, 12, 0, &tpl, 65536)).1,
         0x6982
     );
-    // The right signature still works, and with the PIN keys are usable.
+    // The failures used the challenge up: the right signature over it is
+    // refused; over a new challenge it works, and with the PIN keys are usable.
     let good = bc.sign_login(1, &name, &c2);
+    assert_eq!(ac.external_authenticate(&good), 0x6985);
+    let c3 = ac.challenge();
+    let good = bc.sign_login(1, &name, &c3);
+    assert_eq!(ac.mse_at(&chr1), 0x9000);
     assert_eq!(ac.external_authenticate(&good), 0x9000);
     assert_eq!(
         ac.tx(&apdu::build_extended(0, 0x46, 12, 0, &tpl, 65536)).1,

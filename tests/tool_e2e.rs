@@ -253,11 +253,33 @@ fn keygen_export_register_status_and_a_test_login() {
     };
     assert_eq!(registers(a.apdu_log()), 0, "nothing sent to register");
     assert!(pka_status(a).contains("Missing public keys:       0"));
-    // With --force the card has the last word: 6A84 (no free slot), with
-    // what to do.
+    // With m = 1 key registered, a further registration needs a PKA login
+    // first: without --auth-pin the tool says so and sends nothing.
     let e = tool_fails(
         a,
         &["pka", "register", &s(&theirs), "--pin", PIN, "--force"],
+        2,
+    );
+    assert!(e.contains("PKA login") && e.contains("--auth-pin"), "{e}");
+    assert_eq!(registers(a.apdu_log()), 0, "nothing sent to register");
+    // With --force and the login the card has the last word: 6A84 (no free
+    // slot), with what to do.
+    let e = tool_fails(
+        a,
+        &[
+            "pka",
+            "register",
+            &s(&theirs),
+            "--pin",
+            PIN,
+            "--force",
+            "--auth-pin",
+            PIN,
+            "--authenticator-reader",
+            b.reader_name(),
+            "--wait",
+            "0",
+        ],
         1,
     );
     assert!(e.contains("6A84") && e.contains("pka status"), "{e}");

@@ -9,6 +9,10 @@
 //! registered EC key is taken from the explicit domain parameters in its own
 //! request (so OpenSC's placeholder CAR "UTCA00001" does not break the login),
 //! and a request is only registered if its inner self-signature verifies.
+//!
+//! Our firmware's further differences (docs/protocol.md §6.3): a public key is
+//! registered once whatever its CHR ([`key_identity`]), and once m keys are
+//! registered a further registration needs the quorum ([`registered`]).
 
 use alloc::vec::Vec;
 use picohsm_wire::codes::fid;
@@ -62,6 +66,50 @@ pub fn status(card: &Card, p: Params) -> Vec<u8> {
     .encode()
 }
 
+/// How many slots hold a registered key.
+pub fn registered(card: &Card, p: Params) -> usize {
+    (0..p.n as usize)
+        .filter(|i| slot(card, *i).is_some())
+        .count()
+}
+
+/// What makes two registered requests the same key, whatever their CHRs
+/// and encodings: for an EC key its curve (prime) and the x-coordinate of
+/// its point (so a compressed and an uncompressed encoding of one point
+/// match, and so do Q and -Q, whose private keys are d and n - d: one holder
+/// either way); for an RSA key its modulus without leading zeros (the same
+/// modulus with another exponent is the same holder). `None` if the
+/// request does not parse or has no key.
+pub fn key_identity(request: &[u8]) -> Option<Vec<u8>> {
+    let req = AuthRequest::parse(request).ok()?;
+    let cert = &req.cert;
+    let mut id = Vec::new();
+    if oid::is_ec(cert.algorithm) {
+        let prime = strip_zeros(cert.key_field(0x81)?);
+        let q = cert.key_field(0x86)?;
+        let x = match q.first()? {
+            0x04 if q.len() % 2 == 1 => &q[1..1 + (q.len() - 1) / 2],
+            0x02 | 0x03 => &q[1..],
+            _ => q,
+        };
+        id.push(b'E');
+        id.extend_from_slice(&(prime.len() as u16).to_be_bytes());
+        id.extend_from_slice(prime);
+        id.extend_from_slice(strip_zeros(x));
+    } else if oid::is_rsa(cert.algorithm) {
+        id.push(b'R');
+        id.extend_from_slice(strip_zeros(cert.key_field(0x81)?));
+    } else {
+        return None;
+    }
+    Some(id)
+}
+
+fn strip_zeros(b: &[u8]) -> &[u8] {
+    let z = b.iter().take_while(|x| **x == 0).count();
+    &b[z..]
+}
+
 /// Stores `request` in slot `i` and updates the missing count. Not committed.
 pub fn store_slot(card: &mut Card, p: Params, i: usize, request: &[u8]) -> Result<(), StatusWord> {
     card.fs.put(EF_PKA_KEY0 + i as u16, request.to_vec())?;
@@ -72,7 +120,8 @@ pub fn store_slot(card: &mut Card, p: Params, i: usize, request: &[u8]) -> Resul
         .put(EF_PKA, alloc::vec![p.n, p.n - registered, p.m, 0])
 }
 
-/// Every CV certificate the card knows as an issuer: EF 2F02 and `CAxx`.
+/// Every CV certificate the card knows as an issuer: EF 2F02, `CAxx`, and
+/// those PSO VERIFY CERTIFICATE verified in this card session.
 pub fn puk_store(card: &Card) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     if let Some(chain) = card.fs.get(fid::EF_DEVAUT) {
@@ -87,6 +136,7 @@ pub fn puk_store(card: &Card) -> Vec<Vec<u8>> {
             }
         }
     }
+    out.extend(card.session.verified_certs.iter().cloned());
     out
 }
 

@@ -8,6 +8,9 @@ use crate::seal::Key32;
 /// Registered PKA keys a device can hold (docs/protocol.md §6.1).
 pub const MAX_PKA_KEYS: usize = 8;
 
+/// Certificates PSO VERIFY CERTIFICATE can add to a card session.
+pub const MAX_SESSION_CERTS: usize = 16;
+
 /// The session state of the applet.
 #[derive(Default)]
 pub struct Session {
@@ -31,6 +34,10 @@ pub struct Session {
     pub pka_selected: Option<usize>,
     /// The issuer certificate chosen by MSE SET DST (a `7F21` TLV).
     pub issuer: Option<Vec<u8>>,
+    /// Certificates verified by PSO VERIFY CERTIFICATE in this session
+    /// (`7F21` TLVs, at most [`MAX_SESSION_CERTS`]): kept in RAM, not in
+    /// flash, since anyone may send that command (docs/protocol.md §6.4).
+    pub verified_certs: Vec<Vec<u8>>,
 }
 
 impl Session {

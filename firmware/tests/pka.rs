@@ -145,13 +145,28 @@ fn initialise_register_login_then_pin_unlocks_keys() {
 #[test]
 fn two_of_three() {
     let (mut a, mut b) = logged_in_pair(3, 2);
-    let mut chrs = Vec::new();
+    let mut chrs: Vec<Vec<u8>> = Vec::new();
     for id in 1..=3u8 {
         let (p, chr) = make_key(&mut b, id, &ec_template(Curve::P256, None, None));
+        if id == 3 {
+            // Past m = 2 registered keys, registering needs the quorum too.
+            assert_eq!(register(&mut a, &p).1, 0x6982);
+            let c = challenge(&mut a);
+            let name = a.card.device_name();
+            for (i, chr) in chrs.iter().enumerate() {
+                let s = sign_login(&mut b, i as u8 + 1, &name, &c, 32);
+                assert_eq!(mse_at(&mut a, chr), 0x9000);
+                assert_eq!(ext_auth(&mut a, &s), 0x9000);
+            }
+        }
         assert_eq!(register(&mut a, &p).1, 0x9000);
         chrs.push(chr);
     }
-    assert_eq!(status(&mut a), vec![3, 0, 2, 0]);
+    assert_eq!(
+        status(&mut a),
+        vec![3, 0, 2, 2],
+        "the quorum of the registration"
+    );
     a.select();
     a.login();
     let c = challenge(&mut a);
@@ -208,7 +223,11 @@ fn refusals() {
     let wrong = sign_login(&mut b, 1, b"ZZPHSMOTHER00001", &c, 32);
     assert_eq!(ext_auth(&mut a, &wrong), 0x6985);
     assert_eq!(status(&mut a)[3], 0, "nothing authenticated");
-    // A bad signature clears the key's status; the good one still works after.
+    // A bad signature uses the challenge up: the good one over it is refused,
+    // over a new challenge it works.
+    let good = sign_login(&mut b, 1, &name, &c, 32);
+    assert_eq!(ext_auth(&mut a, &good), 0x6985);
+    let c = challenge(&mut a);
     let good = sign_login(&mut b, 1, &name, &c, 32);
     assert_eq!(ext_auth(&mut a, &good), 0x9000);
     assert_eq!(a.raw(&[0, 0x82, 0, 0]).1, 0x6700, "no signature");
@@ -217,7 +236,8 @@ fn refusals() {
 
 #[test]
 fn registration_checks_the_request() {
-    let (mut a, mut b) = logged_in_pair(8, 1);
+    // 8 of 8: every registration below is within the bootstrap (before m keys).
+    let (mut a, mut b) = logged_in_pair(8, 8);
     let (p, _) = make_key(&mut b, 1, &ec_template(Curve::P256, None, None));
     // Unsigned: the inner signature altered.
     let mut bad = p.clone();
@@ -233,8 +253,22 @@ fn registration_checks_the_request() {
         let (p, _) = make_key(&mut b, id, &ec_template(Curve::P256, None, None));
         assert_eq!(register(&mut a, &p).1, 0x9000, "key {id}");
     }
-    assert_eq!(status(&mut a), vec![8, 0, 1, 0]);
+    assert_eq!(status(&mut a), vec![8, 0, 8, 0]);
     let (p9, _) = make_key(&mut b, 9, &ec_template(Curve::P256, None, None));
+    assert_eq!(
+        register(&mut a, &p9).1,
+        0x6982,
+        "past m: the quorum is needed"
+    );
+    let c = challenge(&mut a);
+    let name = a.card.device_name();
+    for slot in 0..8u8 {
+        let (chr, _) = a.raw(&[0x80, 0x54, 2, slot, 0]);
+        let id = if slot == 0 { 1 } else { slot + 1 };
+        let s = sign_login(&mut b, id, &name, &c, 32);
+        assert_eq!(mse_at(&mut a, &chr), 0x9000);
+        assert_eq!(ext_auth(&mut a, &s), 0x9000, "slot {slot}");
+    }
     assert_eq!(register(&mut a, &p9).1, 0x6A84, "a ninth key");
     // More than eight slots cannot be asked for.
     let mut c = T::with(Mem::default(), Mem::default(), 5);
@@ -260,7 +294,11 @@ fn replace_with_the_option() {
     let mut b = authenticator();
     let (p1, _) = make_key(&mut b, 1, &ec_template(Curve::P256, None, None));
     let (p2, chr2) = make_key(&mut b, 2, &ec_template(Curve::P256, None, None));
+    let chr1 = AuthRequest::parse(&p1).unwrap().cert.chr.to_vec();
     assert_eq!(register(&mut a, &p1).1, 0x9000);
+    // Replacing past m registered keys needs the quorum as well as the PIN.
+    assert_eq!(a.cmd(0x80, 0x54, 1, 0, &p2, 4).1, 0x6982);
+    assert_eq!(login_with(&mut a, &mut b, 1, &chr1, 32), 0x9000);
     assert_eq!(a.cmd(0x80, 0x54, 1, 0, &p2, 4), (vec![1, 0, 1, 0], 0x9000));
     assert_eq!(a.raw(&[0x80, 0x54, 2, 0, 0]).0, chr2);
     assert_eq!(a.cmd(0x80, 0x54, 1, 1, &p2, 4).1, 0x6A86);

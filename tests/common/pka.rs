@@ -183,6 +183,24 @@ impl Conn {
         self.register_request(&request)
     }
 
+    /// Reaches the PKA quorum in this session: one challenge, signed by
+    /// each of `signers` (authenticator card, key reference, PKA file of
+    /// the registered key); every EXTERNAL AUTHENTICATE must pass.
+    pub fn quorum(&mut self, signers: &[(&VCard, u8, &[u8])]) {
+        let name = self.device_name();
+        let challenge = self.challenge();
+        for (card, key_ref, file) in signers {
+            let mut b = Conn::open(card);
+            b.select();
+            assert_eq!(b.verify_pin(), 0x9000);
+            let sig = b.sign_login(*key_ref, &name, &challenge);
+            drop(b);
+            let chr = chr_of(&parse_pka_file(file).0);
+            assert_eq!(self.mse_at(&chr), 0x9000);
+            assert_eq!(self.external_authenticate(&sig), 0x9000);
+        }
+    }
+
     /// The register command alone, with `request` (the content of tag 67).
     pub fn register_request(&mut self, request: &[u8]) -> (Vec<u8>, u16) {
         self.tx(&apdu::build_extended(0x80, 0x54, 0, 0, request, 4))
@@ -194,6 +212,25 @@ impl Conn {
 pub fn register_all(a: &VCard, files: &[Vec<u8>]) {
     let mut c = Conn::logged_in(a);
     for f in files {
+        assert_eq!(c.register(f).1, 0x9000);
+    }
+    c.select();
+}
+
+/// Registers keys (authenticator card, key reference, PKA file) on primary
+/// `a`, which has none registered yet, in one session with the user PIN
+/// verified: the first m within the bootstrap, the rest after a PKA quorum
+/// of the first m (our firmware wants it past m registered keys,
+/// docs/protocol.md §6.3); then selects the applet again (a logout).
+pub fn register_all_by(a: &VCard, keys: &[(&VCard, u8, Vec<u8>)]) {
+    let mut c = Conn::logged_in(a);
+    let m = c.status()[2] as usize;
+    for (i, (_, _, f)) in keys.iter().enumerate() {
+        if i == m {
+            let signers: Vec<(&VCard, u8, &[u8])> =
+                keys[..m].iter().map(|(v, r, f)| (*v, *r, &f[..])).collect();
+            c.quorum(&signers);
+        }
         assert_eq!(c.register(f).1, 0x9000);
     }
     c.select();

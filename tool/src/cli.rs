@@ -70,7 +70,8 @@ pub enum PkaCommand {
     /// writes), or from a key in a PKCS#11 token (a self-signed request).
     Export(ExportArgs),
     /// Register an exported public key on this device (needs the user PIN,
-    /// or the SO-PIN on a device without user PIN).
+    /// or the SO-PIN on a device without user PIN; once m keys are
+    /// registered, also a PKA login, run first with --auth-pin).
     Register(RegisterArgs),
     /// The PKA state: authenticated keys, scheme, registered keys.
     Status,
@@ -299,18 +300,19 @@ pub struct RegisterArgs {
     /// one may never be usable; this firmware refuses it anyway (6A89).
     #[arg(long)]
     pub force: bool,
+    /// The authenticators' PIN: once the device has m keys registered, a
+    /// further key is registered only after a PKA login (the quorum) in
+    /// the same card session, which the tool runs first, as `pka login`.
+    #[arg(long, value_parser = parse_pin)]
+    pub auth_pin: Option<Pin>,
+    /// Where the authenticators are, for that login.
+    #[command(flatten)]
+    pub authenticators: AuthenticatorArgs,
 }
 
-/// `pka login`.
+/// The authenticators of a PKA login (`pka login`, `pka register`).
 #[derive(Debug, Args)]
-pub struct LoginArgs {
-    /// The authenticators' PIN.
-    #[arg(long, value_parser = parse_pin)]
-    pub pin: Pin,
-    /// The device's user PIN, verified after the quorum (it unlocks the
-    /// keys on a PKA + PIN device).
-    #[arg(long, value_parser = parse_pin)]
-    pub primary_pin: Option<Pin>,
+pub struct AuthenticatorArgs {
     /// Authenticator: a SmartCard-HSM in a reader matching this glob
     /// (default: the module's configuration, else any other SmartCard-HSM).
     #[arg(long, value_name = "GLOB")]
@@ -336,6 +338,21 @@ pub struct LoginArgs {
     /// module's `device-roots`; repeatable).
     #[arg(long, value_name = "FILE")]
     pub device_root: Vec<PathBuf>,
+}
+
+/// `pka login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The authenticators' PIN.
+    #[arg(long, value_parser = parse_pin)]
+    pub pin: Pin,
+    /// The device's user PIN, verified after the quorum (it unlocks the
+    /// keys on a PKA + PIN device).
+    #[arg(long, value_parser = parse_pin)]
+    pub primary_pin: Option<Pin>,
+    /// Where the authenticators are.
+    #[command(flatten)]
+    pub authenticators: AuthenticatorArgs,
 }
 
 /// `pin change`.

@@ -81,7 +81,7 @@ fn sw_hint(command: Cmd, sw: StatusWord) -> Option<String> {
     let pka = matches!(command, PkaRegister | PkaStatus | PkaEnumerate);
     let s = match sw {
         StatusWord::SECURITY_STATUS if pka => {
-            "verify a PIN in the same session: pass --pin (or --so-pin on a device without user PIN)"
+            "verify a PIN in the same session: pass --pin (or --so-pin on a device without user PIN); once m keys are registered, a PKA login in the same session as well: pass --auth-pin"
         }
         StatusWord::SECURITY_STATUS => {
             "the device wants a login first: the user PIN; on a PKA device, a PKA login as well, which the PKCS#11 module (libpicohsm_pkcs11.so) does before using keys"
@@ -94,7 +94,9 @@ fn sw_hint(command: Cmd, sw: StatusWord) -> Option<String> {
             "every PKA slot is taken (see picohsm-tool pka status); re-initialise with more --pka-keys, or replace a key with --replace SLOT"
         }
         StatusWord::FILE_FULL => "the device is full: delete keys or objects first",
-        StatusWord::FILE_EXISTS if pka => "a key with this name (CHR) is already registered",
+        StatusWord::FILE_EXISTS if pka => {
+            "a key with this name (CHR), or this very public key under another name, is already registered"
+        }
         StatusWord::DATA_INVALID if pka => {
             "the request's self-signature does not verify: export the key again"
         }

@@ -1,4 +1,8 @@
 //! `pka export`, `pka register`, `pka status` (docs/protocol.md §6.3-§6.6).
+//!
+//! `pka register` on a device with m keys registered already runs a PKA
+//! login first (`--auth-pin`, the authenticators as for `pka login`), since
+//! our firmware then wants the quorum as well as the PIN (docs/protocol.md §6.3).
 
 use std::fs;
 
@@ -180,7 +184,7 @@ pub fn register(cli: &Cli, a: &RegisterArgs, out: &mut Out) -> Res<Value> {
             .hint("give the file written by picohsm-tool pka export or sc-hsm-tool --export-for-pub-key-auth")
     })?;
     let chr = String::from_utf8_lossy(&file.chr().map_err(Failure::from)?).into_owned();
-    let (_pcsc, mut dev) = Device::open(cli.reader.as_deref())?;
+    let (pcsc, mut dev) = Device::open(cli.reader.as_deref())?;
     out.step(format!(
         "registering {chr} on the device in \"{}\"",
         dev.reader
@@ -205,6 +209,40 @@ pub fn register(cli: &Cli, a: &RegisterArgs, out: &mut Out) -> Res<Value> {
         ))
         .hint("export a key with another name (picohsm-tool keygen names keys after the device), replace that slot with --replace, or register anyway with --force"));
     }
+    // Once m keys are registered, our firmware registers a further one only
+    // in a session that also reached the PKA quorum (docs/protocol.md §6.3):
+    // the PIN alone must not add an authenticator. The login runs first, on
+    // this connection, with no SELECT before the registration.
+    let quorum_needed = before.registered >= before.required;
+    if quorum_needed {
+        let Some(auth_pin) = &a.auth_pin else {
+            return Err(Failure::usage(format!(
+                "the device has {} key(s) registered and needs {} to log in: a further key is registered only after a PKA login (the quorum) in the same session, and no --auth-pin was given for it",
+                before.registered, before.required
+            ))
+            .hint("pass --auth-pin <the authenticators' PIN>, and --authenticator-reader or --authenticator-module as for picohsm-tool pka login"));
+        };
+        let config = crate::pka_login::config(&a.authenticators)?;
+        out.step(format!(
+            "{} of {} keys registered: a PKA login first (quorum {})",
+            before.registered, before.total, before.required
+        ));
+        let reader = dev.reader.clone();
+        let r = crate::pka_login::quorum(
+            &mut dev,
+            &pcsc,
+            &reader,
+            &config,
+            &auth_pin.0,
+            a.authenticators.wait,
+            out,
+        );
+        if let Err(e) = r {
+            let _ = dev.run(|c| c.select_applet().map(|_| ()));
+            return Err(e);
+        }
+        out.step("quorum reached");
+    }
     let mut said = Vec::new();
     let r = dev.run_session(|c, _| {
         // HEAD firmware wants a PIN verified in the session (docs/protocol.md §6.3).
@@ -227,6 +265,10 @@ pub fn register(cli: &Cli, a: &RegisterArgs, out: &mut Out) -> Res<Value> {
         c.register(&file, a.replace, &mut |s| said.push(s))?;
         pka_info(c)
     });
+    if quorum_needed {
+        // The login was the tool's own: end it (a logout), success or not.
+        let _ = dev.run(|c| c.select_applet().map(|_| ()));
+    }
     for s in said {
         out.step(s);
     }

@@ -14,13 +14,13 @@ use picohsm_pkcs11::vendor;
 use picohsm_wire::codes::pin_ref;
 use serde_json::{json, Value};
 
-use crate::cli::{Cli, LoginArgs};
+use crate::cli::{AuthenticatorArgs, Cli, LoginArgs};
 use crate::device::{self, Device};
 use crate::fail::{from_module, Failure, Res};
 use crate::out::{Out, Progress};
 
 /// The authenticators: the command line's, else the module's configuration.
-fn config(a: &LoginArgs) -> Res<Config> {
+pub fn config(a: &AuthenticatorArgs) -> Res<Config> {
     let mut c = Config::load(None).map_err(|_| {
         Failure::usage("the module's configuration file does not parse, or others can write it")
             .hint("fix the file named by PICOHSM_PKCS11_CONFIG or ~/.config/picohsm-pkcs11/config.toml (see the module's documentation)")
@@ -58,7 +58,7 @@ fn config(a: &LoginArgs) -> Res<Config> {
 
 /// Runs `pka login`.
 pub fn run(cli: &Cli, a: &LoginArgs, out: &mut Out) -> Res<Value> {
-    let config = config(a)?;
+    let config = config(&a.authenticators)?;
     let pcsc = device::pcsc()?;
     let reader = device::choose(&pcsc, cli.reader.as_deref())?;
     let mut dev = Device::connect(&pcsc, &reader)?;
@@ -75,73 +75,15 @@ pub fn run(cli: &Cli, a: &LoginArgs, out: &mut Out) -> Res<Value> {
     out.step(format!(
         "device: {device_name} in \"{reader}\" (SELECT: a new session)"
     ));
-    let mut progress = round::Progress::default();
-    let deadline = Instant::now() + Duration::from_secs(a.wait);
-    let mut waiting: Option<Progress> = None;
-    let mut rounds = 0u32;
-    let mut challenge_shown: Option<Vec<u8>> = None;
-    let status = loop {
-        let mut said = Vec::new();
-        let mut primary = Primary {
-            transport: &mut dev.transport,
-            progress: &mut progress,
-        };
-        let r = round::one_round(&mut primary, &config, &pcsc, &reader, &a.pin.0, &mut |s| {
-            said.push(s)
-        });
-        let waitable = matches!(
-            &r,
-            Err(e) if e.rv == vendor::CKR_PICOHSM_AUTHENTICATOR_MISSING
-                || e.rv == vendor::CKR_PICOHSM_KEY_NOT_REGISTERED
-        );
-        if waitable && Instant::now() < deadline {
-            if waiting.is_none() {
-                for s in said {
-                    out.step(s);
-                }
-                let e = r.as_ref().expect_err("a waitable error");
-                out.step(format!(
-                    "waiting up to {} s for the next authenticator token: {}",
-                    a.wait,
-                    from_module(*e).message
-                ));
-                waiting = Some(Progress::start("waiting for an authenticator token"));
-            }
-            std::thread::sleep(Duration::from_millis(500));
-            continue;
-        }
-        if let Some(p) = waiting.take() {
-            drop(p);
-        }
-        for s in said {
-            out.step(s);
-        }
-        match r {
-            Ok(st) => {
-                rounds += 1;
-                if let Some(c) = &progress.challenge {
-                    if challenge_shown.as_ref() != Some(c) {
-                        out.step(format!("challenge: {}", hex::encode_upper(c)));
-                        challenge_shown = Some(c.clone());
-                    }
-                }
-                if st.granted() {
-                    break st;
-                }
-            }
-            Err(e) if waitable && rounds > 0 => {
-                return Err(from_module(picohsm_pkcs11::error::Error::new(
-                    vendor::CKR_PICOHSM_PKA_MORE_NEEDED,
-                    "more authenticators needed",
-                ))
-                .hint(format!(
-                    "{} (connect the next authenticator within --wait seconds)",
-                    from_module(e).message
-                )));
-            }
-            Err(e) => return Err(from_module(e)),
-        }
-    };
+    let (status, rounds) = quorum(
+        &mut dev,
+        &pcsc,
+        &reader,
+        &config,
+        &a.pin.0,
+        a.authenticators.wait,
+        out,
+    )?;
     out.step(format!(
         "quorum: {} of {} required keys accepted, the device granted the user state",
         status.authenticated, status.required
@@ -178,4 +120,89 @@ pub fn run(cli: &Cli, a: &LoginArgs, out: &mut Out) -> Res<Value> {
         "pin_verified": pin_verified,
         "rounds": rounds,
     }))
+}
+
+/// Runs PKA rounds on the primary `dev` (applet selected, no SELECT in
+/// between) until the quorum: one round per authenticator, each step said
+/// on `out`, waiting up to `wait` seconds for the next authenticator token.
+/// The authenticators are unlocked with `auth_pin`. The granted session
+/// stays open for the caller (`pka register` registers in it). Returns the
+/// final status and the number of rounds run.
+#[allow(clippy::too_many_arguments)]
+pub fn quorum(
+    dev: &mut Device,
+    pcsc: &picohsm_pkcs11::transport::pcsc::Pcsc,
+    reader: &str,
+    config: &Config,
+    auth_pin: &[u8],
+    wait: u64,
+    out: &mut Out,
+) -> Res<(picohsm_pkcs11::card::PkaStatus, u32)> {
+    let mut progress = round::Progress::default();
+    let deadline = Instant::now() + Duration::from_secs(wait);
+    let mut waiting: Option<Progress> = None;
+    let mut rounds = 0u32;
+    let mut challenge_shown: Option<Vec<u8>> = None;
+    loop {
+        let mut said = Vec::new();
+        let mut primary = Primary {
+            transport: &mut dev.transport,
+            progress: &mut progress,
+        };
+        let r = round::one_round(&mut primary, config, pcsc, reader, auth_pin, &mut |s| {
+            said.push(s)
+        });
+        let waitable = matches!(
+            &r,
+            Err(e) if e.rv == vendor::CKR_PICOHSM_AUTHENTICATOR_MISSING
+                || e.rv == vendor::CKR_PICOHSM_KEY_NOT_REGISTERED
+        );
+        if waitable && Instant::now() < deadline {
+            if waiting.is_none() {
+                for s in said {
+                    out.step(s);
+                }
+                let e = r.as_ref().expect_err("a waitable error");
+                out.step(format!(
+                    "waiting up to {} s for the next authenticator token: {}",
+                    wait,
+                    from_module(*e).message
+                ));
+                waiting = Some(Progress::start("waiting for an authenticator token"));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            continue;
+        }
+        if let Some(p) = waiting.take() {
+            drop(p);
+        }
+        for s in said {
+            out.step(s);
+        }
+        match r {
+            Ok(st) => {
+                rounds += 1;
+                if let Some(c) = &progress.challenge {
+                    if challenge_shown.as_ref() != Some(c) {
+                        out.step(format!("challenge: {}", hex::encode_upper(c)));
+                        challenge_shown = Some(c.clone());
+                    }
+                }
+                if st.granted() {
+                    return Ok((st, rounds));
+                }
+            }
+            Err(e) if waitable && rounds > 0 => {
+                return Err(from_module(picohsm_pkcs11::error::Error::new(
+                    vendor::CKR_PICOHSM_PKA_MORE_NEEDED,
+                    "more authenticators needed",
+                ))
+                .hint(format!(
+                    "{} (connect the next authenticator within --wait seconds)",
+                    from_module(e).message
+                )));
+            }
+            Err(e) => return Err(from_module(e)),
+        }
+    }
 }

@@ -141,3 +141,34 @@ pub fn run(card: &mut Card, cmd: &Command<'_>) -> Response {
     dkek::initialize(card, p.dkek_shares, p.domains)?;
     Ok(Vec::new())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::commands::testcard::{SO_PIN, T};
+    use crate::pin::SO_PIN_TRIES;
+
+    #[test]
+    fn a_blocked_so_pin_blocks_re_initialisation() {
+        let mut t = T::new();
+        t.init(1, true, Some((1, 1)), &[]);
+        let mut wrong = alloc::vec![0x82, 8];
+        wrong.extend_from_slice(&[0x99; 8]);
+        for i in 0..SO_PIN_TRIES {
+            let sw = t.sw(0x80, 0x50, 0, 0, &wrong, 0);
+            let left = SO_PIN_TRIES - 1 - i;
+            let want = if left == 0 {
+                0x6983
+            } else {
+                0x63C0 | left as u16
+            };
+            assert_eq!(sw, want, "try {i}");
+            if i == 7 {
+                t = t.restart();
+            }
+        }
+        let mut right = alloc::vec![0x82, 8];
+        right.extend_from_slice(&SO_PIN);
+        assert_eq!(t.sw(0x80, 0x50, 0, 0, &right, 0), 0x6983);
+        assert!(t.card.pka_enabled(), "still the PKA device it was");
+    }
+}

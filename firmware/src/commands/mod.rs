@@ -28,6 +28,8 @@ pub mod read_binary;
 pub mod reset_retry;
 pub mod select;
 pub mod signature;
+#[cfg(test)]
+pub(crate) mod testcard;
 pub mod update_binary;
 pub mod verify;
 

@@ -1,5 +1,11 @@
 //! SIGN (INS 68, docs/protocol.md §7.2): P1 = key id, P2 = algorithm byte. ECDSA answers a
 //! DER signature, RSA the raw signature of modulus length.
+//!
+//! The device key (`CC00`, id 0) is refused here and in DECIPHER / ECDH
+//! (`6985`, whatever the session): it signs only what the firmware itself
+//! signs (the outer signature of a key's request, docs/protocol.md §6.2), so
+//! its signature keeps meaning "this key was generated on this device". A
+//! host digest signed by it would forge that for any software key.
 
 use alloc::vec::Vec;
 use picohsm_wire::apdu::Command;
@@ -33,10 +39,13 @@ pub fn hash_of(code: u8) -> Option<HashAlg> {
     hash_numbered(code & 0x0F)
 }
 
-/// Loads key P1 for use with algorithm `alg`, checking authentication, the
-/// allowed-algorithm list (6985) and the use counter (6A84), and counting
-/// the use.
+/// Loads key P1 for use with algorithm `alg`, checking that it is not the
+/// device key (6985), authentication, the allowed-algorithm list (6985) and
+/// the use counter (6A84), and counting the use.
 pub fn key_for_use(card: &mut Card, id: u8, alg: u8) -> Result<PrivateKey, StatusWord> {
+    if id == 0 {
+        return Err(StatusWord::CONDITIONS);
+    }
     require_auth(card)?;
     let mut meta = keys::meta(card, id)?;
     if !meta.allows(alg) {
@@ -102,5 +111,39 @@ pub fn run(card: &mut Card, cmd: &Command<'_>) -> Response {
                 .map_err(crypto_sw)
         }
         _ => Err(StatusWord::FUNC_NOT_SUPPORTED),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::commands::testcard::T;
+
+    #[test]
+    fn the_device_key_signs_no_host_data() {
+        let mut t = T::new();
+        t.init(1, true, None, &[]);
+        assert_eq!(t.verify_pin(), 0x9000);
+        assert!(t.card.session.user_auth);
+        for alg in [0x70u8, 0x73, 0x74, 0x20, 0x21] {
+            assert_eq!(
+                t.sw(0x80, 0x68, 0, alg, &[1; 32], 256),
+                0x6985,
+                "SIGN {alg:02X}"
+            );
+        }
+        let q = crate::keys::load(&t.card, 0)
+            .map(|(k, _)| match k {
+                crate::keys::PrivateKey::Ec { curve, d } => {
+                    picohsm_crypto::ec::public_key(curve, &d).unwrap()
+                }
+                _ => unreachable!(),
+            })
+            .unwrap();
+        assert_eq!(t.sw(0x80, 0x62, 0, 0x80, &q, 256), 0x6985, "ECDH");
+        assert_eq!(t.sw(0x80, 0x62, 0, 0x21, &[1; 32], 256), 0x6985, "DECIPHER");
+        assert_eq!(t.sw(0x80, 0x72, 0, 0x92, &[], 0), 0x6982, "WRAP");
+        // The firmware still signs requests with it.
+        let tpl = crate::commands::testcard::p256_template();
+        assert_eq!(t.sw(0, 0x46, 1, 0, &tpl, 65536), 0x9000);
     }
 }

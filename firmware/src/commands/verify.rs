@@ -103,3 +103,25 @@ pub fn grant_after_pka(card: &mut Card) -> Result<(), StatusWord> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::commands::testcard::T;
+
+    #[test]
+    fn pin_tries_survive_a_restart() {
+        let mut t = T::new();
+        t.init(1, true, None, &[0x91, 1, 3]);
+        assert_eq!(t.sw(0, 0x20, 0, 0x81, b"000000", 0), 0x63C2);
+        let mut t = t.restart();
+        assert_eq!(
+            t.sw(0, 0x20, 0, 0x81, &[], 0),
+            0x63C2,
+            "counted before the restart"
+        );
+        assert_eq!(t.sw(0, 0x20, 0, 0x81, b"000000", 0), 0x63C1);
+        assert_eq!(t.sw(0, 0x20, 0, 0x81, b"000000", 0), 0x6983);
+        let mut t = t.restart();
+        assert_eq!(t.verify_pin(), 0x6983, "blocked across a restart");
+    }
+}
