@@ -55,12 +55,15 @@ def results(files):
 
 
 def fuzz_figures():
-    """One dict per line of fuzz/figures/*.txt (key=value pairs)."""
+    """One dict per line of fuzz/figures/TARGET.txt (key=value pairs, as
+    scripts/fuzz.sh appends them)."""
     rows = []
     for path in sorted((ROOT / "fuzz" / "figures").glob("*.txt")):
         for line in path.read_text().splitlines():
             if line.strip() and not line.startswith("#"):
-                rows.append(dict(kv.split("=", 1) for kv in line.split() if "=" in kv))
+                row = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+                row.setdefault("target", path.stem)
+                rows.append(row)
     return rows
 
 

@@ -98,7 +98,7 @@ fn c_example_two_of_three_reports_progress() {
     // Past m = 2 keys, registering needs the quorum (docs/protocol.md §6.3).
     init_pka(a, 3, 2);
     register_all_by(a, &[(b, 1, k1), (c, 1, k2), (c, 2, k3)]);
-    our_keypairgen(a, PIN, "EC:prime256v1", "01");
+    our_keypairgen(a, &format!("{PIN}:{PIN}"), "EC:prime256v1", "01");
     let bin = c_example(a.dir());
     let out = run_cmd(
         Command::new(bin)
