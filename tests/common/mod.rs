@@ -1059,3 +1059,79 @@ pub fn our_keypairgen(card: &VCard, pin: &str, key_type: &str, id: &str) {
     ])));
     assert!(out.contains("Key pair generated"), "{out}");
 }
+
+// ---------------------------------------------------------------------------
+// A card of the test's own, in-process
+
+/// A [`picohsm_vcard::VirtualCard`] of the test's own (a rogue or broken
+/// card) served to pcscd from a thread of the test process, in a free vpcd
+/// reader. Dropping it takes the card out and frees the reader.
+pub struct RogueCard {
+    lock: PortLock,
+    reader: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RogueCard {
+    /// Plugs `card` into a free reader and waits until pcscd sees it.
+    pub fn start<C: picohsm_vcard::VirtualCard + Send + 'static>(card: C) -> RogueCard {
+        check_readers();
+        use_opensc_conf_in_process();
+        use_harness_settings_in_process();
+        let lock = acquire_ports(1).pop().unwrap();
+        let reader = reader_for_port(lock.port);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut client = picohsm_vcard::Client::new(card, "127.0.0.1", lock.port, stop.clone());
+        let thread = std::thread::spawn(move || client.run());
+        let deadline = Instant::now() + PRESENCE_TIMEOUT;
+        while card_present(reader) != Some(true) {
+            assert!(
+                Instant::now() < deadline,
+                "the rogue card did not appear in {reader:?}"
+            );
+            sleep(Duration::from_millis(100));
+        }
+        RogueCard {
+            lock,
+            reader,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The PC/SC reader name.
+    pub fn reader_name(&self) -> &str {
+        self.reader
+    }
+
+    /// The vpcd port.
+    pub fn port(&self) -> u16 {
+        self.lock.port
+    }
+}
+
+impl Drop for RogueCard {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let deadline = Instant::now() + PRESENCE_TIMEOUT;
+        while card_present(self.reader) == Some(true) && Instant::now() < deadline {
+            sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The slot of the reader named `reader`.
+pub fn slot_of_reader(p11: &cryptoki::context::Pkcs11, reader: &str) -> cryptoki::slot::Slot {
+    p11.get_all_slots()
+        .expect("C_GetSlotList")
+        .into_iter()
+        .find(|s| {
+            p11.get_slot_info(*s)
+                .is_ok_and(|i| i.slot_description() == reader)
+        })
+        .unwrap_or_else(|| panic!("no slot for {reader:?}"))
+}
