@@ -13,6 +13,7 @@ use picohsm_wire::apdu;
 use picohsm_wire::codes::AID;
 use picohsm_wire::curve::Curve;
 use picohsm_wire::cvc::{self, oid};
+use picohsm_wire::sw::StatusWord;
 use picohsm_wire::tlv;
 use zeroize::Zeroizing;
 
@@ -78,7 +79,7 @@ impl T {
     }
     /// SELECT of the applet (a logout).
     pub fn select(&mut self) {
-        assert_eq!(self.sw(0, 0xA4, 4, 0, AID, 256), 0x9000);
+        assert_eq!(self.sw(0, 0xA4, 4, 0, AID, 256), StatusWord::OK.0);
     }
     /// INITIALIZE with the SO-PIN, `options`, the user PIN if `pin`, PKA
     /// `n`-of-`m` if given, then `extra` TLVs; selects again (logout).
@@ -94,7 +95,7 @@ impl T {
             d.extend_from_slice(&[0x93, 2, n, m]);
         }
         d.extend_from_slice(extra);
-        assert_eq!(self.sw(0x80, 0x50, 0, 0, &d, 0), 0x9000);
+        assert_eq!(self.sw(0x80, 0x50, 0, 0, &d, 0), StatusWord::OK.0);
         self.select();
     }
     /// VERIFY of the user PIN.
@@ -112,13 +113,13 @@ impl T {
     /// GET CHALLENGE of `le` bytes.
     pub fn challenge(&mut self, le: usize) -> Vec<u8> {
         let (c, sw) = self.cmd(0, 0x84, 0, 0, &[], le);
-        assert_eq!(sw, 0x9000);
+        assert_eq!(sw, StatusWord::OK.0);
         c
     }
     /// MSE SET AT of `chr`, then EXTERNAL AUTHENTICATE with `sig`.
     pub fn ext_auth(&mut self, chr: &[u8], sig: &[u8]) -> u16 {
         let sw = self.sw(0, 0x22, 0x81, 0xA4, &tlv::encode(0x83, chr), 0);
-        if sw != 0x9000 {
+        if sw != StatusWord::OK.0 {
             return sw;
         }
         self.sw(0, 0x82, 0, 0, sig, 0)
