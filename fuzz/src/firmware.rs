@@ -159,10 +159,18 @@ fn fixtures() -> &'static Fixtures {
             flash: flash.image(),
             otp: otp.image(),
         });
-        for (pka, pin) in [(None, true), (Some((1u8, 1u8)), true), (Some((2, 2)), false)] {
+        for (pka, pin) in [
+            (None, true),
+            (Some((1u8, 1u8)), true),
+            (Some((2, 2)), false),
+        ] {
             let (mut card, flash, otp) = boot(Mem::default(), Mem::default(), 1);
             expect(&mut card, &select(), 0x9000);
-            expect(&mut card, &initialize(0x0001, pin.then_some(PIN), pka, 3, &SO_PIN), 0x9000);
+            expect(
+                &mut card,
+                &initialize(0x0001, pin.then_some(PIN), pka, 3, &SO_PIN),
+                0x9000,
+            );
             if let Some((n, _)) = pka {
                 for a in auth.iter().take(n as usize) {
                     let r = apdu::build(0x80, ins::PUK_AUTH, 0, 0, &a.request, 256);
@@ -342,8 +350,8 @@ fn step(s: &mut Session, f: &Fixtures, r: &mut Reader<'_>) {
         // parameters and data.
         2 => {
             const SET: [u8; 21] = [
-                0x20, 0x22, 0x24, 0x2A, 0x2C, 0x46, 0x50, 0x52, 0x54, 0x58, 0x62, 0x68, 0x72,
-                0x74, 0x82, 0x84, 0xA4, 0xB0, 0xB1, 0xD7, 0xE4,
+                0x20, 0x22, 0x24, 0x2A, 0x2C, 0x46, 0x50, 0x52, 0x54, 0x58, 0x62, 0x68, 0x72, 0x74,
+                0x82, 0x84, 0xA4, 0xB0, 0xB1, 0xD7, 0xE4,
             ];
             let cla = [0x00, 0x80, 0x10, 0x90][r.u8() as usize % 4];
             let i = SET[r.u8() as usize % SET.len()];
@@ -382,7 +390,11 @@ fn step(s: &mut Session, f: &Fixtures, r: &mut Reader<'_>) {
         // Register (or replace a slot with) a known authenticator.
         8 => {
             let a = &f.auth[r.u8() as usize % f.auth.len()];
-            let (p1, p2) = if r.u8() & 1 == 0 { (0, 0) } else { (1, r.u8() % 4) };
+            let (p1, p2) = if r.u8() & 1 == 0 {
+                (0, 0)
+            } else {
+                (1, r.u8() % 4)
+            };
             s.send(&apdu::build(0x80, ins::PUK_AUTH, p1, p2, &a.request, 256));
         }
         // One PKA login step: challenge, MSE SET AT, EXTERNAL AUTHENTICATE
@@ -422,7 +434,14 @@ fn step(s: &mut Session, f: &Fixtures, r: &mut Reader<'_>) {
         // Generate an EC key, or sign with one.
         14 => {
             let id = r.u8() % 8;
-            s.send(&apdu::build(0, ins::KEYPAIR_GEN, id, 0, &p256_template(), 65536));
+            s.send(&apdu::build(
+                0,
+                ins::KEYPAIR_GEN,
+                id,
+                0,
+                &p256_template(),
+                65536,
+            ));
         }
         _ => {
             let id = r.u8() % 8;
