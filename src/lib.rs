@@ -14,6 +14,9 @@ pub mod card;
 mod core;
 pub mod error;
 mod ffi;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod logging;
 pub mod pka;
 pub mod settings;

@@ -19,6 +19,9 @@ pub mod apdu;
 pub mod commands;
 pub mod device;
 pub mod dkek;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod pin;
 pub mod pka;
