@@ -28,6 +28,7 @@
 
 pub mod ffi;
 pub mod pka;
+pub mod reliability;
 pub mod softhsm;
 pub mod tools;
 
