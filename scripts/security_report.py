@@ -3,12 +3,21 @@
 
 Reads every `attack_*` test of tests/security_*.rs with its `/// Attack:`
 doc comment, the results of a test run (the output of `cargo test`, given as
-files), and the fuzzing figures in fuzz/figures/*.txt, and rewrites the text
-between the `<!-- generated: NAME -->` and `<!-- end: NAME -->` markers of
-SECURITY.md. Everything outside the markers is left as written.
+files), the fuzzing figures in fuzz/figures/*.txt, every `survives_*` test
+of tests/reliability_*.rs with its `/// Reliability:` doc comment and the
+figures of the reliability runs in tests/figures/reliability.txt, and
+rewrites the text between the `<!-- generated: NAME -->` and
+`<!-- end: NAME -->` markers of SECURITY.md. Everything outside the markers
+is left as written.
 
-Usage: security_report.py [--results FILE]... (run by scripts/security-report.sh)
+Usage: security_report.py [--results FILE]... [--reliability RAW --mode MODE]
+(run by scripts/security-report.sh and scripts/reliability.sh). RAW holds the
+lines the reliability tests appended (`name<TAB>runs<TAB>ok<TAB>unit`); with
+the cargo output in --results they replace those cases' rows of
+tests/figures/reliability.txt.
 """
+
+import datetime
 
 import argparse
 import pathlib
@@ -19,28 +28,42 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 SECURITY = ROOT / "SECURITY.md"
 
 
-def attacks():
-    """(file stem, test name, description) for every documented attack test."""
+FIGURES = ROOT / "tests" / "figures" / "reliability.txt"
+
+
+def documented_tests(glob, prefix, tag):
+    """(file stem, test name, description) for every `prefix*` test of the
+    files matching `glob`, each with its `/// tag:` doc comment."""
     found = []
-    for path in sorted((ROOT / "tests").glob("security_*.rs")):
+    for path in sorted((ROOT / "tests").glob(glob)):
         doc = []
         for line in path.read_text().splitlines():
             s = line.strip()
             if s.startswith("///"):
                 doc.append(s[3:].strip())
                 continue
-            m = re.match(r"(?:pub\s+)?fn\s+(attack_\w+)", s)
+            m = re.match(r"(?:pub\s+)?fn\s+(" + prefix + r"\w+)", s)
             if m:
                 text = " ".join(doc).strip()
-                if not text.startswith("Attack:"):
-                    sys.exit(f"{path.name}: {m.group(1)} has no '/// Attack:' doc comment")
-                found.append((path.stem, m.group(1), text[len("Attack:"):].strip()))
+                if not text.startswith(tag + ":"):
+                    sys.exit(f"{path.name}: {m.group(1)} has no '/// {tag}:' doc comment")
+                found.append((path.stem, m.group(1), text[len(tag) + 1:].strip()))
                 doc = []
             elif s.startswith("#[") or not s:
                 continue
             else:
                 doc = []
     return found
+
+
+def attacks():
+    """(file stem, test name, description) for every documented attack test."""
+    return documented_tests("security_*.rs", "attack_", "Attack")
+
+
+def reliability_cases():
+    """(file stem, test name, description) for every reliability case."""
+    return documented_tests("reliability_*.rs", "survives_", "Reliability")
 
 
 def results(files):
@@ -114,6 +137,64 @@ def fuzz_table(rows):
     return "\n".join(lines)
 
 
+def read_figures():
+    """name -> dict(mode, date, runs, ok, unit, outcome), from FIGURES."""
+    rows = {}
+    if FIGURES.exists():
+        for line in FIGURES.read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                row = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+                rows[row["case"]] = row
+    return rows
+
+
+def update_figures(raw, res, mode):
+    """Replaces the rows of the cases in `raw` (lines the tests appended)."""
+    rows = read_figures()
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for line in pathlib.Path(raw).read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) != 4:
+            continue
+        name, runs, ok, unit = parts
+        rows[name] = {
+            "case": name,
+            "mode": mode,
+            "date": date,
+            "runs": runs,
+            "ok": ok,
+            "unit": unit,
+            "outcome": res.get(name, "not-run"),
+        }
+    FIGURES.parent.mkdir(parents=True, exist_ok=True)
+    keys = ["case", "mode", "date", "runs", "ok", "unit", "outcome"]
+    body = "".join(" ".join(f"{k}={r[k]}" for k in keys) + "\n" for _, r in sorted(rows.items()))
+    FIGURES.write_text(
+        "# Written by scripts/reliability.sh (one line per case, the last run of each).\n" + body
+    )
+
+
+def reliability_table(found, rows):
+    lines = [
+        "| Case | Test | Run | Survived | Outcome |",
+        "|---|---|---|---:|---|",
+    ]
+    for stem, name, text in found:
+        r = rows.get(name)
+        if r is None:
+            run, survived, outcome = "not run yet", "", "not run in this report"
+        else:
+            run = f"{int(r['runs']):,} {r['unit']} ({r['mode']}, {r['date'][:10]})"
+            survived = f"{int(r['ok']):,}"
+            outcome = {"ok": "holds (test passes)", "FAILED": "**FAILS (test fails)**"}.get(
+                r["outcome"], "not run in this report"
+            )
+        lines.append(
+            f"| {text.replace('|', '/')} | `{stem}::{name}` | {run} | {survived} | {outcome} |"
+        )
+    return "\n".join(lines)
+
+
 def replace(text, name, body):
     start = f"<!-- generated: {name} -->"
     end = f"<!-- end: {name} -->"
@@ -126,13 +207,22 @@ def replace(text, name, body):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", action="append", default=[])
+    ap.add_argument("--reliability", help="lines appended by the reliability tests")
+    ap.add_argument("--mode", default="long", help="short (CI counts) or long")
     args = ap.parse_args()
-    found = attacks()
+    res = results(args.results)
     text = SECURITY.read_text()
-    text = replace(text, "attacks", attack_table(found, results(args.results)))
-    text = replace(text, "fuzzing", fuzz_table(fuzz_figures()))
+    if args.reliability:
+        update_figures(args.reliability, res, args.mode)
+    else:
+        found = attacks()
+        text = replace(text, "attacks", attack_table(found, res))
+        text = replace(text, "fuzzing", fuzz_table(fuzz_figures()))
+        print(f"SECURITY.md: {len(found)} attacks, {len(fuzz_figures())} fuzzing runs")
+    cases = reliability_cases()
+    text = replace(text, "reliability", reliability_table(cases, read_figures()))
     SECURITY.write_text(text)
-    print(f"SECURITY.md: {len(found)} attacks, {len(fuzz_figures())} fuzzing runs")
+    print(f"SECURITY.md: {len(cases)} reliability cases")
 
 
 if __name__ == "__main__":
