@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use crate::core::operation::Ops;
 use crate::core::token::{Login, Token};
 use crate::error::{fail, Error, Result};
-use crate::transport::pcsc::Pcsc;
+use crate::transport::pcsc::{Loss, Pcsc};
 
 /// The module, between C_Initialize and C_Finalize.
 pub static MODULE: Mutex<Option<Module>> = Mutex::new(None);
@@ -78,7 +78,12 @@ pub fn slot_id(reader: &str) -> CK_SLOT_ID {
 impl Module {
     /// Adds slots for readers that appeared.
     pub fn refresh_slots(&mut self) -> Result<()> {
-        for reader in self.pcsc.readers()? {
+        self.revive();
+        let readers = match self.pcsc.readers() {
+            Err(_) if self.pcsc.is_lost() && self.revive() => self.pcsc.readers()?,
+            r => r?,
+        };
+        for reader in readers {
             let id = slot_id(&reader);
             self.slots.entry(id).or_insert_with(|| Slot {
                 reader,
@@ -86,6 +91,33 @@ impl Module {
             });
         }
         Ok(())
+    }
+
+    /// Establishes the PC/SC context again once pcscd went away under it
+    /// (restarted, say): a context never recovers by itself. Every token
+    /// and session goes with the old context, since every card connection
+    /// died with pcscd and its cards were powered down. Slots stay: their
+    /// ids come from the reader names. Returns whether a new context is in
+    /// place; while pcscd is still down, the next call tries again.
+    pub fn revive(&mut self) -> bool {
+        if !self.pcsc.is_lost() {
+            return false;
+        }
+        self.forget_tokens();
+        let Ok(pcsc) = Pcsc::establish() else {
+            return false;
+        };
+        log::warn!("pcscd went away: connected to it again; every session was closed");
+        self.pcsc = Arc::new(pcsc);
+        true
+    }
+
+    /// Forgets every token and every session (their operations with them).
+    fn forget_tokens(&mut self) {
+        self.sessions.clear();
+        for s in self.slots.values() {
+            *s.token.lock() = None;
+        }
     }
 }
 
@@ -108,6 +140,7 @@ pub fn with_module<R>(f: impl FnOnce(&mut Module) -> Result<R>) -> Result<R> {
 /// for an unknown slot, CKR_TOKEN_NOT_PRESENT / NOT_RECOGNIZED otherwise.
 pub fn slot_token(slot: CK_SLOT_ID) -> Result<(TokenRef, String, Arc<Pcsc>)> {
     with_module(|m| {
+        m.revive();
         let s = m
             .slots
             .get(&slot)
@@ -118,18 +151,25 @@ pub fn slot_token(slot: CK_SLOT_ID) -> Result<(TokenRef, String, Arc<Pcsc>)> {
 
 /// Locks the token of `slot`, connecting first if there is none yet.
 pub fn connected(slot: CK_SLOT_ID) -> Result<TokenRef> {
-    let (token, reader, pcsc) = slot_token(slot)?;
+    match connect_once(slot) {
+        // pcscd went away (restarted, say) and nothing had noticed: connect
+        // again through a new context, once. (Not under the token's lock:
+        // reviving forgets every token.)
+        Err((_, true)) if with_module(|m| Ok(m.revive()))? => connect_once(slot).map_err(|e| e.0),
+        r => r.map_err(|e| e.0),
+    }
+}
+
+/// [`connected`] through the module's context as it is; a failure comes
+/// with whether the context turned out to be dead.
+fn connect_once(slot: CK_SLOT_ID) -> std::result::Result<TokenRef, (Error, bool)> {
+    let (token, reader, pcsc) = slot_token(slot).map_err(|e| (e, false))?;
     {
+        // Under the token's lock: two threads must not both SELECT (a
+        // SELECT is a logout, docs/protocol.md §2.3).
         let mut t = token.lock();
         if t.is_none() {
-            let new = Token::connect(&pcsc, &reader);
-            *t = Some(new.map_err(|e| {
-                if e.rv == CKR_DEVICE_REMOVED {
-                    Error::new(CKR_TOKEN_NOT_PRESENT, "no card")
-                } else {
-                    e
-                }
-            })?);
+            *t = Some(Token::connect(&pcsc, &reader).map_err(|e| (e, pcsc.is_lost()))?);
         }
     }
     Ok(token)
@@ -142,38 +182,91 @@ pub fn drop_token(slot: CK_SLOT_ID) {
     if let Ok((token, _, _)) = slot_token(slot) {
         *token.lock() = None;
     }
+    forget_sessions(slot);
+}
+
+/// Closes every session of `slot`, their operations with them.
+fn forget_sessions(slot: CK_SLOT_ID) {
     let _ = with_module(|m| {
         m.sessions.retain(|_, s| s.slot != slot);
         Ok(())
     });
 }
 
-/// Runs `f` on the connected token of `slot`; a removed or reset card drops
-/// the token and its sessions and reports CKR_DEVICE_REMOVED.
+/// What a failed call left of a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Left {
+    /// The token, as it was.
+    Token,
+    /// Nothing: the card went away, or was reset, or an exchange with it
+    /// failed, after which the card's state (its login above all) is
+    /// unknown, and the card in the reader may not even be the same one.
+    Nothing,
+    /// Nothing of any token: pcscd went away.
+    NoService,
+}
+
+/// Runs `f` on the connected token of `slot`.
+///
+/// A card removed or reset, an exchange that failed on the way, or pcscd
+/// gone ends the token: its sessions are closed, its login, objects, PKA
+/// progress and session objects forgotten, and the call returns
+/// CKR_DEVICE_REMOVED (CKR_TOKEN_NOT_PRESENT when PC/SC already says the
+/// reader is empty) whatever `f` made of it. The next use connects afresh
+/// (after pcscd came back, through a new context: [`Module::revive`]).
 pub fn on_token<R>(slot: CK_SLOT_ID, f: impl FnOnce(&mut Token) -> Result<R>) -> Result<R> {
     let token = connected(slot)?;
-    let r = {
+    let (r, left) = {
         let mut g = token.lock();
         let t = g
             .as_mut()
             .ok_or(Error::new(CKR_TOKEN_NOT_PRESENT, "no card"))?;
+        let _ = t.transport.take_loss();
         let r = f(t);
-        if let Err(e) = &r {
-            if e.rv == CKR_USER_NOT_LOGGED_IN && t.login != Login::None {
-                // The card forgot the login without a reset: another
-                // application selected the applet (a SELECT is a logout).
-                log::warn!("slot {slot}: the card no longer has our login (another application selected the applet)");
-                t.login = Login::None;
-            }
+        let left = match t.transport.take_loss() {
+            Some(Loss::Service) => Left::NoService,
+            Some(Loss::Card | Loss::Link) => Left::Nothing,
+            None => match &r {
+                Err(e) if e.rv == CKR_DEVICE_REMOVED || e.rv == CKR_TOKEN_NOT_PRESENT => {
+                    Left::Nothing
+                }
+                Err(e) if e.rv == CKR_USER_NOT_LOGGED_IN && t.login != Login::None => {
+                    // The card forgot the login without a reset: another
+                    // application selected the applet (a SELECT is a logout).
+                    log::warn!("slot {slot}: the card no longer has our login (another application selected the applet)");
+                    t.login = Login::None;
+                    Left::Token
+                }
+                _ => Left::Token,
+            },
+        };
+        if left != Left::Token {
+            // Under the token's lock: no thread uses the dead connection
+            // after this one.
+            *g = None;
         }
-        r
+        (r, left)
     };
-    if let Err(e) = &r {
-        if e.rv == CKR_DEVICE_REMOVED || e.rv == CKR_TOKEN_NOT_PRESENT {
-            drop_token(slot);
+    match left {
+        Left::Token => r,
+        Left::Nothing => {
+            let why = r.as_ref().err().map_or("a failed exchange", |e| e.origin);
+            log::warn!("slot {slot}: the card went away, was reset, or stopped answering ({why}): its sessions are closed");
+            forget_sessions(slot);
+            Err(match r {
+                Err(e) if e.rv == CKR_TOKEN_NOT_PRESENT => e,
+                _ => Error::new(CKR_DEVICE_REMOVED, "card removed, reset or not answering"),
+            })
+        }
+        Left::NoService => {
+            log::warn!("slot {slot}: pcscd went away: every session is closed");
+            let _ = with_module(|m| {
+                m.revive();
+                Ok(())
+            });
+            Err(Error::new(CKR_DEVICE_REMOVED, "pcscd went away"))
         }
     }
-    r
 }
 
 /// The slot of a session (CKR_SESSION_HANDLE_INVALID if unknown).

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::card::Card;
 use crate::card::{AppletInfo, PinState};
 use crate::core::object::{self, Class, Object};
-use crate::error::Result;
-use crate::transport::pcsc::{Pcsc, PcscTransport};
+use crate::error::{Error, Result};
+use crate::transport::pcsc::{Loss, Pcsc, PcscTransport};
 use crate::transport::Transport;
 use zeroize::Zeroize;
 
@@ -101,14 +101,30 @@ fn printable(b: &[u8]) -> String {
 
 impl Token {
     /// Connects to the card in `reader` and checks it is a SmartCard-HSM
-    /// (CKR_TOKEN_NOT_RECOGNIZED otherwise).
+    /// (CKR_TOKEN_NOT_RECOGNIZED otherwise). A card that is not there or
+    /// does not answer (pulled, or plugged back and not up yet) is
+    /// CKR_TOKEN_NOT_PRESENT.
     pub fn connect(pcsc: &Pcsc, reader: &str) -> Result<Token> {
-        let mut transport = pcsc.connect(reader)?;
-        let (applet, device_name, info) = transport.transact(|l| {
-            let mut card = Card::new(l);
-            let applet = card.select_applet()?;
-            Ok((applet, card.device_name()?, card.token_info()?))
-        })?;
+        let absent = |e: Error| {
+            if e.rv == CKR_DEVICE_REMOVED {
+                Error::new(CKR_TOKEN_NOT_PRESENT, "no card")
+            } else {
+                e
+            }
+        };
+        let mut transport = pcsc.connect(reader).map_err(absent)?;
+        let (applet, device_name, info) = transport
+            .transact(|l| {
+                let mut card = Card::new(l);
+                let applet = card.select_applet()?;
+                Ok((applet, card.device_name()?, card.token_info()?))
+            })
+            .map_err(|e| match transport.take_loss() {
+                Some(Loss::Card | Loss::Link) => {
+                    Error::new(CKR_TOKEN_NOT_PRESENT, "the card does not answer")
+                }
+                _ => absent(e),
+            })?;
         let device_name = device_name
             .as_deref()
             .map(|n| printable(n.as_bytes()))

@@ -29,6 +29,7 @@
 pub mod ffi;
 pub mod pka;
 pub mod reliability;
+pub mod removal;
 pub mod softhsm;
 pub mod tools;
 
