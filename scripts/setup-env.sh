@@ -130,7 +130,15 @@ start_pcscd() {
         fi
         "${SUDO[@]}" systemctl restart pcscd.service
     else
-        "${SUDO[@]}" pcscd
+        # pcscd daemonises and keeps every descriptor it inherits: a caller's
+        # lock file (flock) would stay held for pcscd's whole life.
+        (
+            for fd in /proc/"$BASHPID"/fd/*; do
+                fd=${fd##*/}
+                if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+            done
+            exec "${SUDO[@]}" pcscd
+        )
     fi
 }
 
