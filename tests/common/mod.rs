@@ -31,6 +31,7 @@ pub mod pka;
 pub mod reliability;
 pub mod softhsm;
 pub mod tools;
+pub mod vcard_life;
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
