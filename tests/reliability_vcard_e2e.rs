@@ -83,7 +83,11 @@ fn cert_der(ca: &SigningKey, serial: u64, cn: &str, point: &[u8], size: usize) -
         encode(0x30, &encode(0x31, &encode(0x30, &atv)))
     };
     let alg = encode(0x30, &encode(0x06, ECDSA_SHA256));
-    let validity = [encode(0x17, b"250101000000Z"), encode(0x17, b"450101000000Z")].concat();
+    let validity = [
+        encode(0x17, b"250101000000Z"),
+        encode(0x17, b"450101000000Z"),
+    ]
+    .concat();
     let key_alg = [encode(0x06, EC_PUBLIC_KEY), Curve::P256.oid_der().to_vec()].concat();
     let spki = [
         encode(0x30, &key_alg),
@@ -104,7 +108,10 @@ fn cert_der(ca: &SigningKey, serial: u64, cn: &str, point: &[u8], size: usize) -
     .concat();
     let pad = size.saturating_sub(base.len() + 110);
     let comment = encode(0x16, &vec![b'x'; pad]);
-    let ext = encode(0x30, &[encode(0x06, NS_COMMENT), encode(0x04, &comment)].concat());
+    let ext = encode(
+        0x30,
+        &[encode(0x06, NS_COMMENT), encode(0x04, &comment)].concat(),
+    );
     let tbs = encode(0x30, &[base, encode(0xA3, &encode(0x30, &ext))].concat());
     let sig: Signature = ca.sign(&tbs);
     let sig_bits = [&[0u8][..], sig.to_der().as_bytes()].concat();
@@ -334,7 +341,10 @@ fn store_round(session: &Session, m: &Mutex<Store>, ca: &SigningKey) -> Step {
     ack(m, |g| g.keys.push(id.clone()));
 
     // Its certificate: replaces the key's request in CExx.
-    let point = match session.get_attributes(public, &[AttributeType::EcPoint])?.first() {
+    let point = match session
+        .get_attributes(public, &[AttributeType::EcPoint])?
+        .first()
+    {
         Some(Attribute::EcPoint(p)) => picohsm_wire::tlv::parse_one(p)
             .map(|(t, _)| t.value.to_vec())
             .unwrap_or_default(),
@@ -357,7 +367,13 @@ fn store_round(session: &Session, m: &Mutex<Store>, ca: &SigningKey) -> Step {
     // A CA certificate: CAxx and its description C8xx.
     let seq = begin(m, Op::CaCert(Vec::new()));
     let ca_id = format!("c{seq}").into_bytes();
-    let der = cert_der(ca, seq, &format!("ca {seq}"), &point_of(&random_p256()), big_size());
+    let der = cert_der(
+        ca,
+        seq,
+        &format!("ca {seq}"),
+        &point_of(&random_p256()),
+        big_size(),
+    );
     {
         let mut g = m.lock().unwrap();
         g.tried_certs.insert(der.clone());
@@ -473,14 +489,30 @@ fn store_round(session: &Session, m: &Mutex<Store>, ca: &SigningKey) -> Step {
     Ok(())
 }
 
-/// Runs rounds on the card until it is gone (or `max_rounds`).
-fn store_worker(p11: &Pkcs11, slot: Slot, m: &Mutex<Store>, ca: &SigningKey, max_rounds: usize) {
+/// Runs rounds on the card until it is gone (or `max_rounds`); tells
+/// `started` once logged in, before the first write.
+fn store_worker(
+    p11: &Pkcs11,
+    slot: Slot,
+    m: &Mutex<Store>,
+    ca: &SigningKey,
+    max_rounds: usize,
+    started: Option<mpsc::Sender<()>>,
+) {
     let Ok(session) = p11.open_rw_session(slot) else {
         return;
     };
     let pin = m.lock().unwrap().pin.clone();
     if login(&session, &pin).is_err() {
         return;
+    }
+    // The module reads the card's objects at the first search: before the
+    // first write, so that the kill's delay spreads over the writes.
+    if session.find_objects(&[]).is_err() {
+        return;
+    }
+    if let Some(tx) = started {
+        let _ = tx.send(());
     }
     for _ in 0..max_rounds {
         if store_round(&session, m, ca).is_err() {
@@ -513,7 +545,11 @@ fn list(session: &Session) -> cryptoki::error::Result<Vec<Listed>> {
     Ok(out)
 }
 
-fn listed(session: &Session, class: ObjectClass, h: ObjectHandle) -> cryptoki::error::Result<Listed> {
+fn listed(
+    session: &Session,
+    class: ObjectClass,
+    h: ObjectHandle,
+) -> cryptoki::error::Result<Listed> {
     let mut l = Listed {
         class,
         id: Vec::new(),
@@ -604,10 +640,9 @@ fn check_store(p11: &Pkcs11, card: &VCard, m: &mut Store) -> Result<(), String> 
             c if c == ObjectClass::PRIVATE_KEY || c == ObjectClass::PUBLIC_KEY => {
                 m.tried_keys.contains(&o.id)
             }
-            c if c == ObjectClass::CERTIFICATE => o
-                .value
-                .as_ref()
-                .is_some_and(|v| m.tried_certs.contains(v)),
+            c if c == ObjectClass::CERTIFICATE => {
+                o.value.as_ref().is_some_and(|v| m.tried_certs.contains(v))
+            }
             _ => o.value.as_ref().is_some_and(|v| m.tried_data.contains(v)),
         };
         if !ok {
@@ -635,8 +670,12 @@ fn check_store(p11: &Pkcs11, card: &VCard, m: &mut Store) -> Result<(), String> 
             }
         }
         Some(Op::Data(label)) => {
-            if let Some(o) = objs.iter().find(|o| o.class == ObjectClass::DATA && o.label == *label) {
-                m.data.push((label.clone(), o.value.clone().unwrap_or_default()));
+            if let Some(o) = objs
+                .iter()
+                .find(|o| o.class == ObjectClass::DATA && o.label == *label)
+            {
+                m.data
+                    .push((label.clone(), o.value.clone().unwrap_or_default()));
             }
         }
         Some(Op::DestroyKey(id)) if !private.contains(id) => {
@@ -648,7 +687,9 @@ fn check_store(p11: &Pkcs11, card: &VCard, m: &mut Store) -> Result<(), String> 
             m.certs.remove(id);
         }
         Some(Op::DestroyData(label))
-            if !objs.iter().any(|o| o.class == ObjectClass::DATA && o.label == *label) =>
+            if !objs
+                .iter()
+                .any(|o| o.class == ObjectClass::DATA && o.label == *label) =>
         {
             m.data.retain(|(l, _)| l != label);
         }
@@ -829,14 +870,18 @@ fn survives_kill_during_writes() {
     let pka_dir = pka_card.dir().to_path_buf();
     let pka_reader = pka_card.reader_name().to_string();
 
-    // One round of each, unkilled, sets the range of the random delays.
+    // Rounds of each, unkilled, set the range of the random delays.
     let mut p11 = Some(our_module());
+    {
+        let p = p11.as_ref().unwrap();
+        store_worker(p, slot_of(p, store_card), &store, &ca, 2, None);
+    }
     let t0 = Instant::now();
     {
         let p = p11.as_ref().unwrap();
-        store_worker(p, slot_of(p, store_card), &store, &ca, 1);
+        store_worker(p, slot_of(p, store_card), &store, &ca, 2, None);
     }
-    let store_round_time = t0.elapsed();
+    let store_round_time = t0.elapsed() / 2;
     tool_binary(); // built before it is timed
     let t0 = Instant::now();
     pka_worker(&pka_reader, &pka_dir, &pka);
@@ -860,10 +905,15 @@ fn survives_kill_during_writes() {
         let (d_store, d_pka) = (random_delay(store_max), random_delay(pka_max));
         let ctx = p11.take().unwrap_or_else(our_module);
         let slot = slot_of(&ctx, store_card);
+        let (started, writing) = mpsc::channel();
         thread::scope(|s| {
-            s.spawn(|| store_worker(&ctx, slot, &store, &ca, 20));
+            s.spawn(|| store_worker(&ctx, slot, &store, &ca, 20, Some(started)));
+            let store_card = &mut *store_card;
             s.spawn(|| pka_worker(&pka_reader, &pka_dir, &pka));
-            s.spawn(|| {
+            s.spawn(move || {
+                // The delay counts from the first write (a failed login
+                // drops the sender: kill at once).
+                let _ = writing.recv_timeout(Duration::from_secs(30));
                 thread::sleep(d_store);
                 store_card.kill();
             });
