@@ -186,6 +186,8 @@ fn survives_sigterm_under_load() {
                 ],
             )
             .unwrap();
+        drop(session);
+        p11.finalize().expect("C_Finalize");
     }
     let clients = 3;
     let mut times = Vec::new();
@@ -211,8 +213,11 @@ fn survives_sigterm_under_load() {
             let signed: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
             (took, status, signed)
         });
+        // C_Finalize, not only a drop: cryptoki's drop unloads the module
+        // without it, and the module's PC/SC context (a connection to pcscd,
+        // which takes 200 at most) would stay open.
         drop(session);
-        drop(p11);
+        p11.finalize().expect("C_Finalize");
         eprintln!("try {i}: {signed} signatures; exit after SIGTERM in {took:?}: {status:?}");
         times.push(took);
         match status {
@@ -230,6 +235,8 @@ fn survives_sigterm_under_load() {
         if keys.len() != 1 {
             failures.push(format!("try {i}: the key is gone after the restart"));
         }
+        drop(session);
+        p11.finalize().expect("C_Finalize");
     }
     times.sort();
     eprintln!(
@@ -922,7 +929,7 @@ fn survives_kill_during_writes() {
                 pka_card.kill();
             });
         });
-        drop(ctx);
+        ctx.finalize().expect("C_Finalize");
         thread::scope(|s| {
             s.spawn(|| store_card.start_again());
             s.spawn(|| pka_card.start_again());
@@ -944,6 +951,9 @@ fn survives_kill_during_writes() {
                 break;
             }
         }
+    }
+    if let Some(p) = p11.take() {
+        p.finalize().expect("C_Finalize");
     }
     let runs = cycle_times.len();
     let (acked_store, card_named) = {
