@@ -634,9 +634,30 @@ fn write_ef_by_fid_in_one_apdu() {
     write_ef(&mut r, 0xCE02, &content).unwrap();
     r.done();
 
-    // Longer than 1024 bytes: chunks of 1024 at increasing offsets (not in
-    // the traces; docs/protocol.md §3.6 offset > 0 patches/extends).
+    // Longer than 1024 bytes: one UPDATE BINARY at offset 0 in chained
+    // parts of 1024 bytes (not in the traces; docs/protocol.md §1.2, §3.6),
+    // so that the card writes all of it or nothing.
     let big: Vec<u8> = (0..1500u32).map(|i| (i * 7) as u8).collect();
+    let mut body = vec![0x54, 0x02, 0x00, 0x00, 0x53, 0x82, 0x05, 0xDC];
+    body.extend_from_slice(&big);
+    let part = |cla: u8, d: &[u8]| {
+        let mut v = vec![cla, 0xD7, 0xCF, 0x05, 0x00];
+        v.extend_from_slice(&(d.len() as u16).to_be_bytes());
+        v.extend_from_slice(d);
+        v
+    };
+    let mut r = Replay::default();
+    r.ours(
+        &part(0x10, &body[..1024]),
+        &[0x90, 0x00],
+        "first part, chained",
+    )
+    .ours(&part(0x00, &body[1024..]), &[0x90, 0x00], "last part");
+    write_ef(&mut r, 0xCF05, &big).unwrap();
+    r.done();
+
+    // A card that refuses the chained part (6884) gets chunks of 1024 at
+    // increasing offsets (docs/protocol.md §3.6 offset > 0 patches/extends).
     let chunk = |off: u16, d: &[u8]| {
         let mut b = vec![0x54, 0x02];
         b.extend_from_slice(&off.to_be_bytes());
@@ -653,9 +674,28 @@ fn write_ef_by_fid_in_one_apdu() {
         v
     };
     let mut r = Replay::default();
-    r.ours(&chunk(0, &big[..1024]), &[0x90, 0x00], "first 1024")
-        .ours(&chunk(1024, &big[1024..]), &[0x90, 0x00], "last 476");
+    r.ours(
+        &part(0x10, &body[..1024]),
+        &[0x68, 0x84],
+        "chaining refused",
+    )
+    .ours(&chunk(0, &big[..1024]), &[0x90, 0x00], "first 1024")
+    .ours(&chunk(1024, &big[1024..]), &[0x90, 0x00], "last 476");
     write_ef(&mut r, 0xCF05, &big).unwrap();
+    r.done();
+
+    // Longer than one chained command may be (a device's buffer): chunks.
+    let huge: Vec<u8> = (0..5000u32).map(|i| (i * 3) as u8).collect();
+    let mut r = Replay::default();
+    for off in (0..huge.len()).step_by(1024) {
+        let end = (off + 1024).min(huge.len());
+        r.ours(
+            &chunk(off as u16, &huge[off..end]),
+            &[0x90, 0x00],
+            "chunk of a long file",
+        );
+    }
+    write_ef(&mut r, 0xCF05, &huge).unwrap();
     r.done();
 
     // t_pka_login_opensc_key_fails.txt:38 shows 6982 for a write-type

@@ -44,17 +44,22 @@ pub use rng::CardRng;
 /// Persistent memory of the card: the flash image, or the OTP area.
 ///
 /// The card keeps its whole file system in RAM and hands the complete,
-/// serialised image to [`Storage::store`] after every change; an
-/// implementation must make that replacement atomic (the previous image stays
-/// loadable if the write is interrupted).
+/// serialised image to [`Storage::store`] after every change, before the
+/// command's response leaves the card; an implementation must make that
+/// replacement atomic and durable when it returns `Ok` (the previous image
+/// stays loadable if the write is interrupted, the new one once it has
+/// returned).
 pub trait Storage: Send {
-    /// The last image stored, or `None` for a blank device.
-    fn load(&mut self) -> Option<Vec<u8>>;
+    /// The last image stored, or `None` for a blank device. An image that
+    /// is there but cannot be read is an error, never a blank device (which
+    /// would give the card a new identity over the old one).
+    fn load(&mut self) -> Result<Option<Vec<u8>>, StorageError>;
     /// Replace the image atomically.
     fn store(&mut self, image: &[u8]) -> Result<(), StorageError>;
 }
 
-/// Why a [`Storage`] write failed; the card answers `6581` (memory failure).
+/// Why a [`Storage`] read or write failed. A failed write is answered
+/// `6581` (memory failure); a failed read stops [`Card::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageError;
 
@@ -107,8 +112,14 @@ impl Card {
         config: CardConfig,
     ) -> Result<Card, CardError> {
         let mut rng = rng;
-        let image = flash.load();
-        let secret = match otp.load().map(Zeroizing::new) {
+        let image = flash
+            .load()
+            .map_err(|_| CardError("the flash image cannot be read"))?;
+        let secret = match otp
+            .load()
+            .map_err(|_| CardError("the OTP image cannot be read"))?
+            .map(Zeroizing::new)
+        {
             Some(v) if v.len() == 32 => {
                 let mut s = Zeroizing::new([0u8; 32]);
                 s.copy_from_slice(&v);

@@ -67,6 +67,8 @@ pub enum ImageError {
     AuthenticationFailed,
     /// Authentic, but the file table inside does not decode.
     Malformed,
+    /// The storage could not be read.
+    Unreadable,
 }
 
 impl ImageError {
@@ -91,6 +93,7 @@ impl ImageError {
             ImageError::Malformed => {
                 "the flash image authenticates but its file table is malformed"
             }
+            ImageError::Unreadable => "the flash image cannot be read",
         }
     }
 }
@@ -127,7 +130,7 @@ impl FileStore {
         secret: &[u8; 32],
         rng: &mut dyn CardRng,
     ) -> Result<Self, ImageError> {
-        let image = storage.load();
+        let image = storage.load().map_err(|_| ImageError::Unreadable)?;
         Self::open_loaded(storage, image, secret, rng)
     }
 

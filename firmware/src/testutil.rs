@@ -48,8 +48,8 @@ impl MemStorage {
 }
 
 impl Storage for MemStorage {
-    fn load(&mut self) -> Option<Vec<u8>> {
-        self.0.lock().unwrap().image.clone()
+    fn load(&mut self) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.0.lock().unwrap().image.clone())
     }
     fn store(&mut self, image: &[u8]) -> Result<(), StorageError> {
         let mut g = self.0.lock().unwrap();

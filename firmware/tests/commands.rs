@@ -874,3 +874,43 @@ fn device_name_given_at_start_names_the_device_certificate() {
         "17 characters"
     );
 }
+
+/// The module writes content over 1024 bytes as one UPDATE BINARY in chained
+/// parts (docs/protocol.md §1.2, §3.6): nothing is stored before the last
+/// part, so a kill between parts leaves the old content whole.
+#[test]
+fn chained_update_binary_is_stored_once_at_the_last_part() {
+    let mut t = T::logged_in();
+    assert_eq!(
+        t.cmd(0, 0xD7, 0xCE, 9, &[0x54, 2, 0, 0, 0x53, 3, 1, 2, 3], 0)
+            .1,
+        0x9000
+    );
+    let before = t.flash.0.lock().unwrap().clone();
+    let new: Vec<u8> = (0..2500u32).map(|i| (i * 7) as u8).collect();
+    let mut body = vec![0x54, 2, 0, 0, 0x53, 0x82, 0x09, 0xC4];
+    body.extend_from_slice(&new);
+    let parts: Vec<&[u8]> = body.chunks(1024).collect();
+    for p in &parts[..parts.len() - 1] {
+        assert_eq!(t.cmd(0x10, 0xD7, 0xCE, 9, p, 0).1, 0x9000);
+        assert_eq!(*t.flash.0.lock().unwrap(), before, "stored before the end");
+    }
+    // A kill here: the restarted card has the old content.
+    let image = Mem(std::sync::Arc::new(std::sync::Mutex::new(before.clone())));
+    let mut killed = T::with(image, t.otp.clone(), 3);
+    killed.select();
+    killed.login();
+    assert_eq!(
+        killed.cmd(0, 0xB1, 0xCE, 9, &[0x54, 2, 0, 0], 65536),
+        (vec![1, 2, 3], 0x9000)
+    );
+    assert_eq!(t.cmd(0, 0xD7, 0xCE, 9, parts[parts.len() - 1], 0).1, 0x9000);
+    assert_ne!(*t.flash.0.lock().unwrap(), before);
+    let mut t = t.restart();
+    t.select();
+    t.login();
+    assert_eq!(
+        t.cmd(0, 0xB1, 0xCE, 9, &[0x54, 2, 0, 0], 65536),
+        (new, 0x9000)
+    );
+}

@@ -65,8 +65,8 @@ impl Mem {
 }
 
 impl Storage for Mem {
-    fn load(&mut self) -> Option<Vec<u8>> {
-        self.image()
+    fn load(&mut self) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.image())
     }
     fn store(&mut self, image: &[u8]) -> Result<(), StorageError> {
         let mut g = self.0.lock().unwrap();

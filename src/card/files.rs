@@ -134,8 +134,44 @@ impl Card<'_> {
         }
     }
 
-    /// Writes a whole EF (creating it), in chunks that fit one APDU.
+    /// Writes a whole EF, creating it or replacing its content (offset 0
+    /// replaces, docs/protocol.md §3.6: no DELETE first, so the old content
+    /// stays until the new one is there).
+    ///
+    /// All or nothing up to [`file::CHAINED_WRITE_MAX`] bytes: content of
+    /// one APDU goes in one, longer content as one UPDATE BINARY in chained
+    /// parts, which the card runs once the last part is in. A card that
+    /// refuses the first chained part gets the content in 1024-byte writes at
+    /// increasing offsets, as does content too long to chain: then a card
+    /// reset or kill between two of them leaves the file cut short (readers
+    /// skip such certificates, `core/object.rs`).
     pub fn write_ef(&mut self, fid: u16, data: &[u8]) -> CardResult<()> {
+        if data.len() > WRITE_CHUNK {
+            match file::update_binary_chained(fid, data) {
+                Some(parts) => {
+                    let (_, sw) = self.exchange(&parts[0])?;
+                    if sw.is_ok() {
+                        for p in &parts[1..] {
+                            self.ok(p)?;
+                        }
+                        return Ok(());
+                    }
+                    log::debug!(
+                        "EF {fid:04X}: chained UPDATE BINARY refused ({:04X}); writing in parts",
+                        sw.0
+                    );
+                }
+                None => log::debug!(
+                    "EF {fid:04X}: {} bytes, too long for one command; writing in parts",
+                    data.len()
+                ),
+            }
+        }
+        self.write_ef_in_parts(fid, data)
+    }
+
+    /// Writes a whole EF in chunks of [`WRITE_CHUNK`] at increasing offsets.
+    fn write_ef_in_parts(&mut self, fid: u16, data: &[u8]) -> CardResult<()> {
         let mut offset = 0usize;
         loop {
             let end = (offset + WRITE_CHUNK).min(data.len());

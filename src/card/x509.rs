@@ -72,12 +72,22 @@ const NULL: u8 = 0x05;
 const OID: u8 = 0x06;
 
 /// Parses a DER X.509 certificate. Bytes after the certificate are ignored
-/// (a card file may be longer than its content).
+/// (a card file may be longer than its content); a certificate cut short
+/// (a write interrupted between two APDUs) is an error, as is one without
+/// its signature algorithm and signature.
 pub fn parse(der: &[u8]) -> Result<CertFields, X509Error> {
     let (cert, _) = read(der)?;
     expect(&cert, SEQUENCE, "certificate is not a SEQUENCE")?;
-    let (tbs, _) = read(cert.value)?;
+    let mut outer = cert.value;
+    let tbs = take(&mut outer, "no tbsCertificate")?;
     expect(&tbs, SEQUENCE, "tbsCertificate is not a SEQUENCE")?;
+    let sig_alg = take(&mut outer, "no signatureAlgorithm")?;
+    expect(&sig_alg, SEQUENCE, "bad signatureAlgorithm")?;
+    let sig = take(&mut outer, "no signatureValue")?;
+    expect(&sig, BIT_STRING, "signatureValue is not a BIT STRING")?;
+    if !outer.is_empty() {
+        return Err(err("bytes after the signature inside the certificate"));
+    }
 
     let mut rest = tbs.value;
     let mut next = |what: &'static str| take(&mut rest, what);
@@ -340,6 +350,21 @@ mod tests {
         let mut n = vec![0, 0];
         n.extend_from_slice(&h(RSA_MODULUS));
         assert_eq!(spki_rsa(&n, &[0, 1, 0, 1]), h(RSA_SPKI));
+    }
+
+    #[test]
+    fn a_certificate_without_its_signature_is_refused() {
+        let v = h(EC_CERT);
+        let (cert, _) = read(&v).unwrap();
+        let (tbs, _) = read(cert.value).unwrap();
+        let mut only_tbs = Vec::new();
+        push(&mut only_tbs, SEQUENCE, tbs.raw);
+        assert!(parse(&only_tbs).is_err());
+        let mut extra = cert.value.to_vec();
+        extra.extend_from_slice(&[0x05, 0x00]);
+        let mut with_extra = Vec::new();
+        push(&mut with_extra, SEQUENCE, &extra);
+        assert!(parse(&with_extra).is_err());
     }
 
     #[test]

@@ -284,6 +284,9 @@ pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
                     .read_ef(desc_fid)?
                     .and_then(|d| pkcs15::PrivateKeyDesc::parse(&d).ok())
                 else {
+                    log::info!(
+                        "key {f:04X} has no readable description {desc_fid:04X}: not listed"
+                    );
                     continue;
                 };
                 let ce = Card::new(link).read_ef(0xCE00 | id8 as u16)?;
@@ -302,7 +305,15 @@ pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
                     }
                     _ => None,
                 };
-                let Some(public) = public else { continue };
+                let Some(public) = public else {
+                    // A certificate cut short by a write interrupted between
+                    // two APDUs, or no file: the public key is not known.
+                    log::warn!(
+                        "key {f:04X}: {:04X} holds neither its request nor a complete certificate: not listed",
+                        0xCE00 | id8 as u16
+                    );
+                    continue;
+                };
                 let mut prv = Object::new(Class::PrivateKey, f, Some(desc_fid), true);
                 prv.chr = ce
                     .as_deref()
@@ -328,12 +339,17 @@ pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
                     .read_ef(f)?
                     .and_then(|d| pkcs15::CertDesc::parse(&d).ok())
                 else {
+                    log::info!("certificate description {f:04X} does not parse: skipped");
                     continue;
                 };
                 let Some(der) = Card::new(link).read_ef(desc.fid)? else {
+                    log::info!(
+                        "certificate {:04X} of description {f:04X} is missing: skipped",
+                        desc.fid
+                    );
                     continue;
                 };
-                if let Some((o, _)) = cert_object(
+                match cert_object(
                     desc.fid,
                     Some(f),
                     &der,
@@ -341,7 +357,11 @@ pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
                     &desc.id,
                     desc.authority,
                 ) {
-                    out.push(o);
+                    Some((o, _)) => out.push(o),
+                    None => log::warn!(
+                        "certificate {:04X} is not a complete X.509 certificate (a write cut short?): skipped",
+                        desc.fid
+                    ),
                 }
             }
             0xC9 => {
@@ -350,6 +370,18 @@ pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
                     .and_then(|d| pkcs15::DataDesc::parse(&d).ok())
                 else {
                     continue;
+                };
+                let value = if desc.private {
+                    None
+                } else {
+                    let Some(v) = Card::new(link).read_ef(desc.fid)? else {
+                        log::info!(
+                            "data object {:04X} of description {f:04X} is missing: skipped",
+                            desc.fid
+                        );
+                        continue;
+                    };
+                    Some(v)
                 };
                 let mut o = Object::new(Class::Data, desc.fid, Some(f), desc.private);
                 o.set(CKA_LABEL, desc.label.as_bytes().to_vec());
@@ -361,11 +393,8 @@ pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
                         .map(|v| picohsm_wire::tlv::encode(0x06, &v))
                         .unwrap_or_default(),
                 );
-                if !desc.private {
-                    o.set(
-                        CKA_VALUE,
-                        Card::new(link).read_ef(desc.fid)?.unwrap_or_default(),
-                    );
+                if let Some(v) = value {
+                    o.set(CKA_VALUE, v);
                 }
                 out.push(o);
             }

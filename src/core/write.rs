@@ -18,8 +18,15 @@
 //!
 //! Deleting removes every file of the object: a private key `CCxx`, its PrKD
 //! `C4xx` and `CExx` (so the public key and a certificate there go too);
-//! a key's certificate `CExx`; a CA certificate `CAxx` + `C8xx`; a data
-//! object `CDxx`/`CFxx` + `C9xx`.
+//! a key's certificate `CExx`; a CA certificate `C8xx` + `CAxx`; a data
+//! object `C9xx` + `CDxx`/`CFxx`.
+//!
+//! The order of the writes is what a kill or a card reset between two
+//! APDUs may leave visible (each APDU is atomic on the card): a file's
+//! content before its description (the description is what lists it), a
+//! description before the content when deleting, a key file first (the
+//! listing starts from it). What is left then is an unlisted file, never a
+//! listed object with missing or cut content.
 
 use cryptoki_sys::*;
 
@@ -47,10 +54,12 @@ fn fid(prefix: u8, id: u8) -> u16 {
     (prefix as u16) << 8 | id as u16
 }
 
-/// Replaces a file as OpenSC does (`sc_hsm_update_ef` with erase): delete,
-/// then create and write.
+/// Replaces a file's content. OpenSC deletes the file first
+/// (`sc_hsm_update_ef` with erase); a write at offset 0 replaces the content
+/// on its own (docs/protocol.md §3.6), and without the DELETE a kill or a
+/// card reset during the write leaves the old content (a key's request
+/// stays, and with it the key) or the new one, never no file.
 fn replace_ef(l: &mut dyn Link, f: u16, data: &[u8]) -> Result<()> {
-    Card::new(l).delete_ef(f)?;
     Ok(Card::new(l).write_ef(f, data)?)
 }
 
@@ -257,12 +266,13 @@ pub fn destroy_object(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> R
                     "a public key goes with its private key or certificate",
                 )
             }
+            // The description first: it is what lists the object.
             Class::Certificate => match o.desc_fid {
-                Some(d) => vec![o.fid, d],
+                Some(d) => vec![d, o.fid],
                 None => vec![o.fid],
             },
             Class::Data => match o.desc_fid {
-                Some(d) => vec![o.fid, d],
+                Some(d) => vec![d, o.fid],
                 None => vec![o.fid],
             },
             Class::SecretKey => return fail(CKR_OBJECT_HANDLE_INVALID, "unknown object"),

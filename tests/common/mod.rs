@@ -32,6 +32,7 @@ pub mod reliability;
 pub mod removal;
 pub mod softhsm;
 pub mod tools;
+pub mod vcard_life;
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};

@@ -8,9 +8,17 @@
 //! (the name only: a symbolic link planted there is removed, what it points
 //! to is never opened) before creating its own.
 //!
+//! `store` returns only once the new image is durable (the file and the
+//! rename fsynced): the firmware answers a command after its image is
+//! stored, so an acknowledged write survives a kill of the process and a
+//! power cut alike. The same holds for the OTP file, which the firmware
+//! writes (on first start) before the first flash image: a crash between
+//! the two leaves a device secret and no image, a blank device that starts;
+//! never an image without its secret.
+//!
 //! The image itself is sealed by the firmware (`picohsm_firmware::store`):
-//! this file only has to make the replacement atomic and keep other users
-//! out of the files.
+//! this file only has to make the replacement atomic and durable, and keep
+//! other users out of the files.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -46,14 +54,20 @@ impl FileStorage {
         PathBuf::from(name)
     }
 
+    /// The image, `None` if the file does not exist, or why it cannot be
+    /// read.
+    pub fn read(&self) -> io::Result<Option<Vec<u8>>> {
+        match fs::read(&self.path) {
+            Ok(image) => Ok(Some(image)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Checks that the image can be read (or does not exist yet), so that a
     /// caller can fail with a clear message before a card is built on it.
     pub fn check(&self) -> io::Result<()> {
-        match fs::read(&self.path) {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.read().map(|_| ())
     }
 
     /// Creates the temporary file: `O_CREAT | O_EXCL | O_NOFOLLOW`, mode
@@ -101,21 +115,15 @@ impl FileStorage {
 }
 
 impl Storage for FileStorage {
-    /// Reads the image, or `None` if the file does not exist.
-    ///
-    /// # Panics
-    ///
-    /// If the file exists but cannot be read: treating it as a blank device
-    /// would let the card create a new identity over the old one.
-    fn load(&mut self) -> Option<Vec<u8>> {
-        match fs::read(&self.path) {
-            Ok(image) => Some(image),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => panic!(
-                "cannot read the image {}: {e}; refusing to treat it as a blank device",
-                self.path.display()
-            ),
-        }
+    /// Reads the image, or `None` if the file does not exist. A file that
+    /// exists but cannot be read is an error (logged with its name and the
+    /// reason): treating it as a blank device would let the card create a
+    /// new identity over the old one.
+    fn load(&mut self) -> Result<Option<Vec<u8>>, StorageError> {
+        self.read().map_err(|e| {
+            log::error!("cannot read the image {}: {e}", self.path.display());
+            StorageError
+        })
     }
 
     fn store(&mut self, image: &[u8]) -> Result<(), StorageError> {
@@ -158,7 +166,7 @@ mod tests {
     fn missing_file_is_blank() {
         let d = TempDir::new();
         let mut s = FileStorage::new(d.0.join("card.flash"));
-        assert_eq!(s.load(), None);
+        assert_eq!(s.load().unwrap(), None);
         s.check().unwrap();
     }
 
@@ -168,16 +176,19 @@ mod tests {
         let path = d.0.join("card.flash");
         let mut s = FileStorage::new(&path);
         s.store(b"first image").unwrap();
-        assert_eq!(s.load().as_deref(), Some(&b"first image"[..]));
+        assert_eq!(s.load().unwrap().as_deref(), Some(&b"first image"[..]));
         s.store(b"2nd").unwrap();
-        assert_eq!(s.load().as_deref(), Some(&b"2nd"[..]));
+        assert_eq!(s.load().unwrap().as_deref(), Some(&b"2nd"[..]));
         // A new instance on the same file sees the same image.
-        assert_eq!(FileStorage::new(&path).load().as_deref(), Some(&b"2nd"[..]));
+        assert_eq!(
+            FileStorage::new(&path).load().unwrap().as_deref(),
+            Some(&b"2nd"[..])
+        );
         assert!(!s.tmp_path().exists(), "the temporary file is renamed away");
         let mode = fs::metadata(&path).unwrap().permissions();
         assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o077, 0);
         s.store(b"").unwrap();
-        assert_eq!(s.load().as_deref(), Some(&b""[..]));
+        assert_eq!(s.load().unwrap().as_deref(), Some(&b""[..]));
     }
 
     #[test]
@@ -189,20 +200,20 @@ mod tests {
 
         // Interrupted before the first rename: still a blank device.
         fs::write(s.tmp_path(), b"half-writ").unwrap();
-        assert_eq!(s.load(), None);
+        assert_eq!(s.load().unwrap(), None);
 
         s.store(b"good image").unwrap();
         // Interrupted after writing the temporary file, before the rename.
         fs::write(s.tmp_path(), b"torn").unwrap();
-        assert_eq!(s.load().as_deref(), Some(&b"good image"[..]));
+        assert_eq!(s.load().unwrap().as_deref(), Some(&b"good image"[..]));
         assert_eq!(
-            FileStorage::new(&path).load().as_deref(),
+            FileStorage::new(&path).load().unwrap().as_deref(),
             Some(&b"good image"[..])
         );
 
         // The next store overwrites the stale temporary file.
         s.store(b"newer image").unwrap();
-        assert_eq!(s.load().as_deref(), Some(&b"newer image"[..]));
+        assert_eq!(s.load().unwrap().as_deref(), Some(&b"newer image"[..]));
         assert!(!s.tmp_path().exists());
     }
 
@@ -216,7 +227,7 @@ mod tests {
         std::os::unix::fs::symlink(&victim, s.tmp_path()).unwrap();
         s.store(b"image").unwrap();
         assert_eq!(fs::read(&victim).unwrap(), b"precious");
-        assert_eq!(s.load().as_deref(), Some(&b"image"[..]));
+        assert_eq!(s.load().unwrap().as_deref(), Some(&b"image"[..]));
         assert!(!fs::symlink_metadata(&path)
             .unwrap()
             .file_type()
@@ -228,7 +239,7 @@ mod tests {
         std::os::unix::fs::symlink(&ghost, s.tmp_path()).unwrap();
         s.store(b"image 2").unwrap();
         assert!(!ghost.exists());
-        assert_eq!(s.load().as_deref(), Some(&b"image 2"[..]));
+        assert_eq!(s.load().unwrap().as_deref(), Some(&b"image 2"[..]));
     }
 
     #[test]
@@ -239,7 +250,34 @@ mod tests {
         s.store(b"kept").unwrap();
         fs::create_dir(s.tmp_path()).unwrap();
         assert_eq!(s.store(b"new"), Err(StorageError));
-        assert_eq!(s.load().as_deref(), Some(&b"kept"[..]));
+        assert_eq!(s.load().unwrap().as_deref(), Some(&b"kept"[..]));
+    }
+
+    #[test]
+    fn an_unreadable_image_is_an_error_not_a_blank_device() {
+        let d = TempDir::new();
+        let path = d.0.join("card.flash");
+        // A directory where the image should be: read(2) fails with EISDIR
+        // (file modes do not stop root, which the tests may run as).
+        fs::create_dir(&path).unwrap();
+        let mut s = FileStorage::new(&path);
+        assert_eq!(s.load(), Err(StorageError));
+        let e = s.check().unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EISDIR), "{e}");
+        // The card does not start on it, and says why in a sentence.
+        let err = picohsm_firmware::Card::new(
+            Box::new(s),
+            Box::new(FileStorage::new(d.0.join("card.flash.otp"))),
+            Box::new(rand_core::UnwrapErr(getrandom::SysRng)),
+            picohsm_firmware::CardConfig::default(),
+        )
+        .err()
+        .expect("refused");
+        assert_eq!(err.to_string(), "the flash image cannot be read");
+        assert!(
+            !d.0.join("card.flash.otp").exists(),
+            "no device secret is made for an image that cannot be read"
+        );
     }
 
     #[test]

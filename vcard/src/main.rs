@@ -1,10 +1,14 @@
 //! `picohsm-vcard`: a Pico HSM as a virtual smart card behind pcscd.
 //!
 //! Connects to the vsmartcard `vpcd` driver loaded by pcscd (TCP, port 35963
-//! for the first reader) and serves the card until SIGTERM or SIGINT, when it
-//! exits with status 0. The card's flash image is `--flash FILE`, its OTP area
-//! (the device secret) `FILE.otp`; both are replaced atomically on every
-//! write. A flash image that the firmware refuses (not a picohsm image, the
+//! for the first reader) and serves the card until SIGTERM or SIGINT: it
+//! answers the APDU in progress, however busy its clients keep it, and exits
+//! with status 0 (a second signal during a long APDU exits at once, status
+//! 1). The card's flash image is `--flash FILE`, its OTP area (the device
+//! secret) `FILE.otp`; both are replaced atomically and durably on every
+//! write, before the command's response leaves, so a kill at any moment
+//! keeps every acknowledged write. An image that cannot be read stops the
+//! program with a sentence naming the file, as a refused one does. A flash image that the firmware refuses (not a picohsm image, the
 //! old unauthenticated format, truncated, altered, sealed under another
 //! device secret, or present without its OTP file) stops the program before
 //! the card starts: one line on stderr names the file and the reason, the
@@ -29,7 +33,8 @@ use picohsm_vcard::{ApduLog, Client, FileStorage};
     name = "picohsm-vcard",
     version,
     after_help = "Connection events are logged to stderr; set RUST_LOG (error, warn, info, debug) \
-                  to choose how much. Stop with SIGTERM or SIGINT (exit status 0)."
+                  to choose how much. Stop with SIGTERM or SIGINT (exit status 0, after the \
+                  APDU in progress; a second signal exits at once with status 1)."
 )]
 struct Args {
     /// The card's flash image (created on first start). The OTP area that
@@ -118,9 +123,14 @@ fn run(args: Args) -> Result<(), String> {
         None => None,
     };
 
+    // The first SIGTERM or SIGINT stops the card after the APDU in
+    // progress (answered, its image stored); a second one while that APDU
+    // still runs (a long key generation) exits at once with status 1, which
+    // the atomic image replacement makes safe too.
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, stop.clone())
+        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())
+            .and_then(|_| signal_hook::flag::register(sig, stop.clone()))
             .map_err(|e| format!("cannot install the signal handler: {e}"))?;
     }
 

@@ -9,7 +9,9 @@
 //!
 //! [`Client::run`] keeps the card connected: it reconnects with a backoff when
 //! vpcd is not there yet or the connection drops (pcscd restarted), and it
-//! returns once the stop flag is set (checked at least every poll interval).
+//! returns once the stop flag is set: checked before every frame is read and
+//! at least every poll interval while waiting, so a stop takes effect within
+//! one APDU however busy the clients keep the card.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -442,6 +444,13 @@ impl<C: VirtualCard> Client<C> {
             return End::Lost(format!("socket setup: {e}"));
         }
         loop {
+            // At every frame boundary, not only when a read times out: a
+            // client that keeps the card busy leaves no quiet poll interval,
+            // and the card must still stop within one APDU of the signal.
+            // The APDU in progress has been answered (and its image stored).
+            if self.stopped() {
+                return End::Stopped;
+            }
             let payload = match read_frame(&mut QuickAck(&stream), &self.stop) {
                 Ok(p) => p,
                 Err(ReadError::Stopped) => return End::Stopped,
@@ -686,6 +695,45 @@ mod tests {
         assert_eq!(lines[1], "< 00 B0 00 00 10 90 00");
         assert_eq!(lines[5], "< 00 CA 01 02 90 00");
         let _ = std::fs::remove_file(&log_path);
+    }
+
+    #[test]
+    fn stops_within_one_apdu_while_busy() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        // A poll interval far longer than the test: only the check at the
+        // frame boundary can stop the client in time.
+        let timing = Timing {
+            poll: Duration::from_secs(30),
+            ..fast()
+        };
+        let mut client =
+            Client::new(Fake::default(), "127.0.0.1", port, stop.clone()).with_timing(timing);
+        let t = thread::spawn(move || client.run());
+        let (mut s, _) = listener.accept().unwrap();
+        send(&mut s, &[CTRL_POWER_ON]);
+        // vpcd sends APDUs back to back: the card is never idle.
+        for _ in 0..50 {
+            send(&mut s, &[0x00, 0xB0, 0x00, 0x00, 0x10]);
+            assert_eq!(recv(&mut s).len(), 7);
+        }
+        let t0 = Instant::now();
+        stop.store(true, Ordering::Relaxed);
+        let mut answered_after_stop = 0;
+        loop {
+            if write_frame(&mut s, &[0x00, 0xB0, 0x00, 0x00, 0x10]).is_err() {
+                break;
+            }
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            match read_frame(&mut s, &AtomicBool::new(false)) {
+                Ok(_) => answered_after_stop += 1,
+                Err(_) => break,
+            }
+            assert!(answered_after_stop <= 1, "still answering after the stop");
+        }
+        t.join().unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(2));
     }
 
     #[test]

@@ -133,7 +133,10 @@ impl T {
     /// The flash image's size.
     pub fn image_len(&self) -> usize {
         let mut f = self.flash.clone();
-        crate::Storage::load(&mut f).map_or(0, |i| i.len())
+        crate::Storage::load(&mut f)
+            .ok()
+            .flatten()
+            .map_or(0, |i| i.len())
     }
 }
 

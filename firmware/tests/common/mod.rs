@@ -15,8 +15,8 @@ use picohsm_wire::{apdu, tlv};
 pub struct Mem(pub Arc<Mutex<Option<Vec<u8>>>>);
 
 impl Storage for Mem {
-    fn load(&mut self) -> Option<Vec<u8>> {
-        self.0.lock().unwrap().clone()
+    fn load(&mut self) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.0.lock().unwrap().clone())
     }
     fn store(&mut self, image: &[u8]) -> Result<(), StorageError> {
         *self.0.lock().unwrap() = Some(image.to_vec());

@@ -17,6 +17,11 @@ pub const TAG_DATA: u16 = 0x53;
 pub const READ_ALL: usize = 65536;
 /// Bytes of file data the host puts in one UPDATE BINARY.
 pub const WRITE_CHUNK: usize = 1024;
+/// The longest UPDATE BINARY body the host sends as one chained command
+/// (docs/protocol.md §1.2, §3.6): an upstream Pico HSM joins the parts in a
+/// 4 KiB buffer and runs the command from its 4 KiB receive buffer, so
+/// 4000 bytes leave room for the APDU and CCID headers.
+pub const CHAINED_WRITE_MAX: usize = 4000;
 
 /// SELECT of the SmartCard-HSM applet by AID, asking for the FCP.
 pub fn select_applet() -> Apdu {
@@ -93,6 +98,43 @@ pub fn parse_offset(body: &[u8]) -> Option<usize> {
     Some(off.iter().fold(0usize, |a, b| (a << 8) | *b as usize))
 }
 
+/// UPDATE BINARY of the whole content `data` of EF `fid` (offset 0, which
+/// replaces the content) as one command sent in parts of at most
+/// [`WRITE_CHUNK`] bytes with command chaining (CLA bit `10` on every part
+/// but the last, docs/protocol.md §1.2): the card runs it once, when the
+/// last part arrives, so a write of several APDUs is still all or nothing.
+/// `None` when the body is longer than [`CHAINED_WRITE_MAX`].
+pub fn update_binary_chained(fid: u16, data: &[u8]) -> Option<Vec<Apdu>> {
+    let [hi, lo] = fid.to_be_bytes();
+    let mut body = Vec::with_capacity(data.len() + 10);
+    tlv::push(&mut body, TAG_OFFSET, &[0, 0]);
+    tlv::push(&mut body, TAG_DATA, data);
+    if body.len() > CHAINED_WRITE_MAX {
+        return None;
+    }
+    let parts: Vec<&[u8]> = body.chunks(WRITE_CHUNK).collect();
+    let last = parts.len() - 1;
+    Some(
+        parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let cla = if i < last {
+                    CLA_ISO | crate::apdu::CLA_CHAINING
+                } else {
+                    CLA_ISO
+                };
+                Apdu::extended(
+                    Cmd::UpdateBinary,
+                    [cla, ins::UPDATE_BINARY_ODD, hi, lo],
+                    part,
+                    0,
+                )
+            })
+            .collect(),
+    )
+}
+
 /// The offset and data of an UPDATE BINARY body (the card's side).
 pub fn parse_update_body(body: &[u8]) -> Option<(usize, &[u8])> {
     let offset = parse_offset(body)?;
@@ -152,6 +194,30 @@ mod tests {
         let u = update_binary(0xCF01, 2, &[0xAA]);
         assert_eq!(u.bytes(), hex("00 D7 CF 01 00 00 07 54 02 00 02 53 01 AA"));
         assert_eq!(parse_update_body(&u.bytes()[7..]), Some((2, &[0xAA][..])));
+    }
+
+    #[test]
+    fn a_chained_write_is_one_body_in_parts() {
+        let data: Vec<u8> = (0..2500u32).map(|i| i as u8).collect();
+        let parts = update_binary_chained(0xCE05, &data).unwrap();
+        assert_eq!(parts.len(), 3);
+        let mut body = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            let b = p.bytes();
+            let chained = if i < 2 { 0x10 } else { 0x00 };
+            assert_eq!(&b[..5], &[chained, 0xD7, 0xCE, 0x05, 0x00]);
+            let n = u16::from_be_bytes([b[5], b[6]]) as usize;
+            assert_eq!(b.len(), 7 + n, "no Le");
+            assert!(n <= WRITE_CHUNK);
+            body.extend_from_slice(&b[7..]);
+        }
+        assert_eq!(parse_update_body(&body), Some((0, &data[..])));
+        // One part when it fits; none past what a device's buffer takes.
+        assert_eq!(
+            update_binary_chained(0xCE05, &data[..900]).unwrap().len(),
+            1
+        );
+        assert!(update_binary_chained(0xCE05, &[0; CHAINED_WRITE_MAX]).is_none());
     }
 
     #[test]
