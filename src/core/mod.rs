@@ -15,6 +15,7 @@ pub mod mech;
 pub mod object;
 pub mod operation;
 pub mod pin;
+pub mod presence;
 pub mod session;
 pub mod sign;
 pub mod slot_event;

@@ -53,6 +53,8 @@ pub struct Module {
     pub config: Arc<crate::settings::Config>,
     /// What C_WaitForSlotEvent last saw of each reader.
     pub seen: crate::core::slot_event::Seen,
+    /// The slot lists C_GetSlotList size queries counted.
+    pub counted: crate::core::presence::Counted,
 }
 
 /// Session handles are unique for the life of the process, across

@@ -73,20 +73,6 @@ impl Pcsc {
         Ok(PcscTransport { card: Some(card) })
     }
 
-    /// The ATR of the card in `reader`, read without sending it anything
-    /// (no SELECT: that would log out whoever uses the card); `None` if
-    /// the reader is empty.
-    pub fn atr_of(&self, reader: &str) -> Option<Vec<u8>> {
-        let name = CString::new(reader).ok()?;
-        let card = self
-            .ctx
-            .connect(&name, ShareMode::Shared, Protocols::ANY)
-            .ok()?;
-        let atr = card.status2_owned().ok().map(|st| st.atr().to_vec());
-        let _ = card.disconnect(Disposition::LeaveCard);
-        atr
-    }
-
     /// The context, for status-change waits.
     pub fn context(&self) -> &Context {
         &self.ctx
