@@ -516,32 +516,31 @@ fn survives_slot_list_beside_busy_processes() {
     assert!(other.is_empty(), "C_GetSlotList failed: {other:x?}");
 }
 
-/// Reliability: another process logged in on a token keeps its login, without logging in again, across this module's C_Finalize after using the same token (each of the cycles also connects anew).
+/// Reliability: another process that logged in on a token after this module connected to it keeps its login, without logging in again, across this module's C_Finalize, every cycle.
 #[test]
 fn survives_c_finalize_of_another_process() {
     let _serial = serial();
     let card = card_with_key();
     let cycles = count(5, 50);
-    let mut holder: Option<Worker> = None;
     let mut ok = 0;
     let mut failures = Vec::new();
     for i in 0..cycles {
-        // This module connects (SELECT, objects read) first...
+        // This module connects (SELECT, objects read) first: a SELECT is
+        // a logout, so the other process's login has to come after it...
         let p11 = our_module();
         let slot = slot_of(&p11, &card);
         let session = p11.open_ro_session(slot).unwrap();
         assert_eq!(find_by_id(&session, ObjectClass::PUBLIC_KEY, 1).len(), 1);
-        // ...then the other process logs in (only once: its login must
-        // last through every cycle).
-        if holder.is_none() {
-            holder = Some(Worker::start("holder", &card));
-        }
+        // ...then the other process logs in and signs...
+        let mut holder = Worker::start("holder", &card);
+        // ...and this module finalises with its connection open.
         drop(session);
         p11.finalize().unwrap();
-        match holder.as_mut().unwrap().sign_again().as_str() {
+        match holder.sign_again().as_str() {
             "ok" => ok += 1,
             answer => failures.push(format!("cycle {i}: {answer}")),
         }
+        holder.stop();
     }
     record(
         "survives_c_finalize_of_another_process",
@@ -549,7 +548,6 @@ fn survives_c_finalize_of_another_process() {
         ok,
         "cycles",
     );
-    holder.take().unwrap().stop();
     assert!(
         failures.is_empty(),
         "the other process lost its login: {failures:?}"
