@@ -18,11 +18,14 @@ pub fn initialize(args: InitArgs) -> Result<()> {
     if args.mutex_callbacks && !args.os_locking_ok {
         return fail(CKR_CANT_LOCK, "only OS locking is offered");
     }
+    crate::core::fork::install();
     let mut g = MODULE.lock();
     if let Some(m) = g.as_ref() {
         if m.pid == std::process::id() {
             return fail(CKR_CRYPTOKI_ALREADY_INITIALIZED, "already initialised");
         }
+        // The parent's, in a forked child: never dropped here.
+        crate::core::fork::forget_parents(&mut g);
     }
     let config = crate::settings::Config::load(args.reserved.as_deref())?;
     if let Some(src) = &config.source {

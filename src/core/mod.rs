@@ -7,6 +7,7 @@ pub mod decrypt;
 pub mod derive;
 pub mod digest;
 pub mod find;
+pub mod fork;
 pub mod general;
 pub mod keygen;
 pub mod keyop;
