@@ -22,10 +22,12 @@ use std::io::Write;
 use std::sync::OnceLock;
 
 use log::{LevelFilter, Log, Metadata, Record};
-use parking_lot::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 struct Logger {
     level: LevelFilter,
+    /// A std mutex, not parking_lot's: the fork handlers unlock it in a
+    /// forked child (`crate::core::fork`).
     file: Option<Mutex<File>>,
 }
 
@@ -47,7 +49,7 @@ impl Log for Logger {
         );
         match &self.file {
             Some(f) => {
-                let _ = f.lock().write_all(line.as_bytes());
+                let _ = lock(f).write_all(line.as_bytes());
             }
             None => {
                 let _ = std::io::stderr().write_all(line.as_bytes());
@@ -57,7 +59,7 @@ impl Log for Logger {
 
     fn flush(&self) {
         if let Some(f) = &self.file {
-            let _ = f.lock().flush();
+            let _ = lock(f).flush();
         }
     }
 }
@@ -93,6 +95,18 @@ fn open_log(path: &str) -> Option<File> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
         .ok()
+}
+
+/// The log file, locked, if the module logs to a file: the fork handlers
+/// (`crate::core::fork`) hold it across a fork.
+pub(crate) fn lock_file() -> Option<MutexGuard<'static, File>> {
+    LOGGER.get().and_then(|l| l.file.as_ref()).map(lock)
+}
+
+/// Locks the log file (a thread that panicked while writing left a file
+/// that is still fine to write to).
+fn lock(file: &Mutex<File>) -> MutexGuard<'_, File> {
+    file.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Installs the logger from the environment (once per process).

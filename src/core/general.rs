@@ -6,6 +6,7 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 
 use crate::core::api::{Info, InitArgs, SlotInfo, TokenInfo};
+use crate::core::presence;
 use crate::core::state::{self, on_token, with_module, Module, MODULE};
 use crate::core::token::pad;
 use crate::error::{fail, Error, Result};
@@ -17,11 +18,14 @@ pub fn initialize(args: InitArgs) -> Result<()> {
     if args.mutex_callbacks && !args.os_locking_ok {
         return fail(CKR_CANT_LOCK, "only OS locking is offered");
     }
+    crate::core::fork::install();
     let mut g = MODULE.lock();
     if let Some(m) = g.as_ref() {
         if m.pid == std::process::id() {
             return fail(CKR_CRYPTOKI_ALREADY_INITIALIZED, "already initialised");
         }
+        // The parent's, in a forked child: never dropped here.
+        crate::core::fork::forget_parents(&mut g);
     }
     let config = crate::settings::Config::load(args.reserved.as_deref())?;
     if let Some(src) = &config.source {
@@ -34,6 +38,7 @@ pub fn initialize(args: InitArgs) -> Result<()> {
         slots: BTreeMap::new(),
         sessions: BTreeMap::new(),
         seen: Default::default(),
+        counted: Default::default(),
     };
     m.refresh_slots()?;
     let readers: Vec<String> = m.slots.values().map(|s| s.reader.clone()).collect();
@@ -87,36 +92,65 @@ pub fn get_info() -> Result<Info> {
     Ok(info)
 }
 
-/// C_GetSlotList: every reader, or those holding a SmartCard-HSM.
-pub fn get_slot_list(token_present: bool) -> Result<Vec<CK_SLOT_ID>> {
-    let ids: Vec<CK_SLOT_ID> = with_module(|m| {
-        m.refresh_slots()?;
-        Ok(m.slots.keys().copied().collect())
-    })?;
-    if !token_present {
-        return Ok(ids);
+/// C_GetSlotList: every reader, or those holding a token
+/// ([`presence`]). `size_query` is a call with a NULL list: the list it
+/// counts is the one the same thread's next call with a buffer gets.
+pub fn get_slot_list(token_present: bool, size_query: bool) -> Result<Vec<CK_SLOT_ID>> {
+    if !size_query {
+        if let Some(list) = with_module(|m| Ok(m.counted.take(token_present)))? {
+            return Ok(list);
+        }
     }
-    Ok(ids.into_iter().filter(|id| token_present_in(*id)).collect())
+    let list = slot_list(token_present)?;
+    if size_query {
+        with_module(|m| {
+            m.counted.put(token_present, list.clone());
+            Ok(())
+        })?;
+    }
+    Ok(list)
 }
 
-/// Whether a SmartCard-HSM sits in the slot: a token already connected, or
-/// an ATR whose historical bytes carry "THSM1" (docs/protocol.md §2.1). Nothing is sent to
-/// the card: a SELECT would log out any application using it.
-fn token_present_in(slot: CK_SLOT_ID) -> bool {
-    let Ok((token, reader, pcsc)) = state::slot_token(slot) else {
-        return false;
-    };
-    if token.lock().is_some() {
-        return true;
+/// The slots as of now: every reader, or those holding a token.
+fn slot_list(token_present: bool) -> Result<Vec<CK_SLOT_ID>> {
+    let (slots, pcsc) = with_module(|m| {
+        m.refresh_slots()?;
+        let slots: Vec<_> = m
+            .slots
+            .iter()
+            .map(|(id, s)| (*id, s.reader.clone(), s.token.clone()))
+            .collect();
+        Ok((slots, m.pcsc.clone()))
+    })?;
+    if !token_present {
+        return Ok(slots.into_iter().map(|(id, _, _)| id).collect());
     }
-    pcsc.atr_of(&reader)
-        .is_some_and(|atr| crate::card::files::is_smartcard_hsm_atr(&atr))
+    let readers: Vec<String> = slots.iter().map(|(_, r, _)| r.clone()).collect();
+    let views = presence::reader_views(&pcsc, &readers)?;
+    Ok(slots
+        .iter()
+        .zip(views)
+        .filter(|((_, _, token), view)| presence::token_present(*view, token))
+        .map(|((id, _, _), _)| *id)
+        .collect())
+}
+
+/// Whether a token sits in the slot ([`presence`]; nothing is sent to
+/// the card).
+fn token_present_in(slot: CK_SLOT_ID) -> Result<bool> {
+    let (token, reader, pcsc) = state::slot_token(slot)?;
+    let view = presence::reader_views(&pcsc, std::slice::from_ref(&reader))?;
+    Ok(presence::token_present(
+        view.into_iter().next().unwrap_or_default(),
+        &token,
+    ))
 }
 
 /// C_GetSlotInfo.
 pub fn get_slot_info(slot: CK_SLOT_ID) -> Result<SlotInfo> {
     let (_, reader, _) = state::slot_token(slot)?;
-    let present = token_present_in(slot);
+    // pcscd unreachable: no token to show (C_GetSlotList says why).
+    let present = token_present_in(slot).unwrap_or(false);
     let mut info = CK_SLOT_INFO {
         slotDescription: [b' '; 64],
         manufacturerID: [b' '; 32],

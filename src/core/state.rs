@@ -16,7 +16,23 @@ use crate::error::{fail, Error, Result};
 use crate::transport::pcsc::{Loss, Pcsc};
 
 /// The module, between C_Initialize and C_Finalize.
-pub static MODULE: Mutex<Option<Module>> = Mutex::new(None);
+pub static MODULE: ModuleLock = ModuleLock(std::sync::Mutex::new(None));
+
+/// The module's lock: a std mutex, not parking_lot's, since the fork
+/// handlers unlock it in a forked child (`core/fork.rs`), where an unlock
+/// of parking_lot's could hand it over to a thread of the parent that the
+/// child does not have.
+pub struct ModuleLock(std::sync::Mutex<Option<Module>>);
+
+impl ModuleLock {
+    /// Locks the module, poisoned or not (as parking_lot's mutex did: a
+    /// panic is caught at the C boundary and the tables stay usable).
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Option<Module>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 
 /// A shared token.
 pub type TokenRef = Arc<Mutex<Option<Token>>>;
@@ -53,6 +69,8 @@ pub struct Module {
     pub config: Arc<crate::settings::Config>,
     /// What C_WaitForSlotEvent last saw of each reader.
     pub seen: crate::core::slot_event::Seen,
+    /// The slot lists C_GetSlotList size queries counted.
+    pub counted: crate::core::presence::Counted,
 }
 
 /// Session handles are unique for the life of the process, across
@@ -128,8 +146,9 @@ pub fn with_module<R>(f: impl FnOnce(&mut Module) -> Result<R>) -> Result<R> {
     match g.as_mut() {
         Some(m) if m.pid == std::process::id() => f(m),
         Some(_) => {
-            // A forked child: the parent's PC/SC handles are not ours.
-            *g = None;
+            // A forked child (the fork handlers did not run: a raw clone):
+            // the parent's PC/SC handles are not ours to release.
+            crate::core::fork::forget_parents(&mut g);
             fail(CKR_CRYPTOKI_NOT_INITIALIZED, "forked: call C_Initialize")
         }
         None => fail(CKR_CRYPTOKI_NOT_INITIALIZED, "not initialised"),

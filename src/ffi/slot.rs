@@ -13,7 +13,8 @@ use super::args::{pin_in, ref_in, OutBuf};
 use super::shapes::value_out;
 use super::wrap::{run, Init};
 
-/// C_GetSlotList, with the PKCS#11 3.0 §5.2 size query (NULL list → count).
+/// C_GetSlotList, with the PKCS#11 3.0 §5.2 size query (NULL list → count);
+/// the call with a buffer after it gets the list it counted.
 #[no_mangle]
 pub extern "C" fn C_GetSlotList(
     tokenPresent: CK_BBOOL,
@@ -28,7 +29,8 @@ pub extern "C" fn C_GetSlotList(
             // SAFETY: PKCS#11 caller: pulCount readable/writable, pSlotList NULL
             // or writable for *pulCount slot ids.
             let out = unsafe { OutBuf::new(pSlotList, pulCount) }?;
-            out.put(&api::get_slot_list(tokenPresent != CK_FALSE)?)
+            let size_query = out.capacity().is_none();
+            out.put(&api::get_slot_list(tokenPresent != CK_FALSE, size_query)?)
         },
     )
 }

@@ -3,6 +3,7 @@
 //! recorded exchange in its unit tests.
 
 pub mod pcsc;
+pub mod reader_state;
 
 use crate::error::Result;
 

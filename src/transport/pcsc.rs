@@ -113,7 +113,7 @@ impl Pcsc {
     }
 
     /// Notes what `e` says about pcscd, and maps it.
-    fn fail(&self, e: pcsc::Error) -> Error {
+    pub(super) fn fail(&self, e: pcsc::Error) -> Error {
         if loss_of(e) == Some(Loss::Service) {
             self.lost.store(true, Ordering::SeqCst);
         }
@@ -144,21 +144,6 @@ impl Pcsc {
             loss: None,
             lost: self.lost.clone(),
         })
-    }
-
-    /// The ATR of the card in `reader`, read without sending it anything
-    /// (no SELECT: that would log out whoever uses the card); `None` if
-    /// the reader is empty.
-    pub fn atr_of(&self, reader: &str) -> Option<Vec<u8>> {
-        let name = CString::new(reader).ok()?;
-        let card = self
-            .ctx
-            .connect(&name, ShareMode::Shared, Protocols::ANY)
-            .map_err(|e| self.fail(e))
-            .ok()?;
-        let atr = card.status2_owned().ok().map(|st| st.atr().to_vec());
-        let _ = card.disconnect(Disposition::LeaveCard);
-        atr
     }
 
     /// The context, for status-change waits.
