@@ -516,6 +516,60 @@ fn survives_slot_list_beside_busy_processes() {
     assert!(other.is_empty(), "C_GetSlotList failed: {other:x?}");
 }
 
+/// A card plugged in between C_GetSlotList's size query and its call with
+/// the buffer: the buffer call hands out the list the size query counted
+/// (as OpenSC's module does), not a longer one that no longer fits
+/// (CKR_BUFFER_TOO_SMALL), and the next pair lists the new token.
+#[test]
+fn slot_list_buffer_call_returns_the_counted_list_when_a_card_arrives_between() {
+    let _serial = serial();
+    let first = card_with_key();
+    let p11 = our_module();
+    let first_slot = slot_of(&p11, &first).id() as CK_SLOT_ID;
+    let raw = Raw::load();
+    let mut n: CK_ULONG = 0;
+    // SAFETY: a NULL list with a live count cell.
+    let rv = unsafe { (raw.get_slot_list)(CK_TRUE, std::ptr::null_mut(), &mut n) };
+    assert_eq!(rv, CKR_OK);
+    let counted = n;
+
+    let second = card_with_key();
+    // Another thread watches for the new token: its queries are its own,
+    // and leave this thread's counted list alone.
+    let seen = thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if matches!(raw.slot_list_pair(), Ok(l) if l.len() as CK_ULONG > counted) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    })
+    .join()
+    .unwrap();
+    assert!(seen, "the module never listed the second token");
+
+    let mut list = vec![0 as CK_SLOT_ID; counted as usize];
+    let mut n = counted;
+    // SAFETY: `list` has room for `counted` ids.
+    let rv = unsafe { (raw.get_slot_list)(CK_TRUE, list.as_mut_ptr(), &mut n) };
+    assert_eq!(
+        rv, CKR_OK,
+        "the buffer call disagreed with its size query (rv {rv:#x})"
+    );
+    assert_eq!(n, counted);
+    assert!(list.contains(&first_slot), "{list:?}");
+    let second_slot = slot_of(&p11, &second).id() as CK_SLOT_ID;
+    assert!(!list.contains(&second_slot), "{list:?}");
+    let now = raw.slot_list_pair().expect("C_GetSlotList");
+    assert!(
+        now.contains(&first_slot) && now.contains(&second_slot),
+        "{now:?}"
+    );
+    p11.finalize().unwrap();
+}
+
 /// Reliability: another process that logged in on a token after this module connected to it keeps its login, without logging in again, across this module's C_Finalize, every cycle.
 #[test]
 fn survives_c_finalize_of_another_process() {
