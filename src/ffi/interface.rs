@@ -2,6 +2,7 @@
 //! (the 2.40 list), C_GetInterfaceList and C_GetInterface (interface
 //! "PKCS 11" in versions 3.0, the default, and 2.40).
 
+use std::cell::UnsafeCell;
 use std::ffi::{c_void, CStr};
 
 use cryptoki_sys::*;
@@ -103,12 +104,10 @@ macro_rules! with_2_40_functions {
     };
 }
 
-/// The PKCS#11 2.40 function list (C_GetFunctionList, interface 2.40).
-pub(crate) static FUNCTION_LIST: CK_FUNCTION_LIST =
-    with_2_40_functions!(function_list!(CK_FUNCTION_LIST, 2, 40,) []);
-
-/// The PKCS#11 3.0 function list (interface 3.0).
-pub(crate) static FUNCTION_LIST_3_0: CK_FUNCTION_LIST_3_0 = with_2_40_functions!(
+/// The PKCS#11 3.0 function list: the 2.40 list, then the 3.0 additions.
+macro_rules! with_3_0_functions {
+    () => {
+        with_2_40_functions!(
     function_list!(CK_FUNCTION_LIST_3_0, 3, 0,) [
         C_GetInterfaceList,
         C_GetInterface,
@@ -135,19 +134,61 @@ pub(crate) static FUNCTION_LIST_3_0: CK_FUNCTION_LIST_3_0 = with_2_40_functions!
         C_VerifyMessageNext,
         C_MessageVerifyFinal,
     ]
-);
+)
+    };
+}
+
+/// The PKCS#11 2.40 function list (interface 2.40): the module's own copy,
+/// read by its searches; callers get [`HANDED_2_40`].
+pub(crate) static FUNCTION_LIST: CK_FUNCTION_LIST =
+    with_2_40_functions!(function_list!(CK_FUNCTION_LIST, 2, 40,) []);
+
+/// The PKCS#11 3.0 function list (interface 3.0): the module's own copy;
+/// callers get [`HANDED_3_0`].
+pub(crate) static FUNCTION_LIST_3_0: CK_FUNCTION_LIST_3_0 = with_3_0_functions!();
+
+/// A table handed to callers, in writable memory. PKCS#11 makes the
+/// function lists and interfaces the module's, but some callers write into
+/// them: OpenSC's pkcs11-spy before 0.27 stores its own function list in
+/// the CK_INTERFACE it got from C_GetInterface, and a table in read-only
+/// memory makes that a SIGSEGV. The module never reads these copies back.
+#[repr(transparent)]
+struct Handed<T>(UnsafeCell<T>);
+
+// SAFETY: the module only hands out raw pointers to the contents and never
+// reads or writes them itself; what callers do through the pointers is
+// theirs, as with any PKCS#11 module whose tables are writable.
+unsafe impl<T> Sync for Handed<T> {}
+
+impl<T> Handed<T> {
+    fn ptr(&self) -> *mut T {
+        self.0.get()
+    }
+}
+
+/// The 2.40 function list C_GetFunctionList and interface 2.40 hand out.
+static HANDED_2_40: Handed<CK_FUNCTION_LIST> = Handed(UnsafeCell::new(with_2_40_functions!(
+    function_list!(CK_FUNCTION_LIST, 2, 40,) []
+)));
+
+/// The 3.0 function list interface 3.0 hands out.
+static HANDED_3_0: Handed<CK_FUNCTION_LIST_3_0> = Handed(UnsafeCell::new(with_3_0_functions!()));
 
 /// The interface name, NUL-terminated.
 const INTERFACE_NAME: &CStr = c"PKCS 11";
 
-/// The interfaces, the default (3.0) first.
+/// The interface name callers get (see [`Handed`]).
+static HANDED_NAME: Handed<[u8; 8]> = Handed(UnsafeCell::new(*b"PKCS 11\0"));
+
+/// An interface table, the default (3.0) first.
 struct Interfaces([CK_INTERFACE; 2]);
 
-// SAFETY: the pointers in the table point at immutable statics (the name
-// and the two function lists) that live for the whole program; sharing
-// them between threads is sound.
+// SAFETY: the pointers in the table point at statics that live for the
+// whole program and that the module never writes; sharing them between
+// threads is sound.
 unsafe impl Sync for Interfaces {}
 
+/// The module's own interface table, searched by C_GetInterface.
 static INTERFACES: Interfaces = Interfaces([
     CK_INTERFACE {
         pInterfaceName: INTERFACE_NAME.as_ptr() as *mut CK_UTF8CHAR,
@@ -160,6 +201,37 @@ static INTERFACES: Interfaces = Interfaces([
         flags: 0,
     },
 ]);
+
+/// The same table as callers get it: the writable copies, in the same order.
+static HANDED_INTERFACES: Handed<[CK_INTERFACE; 2]> = Handed(UnsafeCell::new([
+    CK_INTERFACE {
+        pInterfaceName: HANDED_NAME.0.get() as *mut CK_UTF8CHAR,
+        pFunctionList: HANDED_3_0.0.get() as *mut c_void,
+        flags: 0,
+    },
+    CK_INTERFACE {
+        pInterfaceName: HANDED_NAME.0.get() as *mut CK_UTF8CHAR,
+        pFunctionList: HANDED_2_40.0.get() as *mut c_void,
+        flags: 0,
+    },
+]));
+
+/// The handed-out interfaces as C_GetInterfaceList copies them: built from
+/// the pointers, never read from the writable table.
+fn handed_interfaces() -> [CK_INTERFACE; 2] {
+    [
+        CK_INTERFACE {
+            pInterfaceName: HANDED_NAME.ptr() as *mut CK_UTF8CHAR,
+            pFunctionList: HANDED_3_0.ptr() as *mut c_void,
+            flags: 0,
+        },
+        CK_INTERFACE {
+            pInterfaceName: HANDED_NAME.ptr() as *mut CK_UTF8CHAR,
+            pFunctionList: HANDED_2_40.ptr() as *mut c_void,
+            flags: 0,
+        },
+    ]
+}
 
 /// The version an interface's function list starts with.
 fn version_of(i: &CK_INTERFACE) -> CK_VERSION {
@@ -175,7 +247,7 @@ pub extern "C" fn C_GetFunctionList(ppFunctionList: *mut *mut CK_FUNCTION_LIST) 
     run("C_GetFunctionList", Init::NotRequired, &[], |_| {
         // SAFETY: PKCS#11 caller: NULL or writable.
         let out = unsafe { Out::new(ppFunctionList, "NULL ppFunctionList") }?;
-        out.set(&FUNCTION_LIST as *const CK_FUNCTION_LIST as *mut CK_FUNCTION_LIST);
+        out.set(HANDED_2_40.ptr());
         Ok(())
     })
 }
@@ -190,12 +262,13 @@ pub extern "C" fn C_GetInterfaceList(
         // SAFETY: PKCS#11 caller: pulCount readable/writable, the list NULL
         // or writable for *pulCount interfaces.
         let out = unsafe { OutBuf::new(pInterfacesList, pulCount) }?;
-        out.put(&INTERFACES.0)
+        out.put(&handed_interfaces())
     })
 }
 
 /// C_GetInterface: by name (NULL: any; only "PKCS 11" exists), version
-/// (NULL: the default, 3.0; else 3.0 or 2.40 exactly) and flags (the
+/// (NULL: the default, 3.0; else 3.0 or 2.40 exactly, and 2.20, which the
+/// 2.40 interface serves: OpenSC's p11test 0.23 asks for it) and flags (the
 /// interfaces have none, so any requested flag finds nothing). No match is
 /// CKR_ARGUMENTS_BAD.
 #[no_mangle]
@@ -225,17 +298,19 @@ pub extern "C" fn C_GetInterface(
                 // SAFETY: PKCS#11 caller: a readable CK_VERSION.
                 Some(*unsafe { ref_in(pVersion as *const CK_VERSION, "misaligned pVersion") }?)
             };
-            let found = INTERFACES.0.iter().find(|i| {
+            let found = INTERFACES.0.iter().position(|i| {
                 name_ok
                     && i.flags & flags == flags
                     && version.is_none_or(|v| {
                         let w = version_of(i);
                         (w.major, w.minor) == (v.major, v.minor)
+                            || ((v.major, v.minor) == (2, 20) && (w.major, w.minor) == (2, 40))
                     })
             });
             match found {
-                Some(i) => {
-                    out.set(i as *const CK_INTERFACE as *mut CK_INTERFACE);
+                Some(at) => {
+                    // SAFETY: `at` indexes the two-entry table.
+                    out.set(unsafe { (HANDED_INTERFACES.ptr() as *mut CK_INTERFACE).add(at) });
                     Ok(())
                 }
                 None => fail(CKR_ARGUMENTS_BAD, "no such interface"),
@@ -284,6 +359,21 @@ mod tests {
         assert_eq!(C_GetInterface(null_mut(), null_mut(), &mut p, 0), CKR_OK);
         // SAFETY: as above.
         assert_eq!(version_of(unsafe { &*p }).major, 3);
+        // Callers may write to what they get (pkcs11-spy 0.23 does): in
+        // read-only memory this would be a SIGSEGV. The same values go back,
+        // so other tests see no change.
+        // SAFETY: the module returned a pointer into its writable table.
+        unsafe {
+            let list = (*p).pFunctionList;
+            std::ptr::write_volatile(&mut (*p).pFunctionList, list);
+            std::ptr::write_volatile(&mut (*p).flags, 0);
+        }
+        v.minor = 20;
+        assert_eq!(C_GetInterface(name, &mut v, &mut p, 0), CKR_OK);
+        // SAFETY: as above.
+        assert_eq!(version_of(unsafe { &*p }).minor, 40);
+        v.minor = 11;
+        assert_eq!(C_GetInterface(name, &mut v, &mut p, 0), CKR_ARGUMENTS_BAD);
         assert_eq!(
             C_GetInterface(c"other".as_ptr() as *mut CK_UTF8CHAR, null_mut(), &mut p, 0),
             CKR_ARGUMENTS_BAD
