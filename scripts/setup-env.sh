@@ -35,7 +35,10 @@ if [ "$(id -u)" -ne 0 ]; then
     SUDO=(sudo)
 fi
 
-PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev pkg-config opensc opensc-pkcs11 openssl pcsc-tools softhsm2 p11-kit libp11-kit-dev gnutls-bin gcc)
+PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev pkg-config opensc opensc-pkcs11 openssl pcsc-tools softhsm2 p11-kit libp11-kit-dev gnutls-bin gcc
+    # the clients of tests/clients/ (issue 13's suite)
+    libnss3-tools firefox-esr libengine-pkcs11-openssl python3-pykcs11 pinentry-tty
+    openssh-server openssh-client openjdk-17-jdk-headless)
 EXTRA_CHANNELS=(8C7D 8C7F 8C81)
 CONF=/etc/reader.conf.d/picohsm-vpcd
 LIBDIR=/usr/local/lib/picohsm-vpcd

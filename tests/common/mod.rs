@@ -466,14 +466,17 @@ pub fn vcard_binary() -> PathBuf {
 
 /// Path of this project's module, `libpicohsm_pkcs11.so`, built first
 /// (`cargo build --lib`) so tests always load the current code.
+/// `PICOHSM_MODULE` overrides it (the installed package's module, when
+/// scripts/package-test.sh runs the client tests against the .deb).
 pub fn module_path() -> PathBuf {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
-        cargo_built(
+    LIB.get_or_init(|| match std::env::var_os("PICOHSM_MODULE") {
+        Some(p) => PathBuf::from(p),
+        None => cargo_built(
             "the module",
             "libpicohsm_pkcs11.so",
             &["-p", "picohsm-pkcs11", "--lib"],
-        )
+        ),
     })
     .clone()
 }
