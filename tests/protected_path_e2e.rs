@@ -17,11 +17,18 @@ use common::tools::{dgst_verify, keypairgen, op, OPENSSL_FORMAT, OURS};
 use common::*;
 use picohsm_wire::curve::Curve;
 
-/// Settings with the real pinentry-tty (after [`TEST_CHAINS`]) and
-/// `extra`, in `card`'s directory.
-fn pinentry_settings(card: &VCard, extra: &str) -> PathBuf {
+/// Settings with the real pinentry-tty (after [`TEST_CHAINS`]) and the
+/// authenticator in `authenticator`'s reader (named, so no other card on
+/// the shared pcscd is touched), in `card`'s directory.
+fn pinentry_settings(card: &VCard, authenticator: &VCard) -> PathBuf {
     let path = card.dir().join("pinentry.toml");
-    write_settings(&path, &format!("pinentry = \"{PINENTRY_TTY}\"\n{extra}"));
+    write_settings(
+        &path,
+        &format!(
+            "pinentry = \"{PINENTRY_TTY}\"\n[[authenticator]]\ntype = \"smartcard-hsm\"\nreader = \"{}\"\n",
+            authenticator.reader_name()
+        ),
+    );
     path
 }
 
@@ -123,7 +130,7 @@ fn pkcs11_tool_without_a_pin_logs_in_through_pinentry_tty() {
     let _s = serial();
     let cards = pka_only_pair();
     let a = &cards[0];
-    let config = pinentry_settings(a, "");
+    let config = pinentry_settings(a, &cards[1]);
     let flags = token_flags(a, &config);
     assert!(flags.contains("PIN pad present"), "{flags}");
 
@@ -195,7 +202,7 @@ fn pka_and_pin_token_asks_the_two_pins_separately() {
     init_pka(a, 1, 1);
     let (file, _) = firmware_key_with_pin(b, 1, Curve::P256, "111111");
     register_all(a, &[file]);
-    let config = pinentry_settings(a, "");
+    let config = pinentry_settings(a, b);
     assert!(token_flags(a, &config).contains("PIN pad present"));
     let both = [
         ("Authenticator PIN:", "111111\r"),
@@ -220,7 +227,7 @@ fn cancel_at_pinentry_tty_is_ckr_function_canceled() {
     let _s = serial();
     let cards = pka_only_pair();
     let a = &cards[0];
-    let config = pinentry_settings(a, "");
+    let config = pinentry_settings(a, &cards[1]);
     let (out, tty) = on_terminal(
         a,
         &config,
