@@ -352,3 +352,30 @@ fn no_pin_at_all_when_the_authenticator_is_already_logged_in() {
     drop(auth_session);
     std::env::remove_var("PICOHSM_PKCS11_CONFIG");
 }
+
+/// A token with only a PIN (no PKA) and a pinentry: it announces the
+/// protected path too, and pinentry-tty asks for the token's PIN, with
+/// the tries left after a wrong one; the signature checks out.
+#[test]
+fn pin_only_token_asks_its_pin_through_pinentry_tty() {
+    let _s = serial();
+    let a = common::tools::initialised_card();
+    let config = a.dir().join("pin.toml");
+    write_settings(&config, &format!("pinentry = \"{PINENTRY_TTY}\"\n"));
+    assert!(token_flags(&a, &config).contains("PIN pad present"));
+    let pin = format!("{PIN}\r");
+    let keygen = keypairgen("EC:prime256v1", "03", "signing");
+    let (out, tty) = on_terminal(
+        &a,
+        &config,
+        &login_and(keygen),
+        &[
+            ("Token PIN:", "999999\r"),
+            ("tries left", ""),
+            ("Token PIN:", &pin),
+        ],
+    );
+    assert!(out.status.success(), "{}\n{tty}", text(&out));
+    assert!(!tty.contains("Authenticator PIN"), "{tty}");
+    sign_and_verify(&a, &config, "03", &[("Token PIN:", &pin)]);
+}
