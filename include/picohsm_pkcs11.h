@@ -62,6 +62,9 @@
 /* C_Initialize: a settings file, or its directory, can be changed by
  * another user (writable by group/others, or owned by another user). */
 #define CKR_PICOHSM_SETTINGS_INSECURE        0x80504B0CUL
+/* C_Login(CKU_USER, NULL) needs a PIN the module cannot get: no pinentry
+ * configured, and the token or its authenticator wants one. */
+#define CKR_PICOHSM_NO_PIN_SOURCE            0x80504B0DUL
 
 /* ---- PKA status object ------------------------------------------------------
  * A token with PKA shows one public object of class CKO_PICOHSM_PKA_STATUS

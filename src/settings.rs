@@ -27,8 +27,9 @@
 //! their own) need none. The other `key=value` items of the reserved string
 //! (`login=pka+pin`, `separator=:`, `authenticator-module=/path/lib.so`,
 //! `authenticator-reader=<glob>`, `device-roots=/a.cvc,/b.cvc`,
-//! `allow-test-chains=true`; separated by `;`, or by blanks when there
-//! is no `;`)
+//! `allow-test-chains=true`, `pinentry=/usr/bin/pinentry-tty`,
+//! `protected-authentication-path=true`, `pinentry-timeout=60`; separated
+//! by `;`, or by blanks when there is no `;`)
 //! override the file. A file that exists but does not parse fails
 //! C_Initialize, with a log line naming the file and the problem: a login
 //! that silently ignores its settings would be worse.
@@ -38,6 +39,9 @@
 //! separator = ":"        # pka+pin: "<token PIN>:<authenticator PIN>"
 //! device-roots = ["/etc/picohsm-pkcs11/ESPICOHSMCA00001.cvc"]
 //! allow-test-chains = false  # true: picohsm-vcard's test PKI, self-signed
+//! pinentry = "/usr/bin/pinentry-tty"  # PINs for C_Login(CKU_USER, NULL)
+//! protected-authentication-path = true  # default: on with a pinentry
+//! pinentry-timeout = 60  # seconds before the prompt is cancelled
 //!
 //! [[authenticator]]      # another SmartCard-HSM / Pico HSM over PC/SC
 //! type = "smartcard-hsm"
@@ -146,6 +150,20 @@ pub struct Config {
     /// emulator's): for tests and demonstrations only.
     #[serde(default, rename = "allow-test-chains")]
     pub allow_test_chains: bool,
+    /// A pinentry program (`/usr/bin/pinentry-tty`, `pinentry-gnome3`, ...)
+    /// that asks for the PINs of a C_Login without one (a protected
+    /// authentication path, [`Config::announces_protected_path`]).
+    #[serde(default)]
+    pub pinentry: Option<PathBuf>,
+    /// Whether tokens announce CKF_PROTECTED_AUTHENTICATION_PATH, so that
+    /// applications call C_Login(CKU_USER, NULL) and ask for no PIN. Unset:
+    /// on when `pinentry` is set.
+    #[serde(default, rename = "protected-authentication-path")]
+    pub protected_authentication_path: Option<bool>,
+    /// Seconds a pinentry may take before the login is cancelled
+    /// ([`crate::pka::pinentry::DEFAULT_TIMEOUT`] when unset).
+    #[serde(default, rename = "pinentry-timeout")]
+    pub pinentry_timeout: Option<u64>,
     /// Declared authenticators; none = find them (other SmartCard-HSMs
     /// holding a registered key).
     #[serde(default, rename = "authenticator")]
@@ -159,6 +177,16 @@ pub struct Config {
 /// settings name none. A colon: no PIN pad or keyboard layout lacks it,
 /// and the card's PIN format (docs/protocol.md §4) never needs it.
 pub const DEFAULT_SEPARATOR: &str = ":";
+
+fn parse_bool(key: &str, v: &str) -> Result<bool> {
+    match v {
+        "true" | "yes" | "1" => Ok(true),
+        "false" | "no" | "0" => Ok(false),
+        _ => Err(bad(format!(
+            "x-init-reserved: {key}={v} is not true or false"
+        ))),
+    }
+}
 
 fn bad(msg: String) -> Error {
     log::error!("{msg}");
@@ -353,16 +381,17 @@ impl Config {
                 "device-roots" => c
                     .device_roots
                     .extend(v.split(',').filter(|p| !p.is_empty()).map(PathBuf::from)),
-                "allow-test-chains" => {
-                    c.allow_test_chains = match v.as_str() {
-                        "true" | "yes" | "1" => true,
-                        "false" | "no" | "0" => false,
-                        _ => {
-                            return Err(bad(format!(
-                                "x-init-reserved: allow-test-chains={v} is not true or false"
-                            )))
-                        }
-                    }
+                "allow-test-chains" => c.allow_test_chains = parse_bool(&k, &v)?,
+                "pinentry" => c.pinentry = Some(PathBuf::from(v)),
+                "protected-authentication-path" => {
+                    c.protected_authentication_path = Some(parse_bool(&k, &v)?)
+                }
+                "pinentry-timeout" => {
+                    c.pinentry_timeout = Some(v.parse().map_err(|_| {
+                        bad(format!(
+                            "x-init-reserved: pinentry-timeout={v} is not a number of seconds"
+                        ))
+                    })?)
                 }
                 other => return Err(bad(format!("x-init-reserved: unknown setting {other:?}"))),
             }
@@ -370,7 +399,50 @@ impl Config {
         if c.separator.as_deref() == Some("") {
             return Err(bad("the separator must not be empty".into()));
         }
+        if c.pinentry_timeout == Some(0) {
+            return Err(bad("pinentry-timeout must be at least 1 second".into()));
+        }
+        if let Some(p) = &c.pinentry {
+            if !p.is_absolute() {
+                return Err(bad(format!(
+                    "pinentry = {:?}: give the program's absolute path",
+                    p.display()
+                )));
+            }
+        }
         Ok(c)
+    }
+
+    /// Whether C_Login(CKU_USER, NULL) is accepted: a pinentry asks for
+    /// the PINs, or the settings ask for a protected path (then only
+    /// logins that need no PIN succeed).
+    pub fn accepts_login_without_pin(&self) -> bool {
+        self.pinentry.is_some() || self.protected_authentication_path == Some(true)
+    }
+
+    /// Whether a token announces CKF_PROTECTED_AUTHENTICATION_PATH:
+    /// `needs_own_pin` says whether it has a user PIN (not PKA-only).
+    /// With a pinentry, every token does (unless the settings turn it
+    /// off): the pinentry asks for whatever PIN the login needs. Without
+    /// one, only a token the module can log in with no PIN at all (PKA
+    /// only, its authenticator needing none): a PIN-only token keeps the
+    /// applications' own PIN prompt, which is the only way its PIN can
+    /// come.
+    pub fn announces_protected_path(&self, needs_own_pin: bool) -> bool {
+        match self.protected_authentication_path {
+            Some(false) => false,
+            _ if self.pinentry.is_some() => true,
+            Some(true) => !needs_own_pin,
+            None => false,
+        }
+    }
+
+    /// How long a pinentry may take.
+    pub fn pinentry_timeout(&self) -> std::time::Duration {
+        self.pinentry_timeout.map_or(
+            crate::pka::pinentry::DEFAULT_TIMEOUT,
+            std::time::Duration::from_secs,
+        )
     }
 }
 
@@ -469,6 +541,56 @@ key-id = "01"
             CKR_ARGUMENTS_BAD
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_pinentry_announces_the_protected_path() {
+        let none = Config::default();
+        assert!(!none.accepts_login_without_pin());
+        assert!(!none.announces_protected_path(true));
+        assert!(!none.announces_protected_path(false));
+        let tty = Config::parse("pinentry = \"/usr/bin/pinentry-tty\"").unwrap();
+        assert!(tty.accepts_login_without_pin());
+        assert!(tty.announces_protected_path(true));
+        assert!(tty.announces_protected_path(false));
+        assert_eq!(
+            tty.pinentry_timeout(),
+            crate::pka::pinentry::DEFAULT_TIMEOUT
+        );
+        // Without a pinentry only a token with no PIN of its own: a
+        // PIN-only token keeps the application's own prompt.
+        let bare = Config::parse("protected-authentication-path = true").unwrap();
+        assert!(bare.accepts_login_without_pin());
+        assert!(!bare.announces_protected_path(true));
+        assert!(bare.announces_protected_path(false));
+        let off = Config::parse(
+            "pinentry = \"/usr/bin/pinentry-tty\"\nprotected-authentication-path = false\npinentry-timeout = 5",
+        )
+        .unwrap();
+        assert!(!off.announces_protected_path(false));
+        assert_eq!(off.pinentry_timeout(), std::time::Duration::from_secs(5));
+        let r = Config::load(Some(
+            "pinentry=/usr/bin/pinentry-tty protected-authentication-path=false pinentry-timeout=9",
+        ))
+        .unwrap();
+        assert_eq!(
+            r.pinentry.as_deref(),
+            Some(Path::new("/usr/bin/pinentry-tty"))
+        );
+        assert_eq!(r.protected_authentication_path, Some(false));
+        assert_eq!(r.pinentry_timeout, Some(9));
+        for bad in [
+            "pinentry=pinentry-tty",
+            "pinentry-timeout=0",
+            "pinentry-timeout=soon",
+            "protected-authentication-path=maybe",
+        ] {
+            assert_eq!(
+                Config::load(Some(bad)).unwrap_err().rv,
+                CKR_ARGUMENTS_BAD,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

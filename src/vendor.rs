@@ -34,6 +34,10 @@ pub const CKR_PICOHSM_SECRETS_NOT_SPLIT: CK_RV = 0x8050_4B0A;
 pub const CKR_PICOHSM_DEVICE_UNTRUSTED: CK_RV = 0x8050_4B0B;
 /// A settings file could be changed by another user (C_Initialize).
 pub const CKR_PICOHSM_SETTINGS_INSECURE: CK_RV = 0x8050_4B0C;
+/// C_Login without a PIN (protected authentication path) needs one the
+/// module cannot get: no pinentry is configured, and the token or its
+/// authenticator wants a PIN.
+pub const CKR_PICOHSM_NO_PIN_SOURCE: CK_RV = 0x8050_4B0D;
 
 /// Class of the per-token PKA status object.
 pub const CKO_PICOHSM_PKA_STATUS: CK_OBJECT_CLASS = 0x8050_4B41;
@@ -88,6 +92,7 @@ pub const ALL: &[(&str, CK_ULONG)] = &[
         "CKR_PICOHSM_SETTINGS_INSECURE",
         CKR_PICOHSM_SETTINGS_INSECURE,
     ),
+    ("CKR_PICOHSM_NO_PIN_SOURCE", CKR_PICOHSM_NO_PIN_SOURCE),
     ("CKO_PICOHSM_PKA_STATUS", CKO_PICOHSM_PKA_STATUS),
     ("CKA_PICOHSM_PKA_TOTAL", CKA_PICOHSM_PKA_TOTAL),
     ("CKA_PICOHSM_PKA_MISSING", CKA_PICOHSM_PKA_MISSING),

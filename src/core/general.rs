@@ -165,11 +165,15 @@ pub fn get_slot_info(slot: CK_SLOT_ID) -> Result<SlotInfo> {
 
 /// C_GetTokenInfo.
 pub fn get_token_info(slot: CK_SLOT_ID) -> Result<TokenInfo> {
-    let (sessions, rw) = with_module(|m| {
+    let (sessions, rw, config) = with_module(|m| {
         let mine: Vec<_> = m.sessions.values().filter(|s| s.slot == slot).collect();
-        Ok((mine.len(), mine.iter().filter(|s| s.rw).count()))
+        Ok((
+            mine.len(),
+            mine.iter().filter(|s| s.rw).count(),
+            m.config.clone(),
+        ))
     })?;
-    let mut info = on_token(slot, |t| t.info())?;
+    let mut info = on_token(slot, |t| t.info(&config))?;
     info.ulSessionCount = sessions as CK_ULONG;
     info.ulRwSessionCount = rw as CK_ULONG;
     Ok(info)

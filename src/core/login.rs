@@ -10,7 +10,8 @@ use crate::card::{self, Card, PinState};
 use crate::core::state::{on_token, session_slot, with_module};
 use crate::core::token::{Login, Token};
 use crate::error::{fail, Error, Result};
-use crate::pka::round;
+use crate::pka::authenticator::AuthKey;
+use crate::pka::{pinentry, round};
 use crate::settings::{Config, LoginMode};
 use crate::transport::pcsc::Pcsc;
 use crate::transport::Transport;
@@ -32,17 +33,100 @@ pub fn so_pin_bytes(pin: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     Ok(out)
 }
 
-/// C_Login.
+/// Where the PINs of one C_Login come from.
+#[derive(Clone, Copy)]
+enum Secret<'a> {
+    /// The application's: a PIN, or `<token PIN><separator><authenticator
+    /// PIN>` (settings::LoginMode).
+    Given(&'a [u8]),
+    /// None given (a protected authentication path): each PIN the login
+    /// needs is asked of the pinentry, or the login goes without one where
+    /// the authenticator needs none.
+    Asked,
+}
+
+/// The PINs of a login without one from the application: from the
+/// settings' pinentry, each with its own prompt.
+struct Prompter<'a> {
+    config: &'a Config,
+    /// The token's label, for the prompts.
+    token: String,
+}
+
+impl Prompter<'_> {
+    fn ask(&self, prompt: pinentry::Prompt) -> Result<Zeroizing<Vec<u8>>> {
+        let Some(program) = &self.config.pinentry else {
+            return fail(vendor::CKR_PICOHSM_NO_PIN_SOURCE, "no pinentry");
+        };
+        pinentry::ask(program, &prompt, self.config.pinentry_timeout())
+    }
+
+    /// The token's own user PIN; `both`: an authenticator's was asked
+    /// before (a `pka+pin` login), so the prompt says which this one is.
+    fn token_pin(&self, both: bool, error: Option<String>) -> Result<Zeroizing<Vec<u8>>> {
+        if self.config.pinentry.is_none() {
+            log::warn!(
+                "C_Login without a PIN: the token {:?} needs its own user PIN, and no pinentry is configured (settings: pinentry = \"/usr/bin/pinentry-tty\")",
+                self.token
+            );
+            return fail(vendor::CKR_PICOHSM_NO_PIN_SOURCE, "no pinentry");
+        }
+        let description = if both {
+            format!(
+                "The authenticators have signed. Now enter the user PIN of the token \"{}\" itself (its own PIN, not an authenticator's).",
+                self.token
+            )
+        } else {
+            format!("Enter the user PIN of the token \"{}\".", self.token)
+        };
+        self.ask(pinentry::Prompt {
+            title: "Pico HSM: token PIN".into(),
+            description,
+            prompt: "Token PIN:".into(),
+            error,
+        })
+    }
+}
+
+impl round::PinSource for Prompter<'_> {
+    fn authenticator_pin(
+        &mut self,
+        auth: &str,
+        key: &AuthKey,
+        refused: bool,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        if self.config.pinentry.is_none() {
+            // The authenticator decides whether it can sign without one.
+            return Ok(None);
+        }
+        self.ask(pinentry::Prompt {
+            title: "Pico HSM: authenticator PIN".into(),
+            description: format!(
+                "Logging in to the token \"{}\" with Public Key Authentication. Enter the PIN of the authenticator: {auth}, key \"{}\" ({}).",
+                self.token,
+                key.label,
+                String::from_utf8_lossy(&key.chr)
+            ),
+            prompt: "Authenticator PIN:".into(),
+            error: refused.then(|| "Wrong PIN: the authenticator refused it.".to_string()),
+        })
+        .map(Some)
+    }
+
+    fn asks(&self) -> bool {
+        self.config.pinentry.is_some()
+    }
+}
+
+/// C_Login. `pin` is `None` for C_Login(.., NULL_PTR, 0): accepted for the
+/// user on a protected authentication path (settings `pinentry`,
+/// `protected-authentication-path`).
 pub fn login(
     session: CK_SESSION_HANDLE,
     user_type: CK_USER_TYPE,
     pin: Option<&[u8]>,
 ) -> Result<()> {
     let (slot, _) = session_slot(session)?;
-    let pin = pin.ok_or(Error::new(
-        CKR_ARGUMENTS_BAD,
-        "no protected authentication path",
-    ))?;
     match user_type {
         CKU_USER | CKU_SO | vendor::CKU_PICOHSM_PKA => {}
         CKU_CONTEXT_SPECIFIC => {
@@ -70,6 +154,16 @@ pub fn login(
             .unwrap_or_default();
         Ok((m.config.clone(), m.pcsc.clone(), reader))
     })?;
+    let secret = match pin {
+        Some(p) => Secret::Given(p),
+        None if user_type != CKU_SO && config.accepts_login_without_pin() => Secret::Asked,
+        None => {
+            return fail(
+                CKR_ARGUMENTS_BAD,
+                "no PIN, and no protected authentication path",
+            )
+        }
+    };
     on_token(slot, |t| {
         match (t.login, user_type) {
             (Login::User, CKU_USER)
@@ -83,18 +177,33 @@ pub fn login(
             }
             _ => {}
         }
+        let mut prompter = Prompter {
+            config: &config,
+            token: t.display_label(),
+        };
         let mut say = |line: String| log::info!("slot {slot}: PKA: {line}");
-        match user_type {
-            CKU_SO => {
+        match (user_type, secret) {
+            (CKU_SO, Secret::Given(pin)) => {
                 let so = so_pin_bytes(pin)?;
                 t.transport.transact(|l| {
                     Ok(Card::new(l).verify(picohsm_wire::codes::pin_ref::SO, &so)?)
                 })?;
                 t.login = Login::So;
             }
-            vendor::CKU_PICOHSM_PKA => {
+            (CKU_SO, Secret::Asked) => {
+                return fail(CKR_ARGUMENTS_BAD, "the SO-PIN is never asked for")
+            }
+            (vendor::CKU_PICOHSM_PKA, secret) => {
+                let mut given;
+                let pins: &mut dyn round::PinSource = match secret {
+                    Secret::Given(p) => {
+                        given = p;
+                        &mut given
+                    }
+                    Secret::Asked => &mut prompter,
+                };
                 let st =
-                    round::one_round(&mut t.primary(), &config, &pcsc, &reader, pin, &mut say)?;
+                    round::one_round(&mut t.primary(), &config, &pcsc, &reader, pins, &mut say)?;
                 if !st.granted() {
                     log::info!(
                         "slot {slot}: PKA: {} of {} keys accepted, more authenticators needed",
@@ -105,7 +214,16 @@ pub fn login(
                 }
                 finish_pka(t, slot)?;
             }
-            _ => user_login(t, slot, &config, &pcsc, &reader, pin, &mut say)?,
+            (_, secret) => user_login(
+                t,
+                slot,
+                &config,
+                &pcsc,
+                &reader,
+                secret,
+                &mut prompter,
+                &mut say,
+            )?,
         }
         log::info!("slot {slot}: logged in");
         Ok(())
@@ -138,14 +256,44 @@ fn verify_user_pin(t: &mut Token, pin: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// VERIFY of the user PIN asked of the pinentry; a wrong one is asked
+/// again (at most [`round::MAX_PROMPTS`] times) with the tries the card
+/// has left.
+fn verify_asked_pin(t: &mut Token, prompter: &Prompter<'_>, both: bool) -> Result<()> {
+    let mut error = None;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let pin = prompter.token_pin(both, error.take())?;
+        match verify_user_pin(t, &pin) {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if matches!(e.rv, CKR_PIN_INCORRECT | CKR_PIN_LEN_RANGE)
+                    && attempt < round::MAX_PROMPTS =>
+            {
+                error = Some(match t_pin_state(t)? {
+                    PinState::TriesLeft(n) => format!("Wrong PIN ({n} tries left)."),
+                    PinState::Blocked => return fail(CKR_PIN_LOCKED, "PIN blocked"),
+                    _ if e.rv == CKR_PIN_LEN_RANGE => "The PIN has 6 to 16 characters.".into(),
+                    _ => "Wrong PIN.".into(),
+                });
+                log::warn!("C_Login: the token refused the PIN typed; asking again");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// C_Login(CKU_USER, secret) as the settings say (settings::LoginMode).
+#[allow(clippy::too_many_arguments)]
 fn user_login(
     t: &mut Token,
     slot: CK_SLOT_ID,
     config: &Config,
     pcsc: &Pcsc,
     reader: &str,
-    secret: &[u8],
+    secret: Secret<'_>,
+    prompter: &mut Prompter<'_>,
     say: &mut dyn FnMut(String),
 ) -> Result<()> {
     // Whether the token has PKA at all: one status APDU, only when the
@@ -169,23 +317,51 @@ fn user_login(
         }
         (m, Some(_)) => m,
     };
-    log::debug!("slot {slot}: C_Login(CKU_USER) as {mode:?}");
-    match mode {
-        LoginMode::Pin => {
-            verify_user_pin(t, secret)?;
+    log::debug!(
+        "slot {slot}: C_Login(CKU_USER) as {mode:?}{}",
+        if matches!(secret, Secret::Asked) {
+            ", PINs from the pinentry"
+        } else {
+            ""
+        }
+    );
+    match (mode, secret) {
+        (LoginMode::Pin, secret) => {
+            match secret {
+                Secret::Given(pin) => verify_user_pin(t, pin)?,
+                Secret::Asked => verify_asked_pin(t, prompter, false)?,
+            }
             if pka.is_some_and(|st| !st.granted()) && !t.pka.granted {
                 log::info!("slot {slot}: PIN verified; the token also needs PKA");
                 return fail(vendor::CKR_PICOHSM_PKA_MORE_NEEDED, "PKA still needed");
             }
             t.login = Login::User;
         }
-        LoginMode::Pka => {
+        (LoginMode::Pka, secret) => {
+            let mut given;
+            let pins: &mut dyn round::PinSource = match secret {
+                Secret::Given(p) => {
+                    given = p;
+                    &mut given
+                }
+                Secret::Asked => prompter,
+            };
             round::until_quorum(|| {
-                round::one_round(&mut t.primary(), config, pcsc, reader, secret, say)
+                round::one_round(&mut t.primary(), config, pcsc, reader, &mut *pins, say)
             })?;
             finish_pka(t, slot)?;
         }
-        LoginMode::PkaPin | LoginMode::Auto => {
+        (LoginMode::PkaPin | LoginMode::Auto, Secret::Asked) => {
+            if !t.pka.granted {
+                round::until_quorum(|| {
+                    round::one_round(&mut t.primary(), config, pcsc, reader, &mut *prompter, say)
+                })?;
+            }
+            // Its own prompt: the token's PIN goes to the primary alone.
+            verify_asked_pin(t, prompter, true)?;
+            t.login = Login::User;
+        }
+        (LoginMode::PkaPin | LoginMode::Auto, Secret::Given(secret)) => {
             if t.pka.granted {
                 // The quorum is in (vendor rounds): only the token's PIN
                 // is left, and it goes to the primary alone.
@@ -196,7 +372,14 @@ fn user_login(
             }
             let (pin, auth_pin) = pin_and_authenticator_pin(secret, config, slot)?;
             round::until_quorum(|| {
-                round::one_round(&mut t.primary(), config, pcsc, reader, auth_pin, say)
+                round::one_round(
+                    &mut t.primary(),
+                    config,
+                    pcsc,
+                    reader,
+                    &mut &auth_pin[..],
+                    say,
+                )
             })?;
             verify_user_pin(t, pin)?;
             t.login = Login::User;

@@ -173,8 +173,9 @@ impl Token {
         }
     }
 
-    /// CK_TOKEN_INFO from the card's current state.
-    pub fn info(&mut self) -> Result<CK_TOKEN_INFO> {
+    /// CK_TOKEN_INFO from the card's current state; `config` says whether
+    /// it announces a protected authentication path.
+    pub fn info(&mut self, config: &crate::settings::Config) -> Result<CK_TOKEN_INFO> {
         let (user, so, free, pka_only) = self.transport.transact(|l| {
             let user = Card::new(l).pin_state(pin_ref::USER)?;
             let so = Card::new(l).pin_state(pin_ref::SO)?;
@@ -188,6 +189,9 @@ impl Token {
             Ok((user, so, free, pka_only))
         })?;
         let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED;
+        if config.announces_protected_path(user != PinState::Absent) {
+            flags |= CKF_PROTECTED_AUTHENTICATION_PATH;
+        }
         if so != PinState::Absent {
             flags |= CKF_TOKEN_INITIALIZED;
         }

@@ -57,7 +57,10 @@ pub trait Authenticator: Send {
     fn keys(&mut self) -> Result<Vec<AuthKey>>;
     /// Unlocks the token for `key` with its own PIN:
     /// CKR_PICOHSM_AUTHENTICATOR_PIN_INCORRECT / _LOCKED when it refuses.
-    fn unlock(&mut self, key: &AuthKey, pin: &[u8]) -> Result<()>;
+    /// `None` (a login without PIN): it signs if it can without one (no
+    /// login required, already logged in, its own PIN pad), else
+    /// CKR_PICOHSM_NO_PIN_SOURCE.
+    fn unlock(&mut self, key: &AuthKey, pin: Option<&[u8]>) -> Result<()>;
     /// Signs `message` (T) for EXTERNAL AUTHENTICATE.
     fn sign(&mut self, key: &AuthKey, message: &[u8]) -> Result<Vec<u8>>;
     /// Ends the unlocked state, where the backend can (best effort).
@@ -78,6 +81,17 @@ pub fn pin_error(e: Error) -> Error {
         ),
         _ => e,
     }
+}
+
+/// The error of an authenticator that wants a PIN when none can be had.
+pub fn no_pin(name: &str) -> Error {
+    log::warn!(
+        "PKA login: {name} needs its PIN, and none can be had: the application gave none (protected authentication path) and no pinentry is configured (settings: pinentry = \"/usr/bin/pinentry-tty\")"
+    );
+    Error::new(
+        vendor::CKR_PICOHSM_NO_PIN_SOURCE,
+        "the authenticator needs a PIN and no pinentry is configured",
+    )
 }
 
 /// The authenticators to try for a primary in `primary_reader`: the

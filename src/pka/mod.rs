@@ -12,6 +12,7 @@
 //!   its name is signed.
 
 pub mod authenticator;
+pub mod pinentry;
 pub mod pkcs11;
 pub mod round;
 pub mod schsm;

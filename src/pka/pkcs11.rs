@@ -19,7 +19,7 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as P11Error, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use cryptoki_sys::*;
@@ -28,7 +28,7 @@ use picohsm_wire::curve::Curve;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::pka::authenticator::{pin_error, AuthKey, Authenticator, KeyKind, Locator};
+use crate::pka::authenticator::{no_pin, pin_error, AuthKey, Authenticator, KeyKind, Locator};
 use crate::pka::chr_for_public_key;
 
 static LOADED: Mutex<Option<HashMap<PathBuf, Pkcs11>>> = Mutex::new(None);
@@ -225,7 +225,7 @@ impl Authenticator for ModuleAuthenticator {
         Ok(out)
     }
 
-    fn unlock(&mut self, key: &AuthKey, pin: &[u8]) -> Result<()> {
+    fn unlock(&mut self, key: &AuthKey, pin: Option<&[u8]>) -> Result<()> {
         let Locator::Pkcs11(slot, _) = key.locator else {
             return Err(Error::new(CKR_GENERAL_ERROR, "not a PKCS#11 key"));
         };
@@ -234,6 +234,42 @@ impl Authenticator for ModuleAuthenticator {
             .p11
             .open_ro_session(slot)
             .map_err(p11_err("C_OpenSession on the authenticator"))?;
+        let Some(pin) = pin else {
+            // No PIN to give: a token that needs no login, one the
+            // application has logged in already (the login is the
+            // token's, shared by its sessions), or one with its own PIN
+            // pad or pinentry signs without one.
+            let info = self
+                .p11
+                .get_token_info(slot)
+                .map_err(p11_err("C_GetTokenInfo on the authenticator"))?;
+            let logged_in = session.get_session_info().is_ok_and(|i| {
+                matches!(
+                    i.session_state(),
+                    SessionState::RoUser | SessionState::RwUser
+                )
+            });
+            if !info.login_required() || logged_in {
+                log::info!(
+                    "PKA login: {} signs without a PIN ({})",
+                    self.name(),
+                    if logged_in {
+                        "already logged in"
+                    } else {
+                        "no login required"
+                    }
+                );
+            } else if info.protected_authentication_path() {
+                match session.login(UserType::User, None) {
+                    Ok(()) | Err(P11Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+                    Err(e) => return Err(pin_error(p11_err("C_Login on the authenticator")(e))),
+                }
+            } else {
+                return Err(no_pin(&self.name()));
+            }
+            self.session = Some(session);
+            return Ok(());
+        };
         let pin = AuthPin::from(String::from_utf8_lossy(pin).into_owned());
         match session.login(UserType::User, Some(&pin)) {
             Ok(()) | Err(P11Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}

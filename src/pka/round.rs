@@ -28,6 +28,7 @@ use crate::settings::Config;
 use crate::transport::pcsc::{Pcsc, PcscTransport};
 use crate::transport::{Link, Transport};
 use crate::vendor;
+use zeroize::Zeroizing;
 
 /// The primary token as a round needs it: its connection and the login's
 /// progress, kept by whoever owns the token. The device name the
@@ -74,6 +75,69 @@ pub fn status(p: &mut Primary<'_>) -> Result<Status> {
     p.transport.transact(configured_status)
 }
 
+/// How many times a PIN source that can ask again ([`PinSource::asks`])
+/// is asked for an authenticator's PIN in one round: each refused PIN
+/// costs a try on that authenticator, as gpg-agent's three prompts do.
+pub const MAX_PROMPTS: usize = 3;
+
+/// Where a round gets an authenticator's PIN.
+pub trait PinSource {
+    /// The PIN that unlocks `auth` (its name) for `key`; `None`: unlock it
+    /// without one. `refused` is set when the previous PIN was refused.
+    fn authenticator_pin(
+        &mut self,
+        auth: &str,
+        key: &AuthKey,
+        refused: bool,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>>;
+
+    /// Whether it asks someone (a pinentry), so a refused PIN may be asked
+    /// again; a PIN the application gave is not retried.
+    fn asks(&self) -> bool {
+        false
+    }
+}
+
+/// The application's secret: the same PIN for every authenticator.
+impl PinSource for &[u8] {
+    fn authenticator_pin(
+        &mut self,
+        _auth: &str,
+        _key: &AuthKey,
+        _refused: bool,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        Ok(Some(Zeroizing::new(self.to_vec())))
+    }
+}
+
+/// Unlocks `auth` for `key` with PINs from `pins`, asking again (at most
+/// [`MAX_PROMPTS`] times) while the authenticator refuses a PIN that
+/// someone typed.
+fn unlock(auth: &mut dyn Authenticator, key: &AuthKey, pins: &mut dyn PinSource) -> Result<()> {
+    let mut refused = false;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let pin = pins.authenticator_pin(&auth.name(), key, refused)?;
+        match auth.unlock(key, pin.as_deref().map(|p| &p[..])) {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if e.rv == vendor::CKR_PICOHSM_AUTHENTICATOR_PIN_INCORRECT
+                    && pin.is_some()
+                    && pins.asks()
+                    && attempt < MAX_PROMPTS =>
+            {
+                log::warn!("PKA login: {} refused its PIN; asking again", auth.name());
+                refused = true;
+            }
+            Err(e) => {
+                log::warn!("PKA login: {} was not unlocked", auth.name());
+                return Err(e);
+            }
+        }
+    }
+}
+
 /// Runs one round: one more authenticator's key accepted. Returns the
 /// status after it. `say` hears each step, in words (no secrets).
 pub fn one_round(
@@ -81,7 +145,7 @@ pub fn one_round(
     config: &Config,
     pcsc: &Pcsc,
     reader: &str,
-    pin: &[u8],
+    pins: &mut dyn PinSource,
     say: &mut dyn FnMut(String),
 ) -> Result<Status> {
     let (st, registered, chain) = p.transport.transact(|l| {
@@ -144,10 +208,7 @@ pub fn one_round(
                 key.label,
                 String::from_utf8_lossy(&key.chr)
             ));
-            if let Err(e) = auth.unlock(&key, pin) {
-                log::warn!("PKA login: {} refused its PIN", auth.name());
-                return Err(e);
-            }
+            unlock(&mut *auth, &key, pins)?;
             let r = authenticate(
                 p,
                 &device_name,

@@ -17,7 +17,7 @@ use picohsm_wire::cvc::{oid, AuthRequest, Cvc};
 use crate::card::Card;
 use crate::card::{self, pkcs15};
 use crate::error::{Error, Result};
-use crate::pka::authenticator::{pin_error, AuthKey, Authenticator, KeyKind, Locator};
+use crate::pka::authenticator::{no_pin, pin_error, AuthKey, Authenticator, KeyKind, Locator};
 use crate::transport::pcsc::{Pcsc, PcscTransport};
 use crate::transport::{Link, Transport};
 
@@ -111,7 +111,18 @@ impl Authenticator for CardAuthenticator {
             .collect())
     }
 
-    fn unlock(&mut self, _key: &AuthKey, pin: &[u8]) -> Result<()> {
+    fn unlock(&mut self, _key: &AuthKey, pin: Option<&[u8]>) -> Result<()> {
+        let Some(pin) = pin else {
+            // No PIN to give: only a card whose PIN is verified already
+            // in its current session, or that has no user PIN, may sign.
+            let state = self
+                .transport
+                .transact(|l| Ok(Card::new(l).pin_state(card::USER_PIN)?))?;
+            return match state {
+                card::PinState::Verified | card::PinState::Absent => Ok(()),
+                _ => Err(no_pin(&self.name())),
+            };
+        };
         if pin.is_empty() || pin.len() > 16 {
             return Err(pin_error(Error::new(CKR_PIN_LEN_RANGE, "PIN length")));
         }

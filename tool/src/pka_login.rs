@@ -149,9 +149,14 @@ pub fn quorum(
             transport: &mut dev.transport,
             progress: &mut progress,
         };
-        let r = round::one_round(&mut primary, config, pcsc, reader, auth_pin, &mut |s| {
-            said.push(s)
-        });
+        let r = round::one_round(
+            &mut primary,
+            config,
+            pcsc,
+            reader,
+            &mut &auth_pin[..],
+            &mut |s| said.push(s),
+        );
         let waitable = matches!(
             &r,
             Err(e) if e.rv == vendor::CKR_PICOHSM_AUTHENTICATOR_MISSING
