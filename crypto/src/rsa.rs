@@ -483,7 +483,7 @@ pub fn pkcs1v15_sign_block(t: &[u8], k: usize) -> Result<Vec<u8>, CryptoError> {
     Ok(block)
 }
 
-/// MGF1 (RFC 8017 §B.2.1) with `hash`: `mask.len()` bytes of mask XORed
+/// MGF1 (RFC 8017, PKCS #1 v2.2) with `hash`: `mask.len()` bytes of mask XORed
 /// into `mask`.
 fn mgf1_xor(hash: HashAlg, seed: &[u8], mask: &mut [u8]) {
     let mut input = Zeroizing::new(Vec::with_capacity(seed.len() + 4));
@@ -498,7 +498,7 @@ fn mgf1_xor(hash: HashAlg, seed: &[u8], mask: &mut [u8]) {
     }
 }
 
-/// The EMSA-PSS encoded message (RFC 8017 §9.1.1) of the hash value
+/// The EMSA-PSS encoded message (EMSA-PSS-ENCODE, RFC 8017) of the hash value
 /// `digest` (of `hash`) with `salt` and MGF1 over `mgf`, for a modulus of
 /// `bits` bits, left-padded to the modulus length: the input of the raw
 /// private operation, for a host whose card signs raw RSA only. Any salt
@@ -544,7 +544,7 @@ pub fn pss_encode(
     Ok(em)
 }
 
-/// EME-OAEP decoding (RFC 8017 §7.1.2 step 3) of `em`, the result of the
+/// EME-OAEP decoding (RSAES-OAEP-DECRYPT, RFC 8017) of `em`, the result of the
 /// raw private operation (as long as the modulus), with `hash` for the
 /// label, MGF1 over `mgf` and `label`: the message. The checks run in
 /// constant time and every failure is the same error, so a caller that

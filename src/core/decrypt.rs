@@ -58,7 +58,7 @@ pub fn decrypt_init(
     let KeyInfo::Rsa(bits) = info else {
         return fail(CKR_KEY_TYPE_INCONSISTENT, "decryption takes an RSA key");
     };
-    // RFC 8017 §7.1.2: the modulus must hold two hashes and two bytes.
+    // OAEP (RFC 8017) needs room for two hashes and two bytes.
     let k = bits.div_ceil(8);
     if let Some((h, _, _)) = &oaep {
         if k < 2 * h.output_len() + 2 {

@@ -97,7 +97,7 @@ pub fn sign_final(session: CK_SESSION_HANDLE, capacity: Option<usize>) -> Result
 
 /// CKR_MECHANISM_PARAM_INVALID unless the PSS parameters name hashes this
 /// module computes (hashAlg the mechanism's own for CKM_SHA*_RSA_PKCS_PSS)
-/// and the salt fits a modulus of `bits` bits (RFC 8017 §9.1.1: at most
+/// and the salt fits a modulus of `bits` bits (EMSA-PSS, RFC 8017: at most
 /// emLen - hLen - 2 bytes).
 fn pss_fits(mech: &Mechanism, p: &Pss, bits: usize) -> Result<()> {
     let (Some(h), Some(_)) = (p.hash, p.mgf) else {
