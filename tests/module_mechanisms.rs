@@ -353,3 +353,165 @@ fn ecdh_session_keys_kdfs_and_their_errors_through_cryptoki() {
         .unwrap()
         .is_empty());
 }
+
+/// An application signs with RSA-PSS at any salt length the modulus leaves
+/// room for (0 to emLen - hLen - 2 bytes) and MGF1 with any hash, and
+/// decrypts RSA-OAEP ciphertexts made with SHA-1 … SHA-512 and a label, as
+/// with OpenSC: openssl verifies every signature (`pkeyutl -pkeyopt
+/// rsa_pss_saltlen:N`) and made every ciphertext. A salt too long for the
+/// modulus is CKR_MECHANISM_PARAM_INVALID; a wrong label fails the
+/// decryption.
+#[test]
+fn rsa_pss_at_every_salt_length_and_oaep_with_every_hash_and_a_label() {
+    use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, PkcsPssParams};
+    use cryptoki::mechanism::MechanismType;
+
+    let card = initialised_card();
+    our_keypairgen(&card, PIN, "rsa:2048", "02");
+    let dir = card.dir().to_path_buf();
+    let pem = OURS.public_pem(&card, "02", &dir);
+    let p11 = our_module();
+    let session = p11.open_ro_session(slot_of(&p11, &card)).unwrap();
+    session
+        .login(UserType::User, Some(&AuthPin::new(PIN.into())))
+        .unwrap();
+    let key = find_by_id(&session, ObjectClass::PRIVATE_KEY, 2)[0];
+    let public = find_by_id(&session, ObjectClass::PUBLIC_KEY, 2)[0];
+
+    let hashes = [
+        (
+            "sha1",
+            MechanismType::SHA1,
+            PkcsMgfType::MGF1_SHA1,
+            HashAlg::Sha1,
+        ),
+        (
+            "sha224",
+            MechanismType::SHA224,
+            PkcsMgfType::MGF1_SHA224,
+            HashAlg::Sha224,
+        ),
+        (
+            "sha256",
+            MechanismType::SHA256,
+            PkcsMgfType::MGF1_SHA256,
+            HashAlg::Sha256,
+        ),
+        (
+            "sha384",
+            MechanismType::SHA384,
+            PkcsMgfType::MGF1_SHA384,
+            HashAlg::Sha384,
+        ),
+        (
+            "sha512",
+            MechanismType::SHA512,
+            PkcsMgfType::MGF1_SHA512,
+            HashAlg::Sha512,
+        ),
+    ];
+    let (input, sig_path) = (dir.join("hash.bin"), dir.join("pss.sig"));
+    for (name, hash_alg, mgf, alg) in hashes {
+        let hash = alg.digest(b"salted");
+        fs::write(&input, &hash).unwrap();
+        // RSA-2048: emLen 256.
+        let max = 256 - hash.len() - 2;
+        for (salt, mgf, mgf_name) in [
+            (0, mgf, name),
+            (hash.len(), mgf, name),
+            (hash.len() + 1, PkcsMgfType::MGF1_SHA1, "sha1"),
+            (max, mgf, name),
+        ] {
+            let params = PkcsPssParams {
+                hash_alg,
+                mgf,
+                s_len: (salt as u64).into(),
+            };
+            let sig = session
+                .sign(&Mechanism::RsaPkcsPss(params), key, &hash)
+                .unwrap_or_else(|e| panic!("{name} salt {salt}: {e}"));
+            fs::write(&sig_path, &sig).unwrap();
+            let (digest, salt_len, mgf1) = (
+                format!("digest:{name}"),
+                format!("rsa_pss_saltlen:{salt}"),
+                format!("rsa_mgf1_md:{mgf_name}"),
+            );
+            let options = ["rsa_padding_mode:pss", &digest, &salt_len, &mgf1];
+            let options: Vec<&str> = options.iter().flat_map(|o| ["-pkeyopt", o]).collect();
+            openssl_ok(&pkeyutl_verify(&pem, &options, &input, &sig_path));
+            if mgf_name == name {
+                session
+                    .verify(&Mechanism::RsaPkcsPss(params), public, &hash, &sig)
+                    .unwrap_or_else(|e| panic!("C_Verify {name} salt {salt}: {e}"));
+            }
+        }
+        let too_long = PkcsPssParams {
+            hash_alg,
+            mgf,
+            s_len: ((max + 1) as u64).into(),
+        };
+        let e = session.sign(&Mechanism::RsaPkcsPss(too_long), key, &hash);
+        assert_eq!(rv(e.unwrap_err()), RvError::MechanismParamInvalid, "{name}");
+    }
+    // With the module's hash: SHA-512, salt 0.
+    let data = dir.join("data.txt");
+    fs::write(&data, b"hashed by the module").unwrap();
+    let params = PkcsPssParams {
+        hash_alg: MechanismType::SHA512,
+        mgf: PkcsMgfType::MGF1_SHA512,
+        s_len: 0u64.into(),
+    };
+    let sig = session
+        .sign(
+            &Mechanism::Sha512RsaPkcsPss(params),
+            key,
+            &fs::read(&data).unwrap(),
+        )
+        .unwrap();
+    fs::write(&sig_path, &sig).unwrap();
+    let options = [
+        "-sigopt",
+        "rsa_padding_mode:pss",
+        "-sigopt",
+        "rsa_pss_saltlen:0",
+    ];
+    openssl_ok(&dgst_verify("-sha512", &options, &pem, &sig_path, &data));
+
+    // OAEP: openssl encrypts with each hash (MGF1 with the same one, or
+    // SHA-1) and a label.
+    let msg = dir.join("msg.txt");
+    fs::write(&msg, b"for the card's eyes").unwrap();
+    let ct = dir.join("ct.bin");
+    for (i, (name, hash_alg, mgf, _)) in hashes.into_iter().enumerate() {
+        let (mgf, mgf_name) = if i % 2 == 0 {
+            (mgf, name)
+        } else {
+            (PkcsMgfType::MGF1_SHA1, "sha1")
+        };
+        let label = format!("label {name}");
+        let options = [
+            "rsa_padding_mode:oaep".to_string(),
+            format!("rsa_oaep_md:{name}"),
+            format!("rsa_mgf1_md:{mgf_name}"),
+            format!("rsa_oaep_label:{}", hex::encode(&label)),
+        ];
+        let options: Vec<&str> = options.iter().map(String::as_str).collect();
+        openssl_encrypt(&pem, &options, &msg, &ct);
+        let ciphertext = fs::read(&ct).unwrap();
+        let oaep = |l: &'static [u8]| {
+            let source = if l.is_empty() {
+                PkcsOaepSource::empty()
+            } else {
+                PkcsOaepSource::data_specified(l)
+            };
+            Mechanism::RsaPkcsOaep(PkcsOaepParams::new(hash_alg, mgf, source))
+        };
+        let label: &'static [u8] = label.into_bytes().leak();
+        let pt = session
+            .decrypt(&oaep(label), key, &ciphertext)
+            .unwrap_or_else(|e| panic!("OAEP {name}/{mgf_name}: {e}"));
+        assert_eq!(pt, b"for the card's eyes", "{name}");
+        let e = session.decrypt(&oaep(b"another label"), key, &ciphertext);
+        assert_eq!(rv(e.unwrap_err()), RvError::EncryptedDataInvalid, "{name}");
+    }
+}

@@ -483,6 +483,117 @@ pub fn pkcs1v15_sign_block(t: &[u8], k: usize) -> Result<Vec<u8>, CryptoError> {
     Ok(block)
 }
 
+/// MGF1 (RFC 8017, PKCS #1 v2.2) with `hash`: `mask.len()` bytes of mask XORed
+/// into `mask`.
+fn mgf1_xor(hash: HashAlg, seed: &[u8], mask: &mut [u8]) {
+    let mut input = Zeroizing::new(Vec::with_capacity(seed.len() + 4));
+    for (counter, chunk) in mask.chunks_mut(hash.output_len()).enumerate() {
+        input.clear();
+        input.extend_from_slice(seed);
+        input.extend_from_slice(&(counter as u32).to_be_bytes());
+        let block = Zeroizing::new(hash.digest(&input));
+        for (m, b) in chunk.iter_mut().zip(block.iter()) {
+            *m ^= b;
+        }
+    }
+}
+
+/// The EMSA-PSS encoded message (EMSA-PSS-ENCODE, RFC 8017) of the hash value
+/// `digest` (of `hash`) with `salt` and MGF1 over `mgf`, for a modulus of
+/// `bits` bits, left-padded to the modulus length: the input of the raw
+/// private operation, for a host whose card signs raw RSA only. Any salt
+/// length the modulus leaves room for (`emLen - hLen - 2` bytes at most).
+///
+/// The `rsa` crate keeps its PSS encoder private (it only encodes for its
+/// own keys), so this follows the RFC; the tests check every result with
+/// the crate's verifier.
+///
+/// # Errors
+/// [`CryptoError::InvalidInput`] if `digest` is not `hash.output_len()`
+/// bytes or the salt does not fit.
+pub fn pss_encode(
+    hash: HashAlg,
+    mgf: HashAlg,
+    digest: &[u8],
+    salt: &[u8],
+    bits: usize,
+) -> Result<Vec<u8>, CryptoError> {
+    let h_len = hash.output_len();
+    let em_bits = bits.checked_sub(1).ok_or(CryptoError::InvalidInput)?;
+    let em_len = em_bits.div_ceil(8);
+    if digest.len() != h_len || em_len < h_len + salt.len() + 2 {
+        return Err(CryptoError::InvalidInput);
+    }
+    let mut m_prime = Vec::with_capacity(8 + h_len + salt.len());
+    m_prime.extend_from_slice(&[0u8; 8]);
+    m_prime.extend_from_slice(digest);
+    m_prime.extend_from_slice(salt);
+    let h = hash.digest(&m_prime);
+    // DB = PS || 0x01 || salt, masked with MGF1(H).
+    let db_len = em_len - h_len - 1;
+    let mut db = alloc::vec![0u8; db_len];
+    db[db_len - salt.len() - 1] = 0x01;
+    db[db_len - salt.len()..].copy_from_slice(salt);
+    mgf1_xor(mgf, &h, &mut db);
+    db[0] &= 0xFF >> (8 * em_len - em_bits);
+    let k = bits.div_ceil(8);
+    let mut em = alloc::vec![0u8; k - em_len];
+    em.extend_from_slice(&db);
+    em.extend_from_slice(&h);
+    em.push(0xBC);
+    Ok(em)
+}
+
+/// EME-OAEP decoding (RSAES-OAEP-DECRYPT, RFC 8017) of `em`, the result of the
+/// raw private operation (as long as the modulus), with `hash` for the
+/// label, MGF1 over `mgf` and `label`: the message. The checks run in
+/// constant time and every failure is the same error, so a caller that
+/// reports only success or failure tells an attacker nothing more
+/// (Manger's attack).
+///
+/// The `rsa` crate keeps its OAEP decoder private (it only decodes for its
+/// own keys), so this follows the RFC; the tests decode the crate's
+/// ciphertexts.
+///
+/// # Errors
+/// [`CryptoError::InvalidInput`] for any decoding failure (or `em` too
+/// short for `hash`).
+pub fn oaep_decode(
+    hash: HashAlg,
+    mgf: HashAlg,
+    label: &[u8],
+    em: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    use subtle::{ConditionallySelectable, ConstantTimeEq};
+    let h_len = hash.output_len();
+    let k = em.len();
+    if k < 2 * h_len + 2 {
+        return Err(CryptoError::InvalidInput);
+    }
+    let mut em = Zeroizing::new(em.to_vec());
+    let (y, rest) = em.split_at_mut(1);
+    let (seed, db) = rest.split_at_mut(h_len);
+    mgf1_xor(mgf, db, seed);
+    mgf1_xor(mgf, seed, db);
+    let l_hash = hash.digest(label);
+    let mut good = y[0].ct_eq(&0) & db[..h_len].ct_eq(&l_hash);
+    // The first 0x01 after lHash, with only zeros before it.
+    let mut looking = subtle::Choice::from(1);
+    let mut index = 0u32;
+    for (i, b) in db[h_len..].iter().enumerate() {
+        let one = b.ct_eq(&1);
+        let zero = b.ct_eq(&0);
+        index.conditional_assign(&(i as u32), looking & one);
+        good &= !looking | one | zero;
+        looking &= !one;
+    }
+    good &= !looking;
+    if !bool::from(good) {
+        return Err(CryptoError::InvalidInput);
+    }
+    Ok(Zeroizing::new(db[h_len + index as usize + 1..].to_vec()))
+}
+
 /// The public key (`n`, `e`) for a verification over `digest`, or `None`
 /// when the key is unusable or `digest` is not a `hash` value.
 fn verifying_key(n: &[u8], e: &[u8], hash: HashAlg, digest: &[u8]) -> Option<PublicKey> {
@@ -533,10 +644,22 @@ pub fn public_raw(n: &[u8], e: &[u8], s: &[u8]) -> Result<Vec<u8>, CryptoError> 
 /// hash, salt length equal to the hash length). Returns `false` for a bad
 /// signature and for any malformed input.
 pub fn verify_pss(n: &[u8], e: &[u8], hash: HashAlg, digest: &[u8], sig: &[u8]) -> bool {
+    verify_pss_salt(n, e, hash, digest, hash.output_len(), sig)
+}
+
+/// As [`verify_pss`] with a salt of `salt_len` bytes.
+pub fn verify_pss_salt(
+    n: &[u8],
+    e: &[u8],
+    hash: HashAlg,
+    digest: &[u8],
+    salt_len: usize,
+    sig: &[u8],
+) -> bool {
     let Some(key) = verifying_key(n, e, hash, digest) else {
         return false;
     };
-    with_digest!(hash, D => key.verify(Pss::<D>::new(), digest, sig)).is_ok()
+    with_digest!(hash, D => key.verify(Pss::<D>::new_with_salt(salt_len), digest, sig)).is_ok()
 }
 
 /// RSAES-PKCS1-v1_5 encryption of `msg` to the public key (`n`, `e`).
@@ -645,6 +768,110 @@ mod tests {
 
     fn test_key() -> RsaKey {
         RsaKey::generate(1024, &[], &mut rng()).unwrap()
+    }
+
+    #[test]
+    fn pss_encoding_verifies_with_the_rsa_crate_at_every_salt_length() {
+        let key = kat_key();
+        let (n, e) = (key.modulus(), key.public_exponent());
+        for hash in HashAlg::ALL {
+            let digest = hash.digest(b"abc");
+            let max = (key.bits() - 1).div_ceil(8) - hash.output_len() - 2;
+            for salt_len in [0, 1, hash.output_len(), max]
+                .into_iter()
+                .filter(|l| *l <= max)
+            {
+                let salt = alloc::vec![0x5A; salt_len];
+                let em = pss_encode(hash, hash, &digest, &salt, key.bits()).unwrap();
+                let sig = key.raw_private(&em, &mut rng()).unwrap();
+                assert!(
+                    verify_pss_salt(&n, &e, hash, &digest, salt_len, &sig),
+                    "{hash:?} salt {salt_len}"
+                );
+                assert!(!verify_pss_salt(&n, &e, hash, &digest, salt_len + 1, &sig));
+            }
+            let too_long = alloc::vec![0; max + 1];
+            assert_eq!(
+                pss_encode(hash, hash, &digest, &too_long, key.bits()),
+                Err(CryptoError::InvalidInput)
+            );
+        }
+        // The openssl known answer: SHA-256, salt 32.
+        let digest = HashAlg::Sha256.digest(b"abc");
+        assert!(verify_pss_salt(
+            &n,
+            &e,
+            HashAlg::Sha256,
+            &digest,
+            32,
+            &hex(KAT_SIG_PSS_SHA256_ABC)
+        ));
+    }
+
+    #[test]
+    fn oaep_decoding_reads_the_rsa_crates_ciphertexts_with_any_hash_and_label() {
+        let key = kat_key();
+        let public = key.key.to_public_key();
+        let msg = b"secret message";
+        macro_rules! encrypt {
+            ($d:ty, $m:ty, $label:expr) => {
+                public
+                    .encrypt(
+                        &mut rng(),
+                        Oaep::<$d, $m>::new_with_mgf_hash_and_label($label.to_vec()),
+                        msg,
+                    )
+                    .unwrap()
+            };
+        }
+        let cases = [
+            (
+                HashAlg::Sha1,
+                HashAlg::Sha1,
+                encrypt!(sha1::Sha1, sha1::Sha1, b""),
+            ),
+            (
+                HashAlg::Sha224,
+                HashAlg::Sha224,
+                encrypt!(sha2::Sha224, sha2::Sha224, b"l"),
+            ),
+            (
+                HashAlg::Sha256,
+                HashAlg::Sha1,
+                encrypt!(sha2::Sha256, sha1::Sha1, b"label"),
+            ),
+            (
+                HashAlg::Sha384,
+                HashAlg::Sha384,
+                encrypt!(sha2::Sha384, sha2::Sha384, b"label"),
+            ),
+            (
+                HashAlg::Sha1,
+                HashAlg::Sha512,
+                encrypt!(sha1::Sha1, sha2::Sha512, b""),
+            ),
+        ];
+        for (i, (hash, mgf, ct)) in cases.iter().enumerate() {
+            let label: &[u8] = [&b""[..], b"l", b"label", b"label", b""][i];
+            let em = key.decrypt_raw(ct, &mut rng()).unwrap();
+            let pt = oaep_decode(*hash, *mgf, label, &em).unwrap();
+            assert_eq!(&pt[..], msg, "{hash:?}/{mgf:?}");
+            assert_eq!(
+                oaep_decode(*hash, *mgf, b"other", &em).err(),
+                Some(CryptoError::InvalidInput),
+                "wrong label"
+            );
+            let other = if *mgf == HashAlg::Sha1 {
+                HashAlg::Sha256
+            } else {
+                HashAlg::Sha1
+            };
+            assert!(oaep_decode(*hash, other, label, &em).is_err(), "wrong MGF");
+        }
+        // openssl's known answer: SHA-256, no label.
+        let em = key.decrypt_raw(&hex(KAT_OAEP_SHA256), &mut rng()).unwrap();
+        let pt = oaep_decode(HashAlg::Sha256, HashAlg::Sha256, b"", &em).unwrap();
+        assert_eq!(&pt[..], b"secret message");
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub fn initialize(args: InitArgs) -> Result<()> {
         pcsc: Arc::new(Pcsc::establish()?),
         pid: std::process::id(),
         slots: BTreeMap::new(),
+        order: Vec::new(),
         sessions: BTreeMap::new(),
         seen: Default::default(),
         counted: Default::default(),
@@ -116,9 +117,8 @@ fn slot_list(token_present: bool) -> Result<Vec<CK_SLOT_ID>> {
     let (slots, pcsc) = with_module(|m| {
         m.refresh_slots()?;
         let slots: Vec<_> = m
-            .slots
-            .iter()
-            .map(|(id, s)| (*id, s.reader.clone(), s.token.clone()))
+            .ordered_slots()
+            .map(|(id, s)| (id, s.reader.clone(), s.token.clone()))
             .collect();
         Ok((slots, m.pcsc.clone()))
     })?;

@@ -2,8 +2,10 @@
 //!
 //! Hashing and PKCS#1 v1.5 padding happen on the host, so the card gets one
 //! short SIGN APDU whatever the message size: ECDSA is always the card's
-//! `70` (hash in), RSA PKCS#1 v1.5 and X.509 its raw `20`, PSS its `40`
-//! (the card applies PSS with salt = hash length, the only salt it takes).
+//! `70` (hash in), RSA PKCS#1 v1.5, X.509 and PSS its raw `20`. PSS is
+//! encoded here (the card's own PSS, `40`, takes only salt = hash length),
+//! so any salt length the modulus leaves room for and any MGF1 hash work,
+//! as with OpenSC.
 //! The signature's length is known from the key, so a size query does not
 //! sign (see [`crate::core::operation`]).
 
@@ -14,7 +16,7 @@ use zeroize::Zeroizing;
 
 use crate::card::Card;
 use crate::core::keyop::private_key;
-use crate::core::mech::Mechanism;
+use crate::core::mech::{Mechanism, Pss};
 use crate::core::object::KeyInfo;
 use crate::core::operation::{self, Output};
 use crate::core::state::on_token;
@@ -42,16 +44,8 @@ pub fn sign_init(session: CK_SESSION_HANDLE, mech: Mechanism, key: CK_OBJECT_HAN
         }
         None => return fail(CKR_MECHANISM_INVALID, "not a signature mechanism"),
     }
-    let card_pss = match &mech {
-        Mechanism::PssHash(h, p) => p.hash == Some(*h) && p.salt_len == h.output_len(),
-        Mechanism::Pss(p) => p.hash.is_some_and(|h| p.salt_len == h.output_len()),
-        _ => true,
-    };
-    if !card_pss {
-        return fail(
-            CKR_MECHANISM_PARAM_INVALID,
-            "the card's PSS uses salt = hash length",
-        );
+    if let (Mechanism::Pss(p) | Mechanism::PssHash(_, p), KeyInfo::Rsa(bits)) = (&mech, info) {
+        pss_fits(&mech, p, bits)?;
     }
     operation::start(
         session,
@@ -101,6 +95,27 @@ pub fn sign_final(session: CK_SESSION_HANDLE, capacity: Option<usize>) -> Result
     )
 }
 
+/// CKR_MECHANISM_PARAM_INVALID unless the PSS parameters name hashes this
+/// module computes (hashAlg the mechanism's own for CKM_SHA*_RSA_PKCS_PSS)
+/// and the salt fits a modulus of `bits` bits (EMSA-PSS, RFC 8017: at most
+/// emLen - hLen - 2 bytes).
+fn pss_fits(mech: &Mechanism, p: &Pss, bits: usize) -> Result<()> {
+    let (Some(h), Some(_)) = (p.hash, p.mgf) else {
+        return fail(CKR_MECHANISM_PARAM_INVALID, "PSS hash or MGF not offered");
+    };
+    if matches!(mech, Mechanism::PssHash(mh, _) if *mh != h) {
+        return fail(
+            CKR_MECHANISM_PARAM_INVALID,
+            "hashAlg differs from the mechanism's",
+        );
+    }
+    let em_len = bits.saturating_sub(1).div_ceil(8);
+    if p.salt_len + h.output_len() + 2 > em_len {
+        return fail(CKR_MECHANISM_PARAM_INVALID, "salt too long for the modulus");
+    }
+    Ok(())
+}
+
 /// EMSA-PKCS1-v1_5 block (type 1) of `t` for a modulus of `k` bytes.
 pub fn pkcs1_type1(t: &[u8], k: usize) -> Result<Vec<u8>> {
     rsa::pkcs1v15_sign_block(t, k)
@@ -145,15 +160,23 @@ impl SignOp {
             }
             (Mechanism::RsaX509, _) => (algo::RSA_RAW, x509_block(data, k)?),
             (Mechanism::RsaPkcs, _) => (algo::RSA_RAW, pkcs1_type1(data, k)?),
-            (Mechanism::Pss(p) | Mechanism::PssHash(_, p), _) => {
+            (Mechanism::Pss(p) | Mechanism::PssHash(_, p), KeyInfo::Rsa(bits)) => {
                 let h = hashed();
-                if p.hash.map(|hh| hh.output_len()) != Some(h.len()) {
+                let (Some(hash), Some(mgf)) = (p.hash, p.mgf) else {
+                    return fail(CKR_MECHANISM_PARAM_INVALID, "PSS hash or MGF");
+                };
+                if hash.output_len() != h.len() {
                     return fail(
                         CKR_DATA_LEN_RANGE,
                         "hash length does not fit the PSS parameters",
                     );
                 }
-                (algo::RSA_PSS, h)
+                let mut salt = vec![0u8; p.salt_len];
+                getrandom::fill(&mut salt)
+                    .map_err(|_| Error::new(CKR_FUNCTION_FAILED, "no random salt"))?;
+                let em = rsa::pss_encode(hash.alg(), mgf.alg(), &h, &salt, bits)
+                    .map_err(|_| Error::new(CKR_MECHANISM_PARAM_INVALID, "salt too long"))?;
+                (algo::RSA_RAW, em)
             }
             (Mechanism::RsaPkcsHash(h), _) => {
                 let mut t = h.alg().digest_info_prefix().to_vec();

@@ -63,6 +63,9 @@ pub struct Module {
     pub pid: u32,
     /// Slots by id.
     pub slots: BTreeMap<CK_SLOT_ID, Slot>,
+    /// Every slot id once, in the order C_GetSlotList hands them out: the
+    /// readers in pcscd's order (SCardListReaders), then those gone since.
+    pub order: Vec<CK_SLOT_ID>,
     /// Sessions by handle.
     pub sessions: BTreeMap<CK_SESSION_HANDLE, Session>,
     /// The settings (config file, x-init-reserved).
@@ -101,14 +104,34 @@ impl Module {
             Err(_) if self.pcsc.is_lost() && self.revive() => self.pcsc.readers()?,
             r => r?,
         };
+        let mut order = Vec::with_capacity(self.slots.len().max(readers.len()));
         for reader in readers {
             let id = slot_id(&reader);
+            if !order.contains(&id) {
+                order.push(id);
+            }
             self.slots.entry(id).or_insert_with(|| Slot {
                 reader,
                 token: Arc::new(Mutex::new(None)),
             });
         }
+        // Tools that take the first slot by default (pkcs11-tool without
+        // --slot) must get the first reader, as with OpenSC: the ids are
+        // hashes, so their order says nothing.
+        for id in &self.order {
+            if !order.contains(id) {
+                order.push(*id);
+            }
+        }
+        self.order = order;
         Ok(())
+    }
+
+    /// The slots in [`Module::order`].
+    pub fn ordered_slots(&self) -> impl Iterator<Item = (CK_SLOT_ID, &Slot)> {
+        self.order
+            .iter()
+            .filter_map(|id| self.slots.get(id).map(|s| (*id, s)))
     }
 
     /// Establishes the PC/SC context again once pcscd went away under it

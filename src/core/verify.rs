@@ -38,6 +38,16 @@ pub fn verify_init(
     if mech.signs_with(&info) != Some(true) {
         return fail(CKR_MECHANISM_INVALID, "mechanism does not fit the key");
     }
+    // The rsa crate's verifier takes MGF1 with the message's hash, and any
+    // salt length.
+    if let Mechanism::Pss(p) | Mechanism::PssHash(_, p) = &mech {
+        if p.hash.is_none() || p.mgf != p.hash {
+            return fail(
+                CKR_MECHANISM_PARAM_INVALID,
+                "PSS verification: MGF1 with hashAlg",
+            );
+        }
+    }
     let op = VerifyOp {
         mech,
         info,
@@ -79,8 +89,8 @@ fn check(op: &VerifyOp, data: &[u8], sig: &[u8]) -> Result<()> {
                 ),
                 (None, _) => return raw_verify(op, bits, data, sig),
             };
-            if pss {
-                rsa::verify_pss(&op.n, &op.e, h, &digest, sig)
+            if let (true, Mechanism::Pss(p) | Mechanism::PssHash(_, p)) = (pss, &op.mech) {
+                rsa::verify_pss_salt(&op.n, &op.e, h, &digest, p.salt_len, sig)
             } else {
                 rsa::verify_pkcs1v15(&op.n, &op.e, h, &digest, sig)
             }

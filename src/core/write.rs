@@ -4,7 +4,8 @@
 //! module writes and the other way round:
 //!
 //! - A certificate whose CKA_ID is that of a private key goes into the
-//!   key's `CExx` (replacing the request); any other certificate into the
+//!   key's `CExx` (replacing the request), and its CKA_LABEL into the key's
+//!   PrKD, which names both (OpenSC renames the key the same way); any other certificate into the
 //!   first free `CAxx` with a CD in `C8xx` (same `xx`). Without a CKA_ID the
 //!   id is OpenSC's intrinsic one (SHA-1 of the RSA modulus or of the EC X
 //!   coordinate of the certificate's key), as `sc_pkcs15init_store_certificate`
@@ -64,6 +65,18 @@ fn replace_ef(l: &mut dyn Link, f: u16, data: &[u8]) -> Result<()> {
 }
 
 /// The handle of the object (class, fid), after re-reading the card.
+/// Sets the label of the PrKD `d` (the key's and its certificate's).
+fn relabel_prkd(l: &mut dyn Link, d: u16, label: &str) -> Result<()> {
+    use pkcs15::Description;
+    let mut card = Card::new(l);
+    let mut desc = card
+        .read_ef(d)?
+        .and_then(|v| pkcs15::PrivateKeyDesc::decode(&v).ok())
+        .ok_or(Error::new(CKR_DEVICE_ERROR, "unreadable PrKD"))?;
+    desc.relabel(Some(label), None);
+    Ok(card.write_ef(d, &desc.to_bytes())?)
+}
+
 /// Reads description `d`, sets its label and iD, writes it back.
 fn rewrite<D: pkcs15::Description>(
     t: &mut Token,
@@ -158,6 +171,12 @@ fn create_certificate(slot: CK_SLOT_ID, rw: bool, template: &[Attr]) -> Result<C
             if let Some(r) = key_ref {
                 let f = fid(EE_CERT, r);
                 replace_ef(l, f, &der)?;
+                // The certificate has no description of its own: it is
+                // listed with the key's PrKD label, so its label goes there
+                // (as OpenSC's pkcs15init does); the key is renamed with it.
+                if !label.is_empty() {
+                    relabel_prkd(l, fid(PRKD, r), &label)?;
+                }
                 return Ok(f);
             }
             let listed = Card::new(l).enumerate()?;
@@ -299,7 +318,8 @@ pub fn destroy_object(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> R
 /// C_SetAttributeValue: CKA_LABEL and CKA_ID of keys (their PrKD) and of
 /// CA certificates (their CD), CKA_LABEL of data objects (their DCOD).
 /// A certificate in a key's `CExx` takes its label and id from the key's
-/// PrKD: change them on the key. Anything else is CKR_ATTRIBUTE_READ_ONLY.
+/// PrKD: its new label is the key's too, its id cannot change on its own.
+/// Anything else is CKR_ATTRIBUTE_READ_ONLY.
 pub fn set_attributes(
     session: CK_SESSION_HANDLE,
     object: CK_OBJECT_HANDLE,
@@ -342,15 +362,22 @@ pub fn set_attributes(
                 let d = o.desc_fid.unwrap_or(fid(PRKD, o.fid as u8));
                 rewrite::<pkcs15::PrivateKeyDesc>(t, d, &label, &id, "unreadable PrKD")?;
             }
-            Class::Certificate => {
-                let Some(d) = o.desc_fid else {
+            Class::Certificate => match o.desc_fid {
+                Some(d) => rewrite::<pkcs15::CertDesc>(t, d, &label, &id, "unreadable CD")?,
+                // A key's certificate is listed with the key's PrKD label
+                // and id: a new label goes there (the key's too); its id
+                // is the key's.
+                None if id.is_none() => {
+                    let d = fid(PRKD, o.fid as u8);
+                    rewrite::<pkcs15::PrivateKeyDesc>(t, d, &label, &None, "unreadable PrKD")?;
+                }
+                None => {
                     return fail(
                         CKR_ATTRIBUTE_READ_ONLY,
-                        "a key's certificate takes label and id from the key",
-                    );
-                };
-                rewrite::<pkcs15::CertDesc>(t, d, &label, &id, "unreadable CD")?;
-            }
+                        "a key's certificate takes its id from the key",
+                    )
+                }
+            },
             Class::Data => {
                 if id.is_some() {
                     return fail(CKR_ATTRIBUTE_TYPE_INVALID, "data objects have no CKA_ID");
