@@ -544,6 +544,56 @@ key-id = "01"
     }
 
     #[test]
+    fn a_pinentry_announces_the_protected_path() {
+        let none = Config::default();
+        assert!(!none.accepts_login_without_pin());
+        assert!(!none.announces_protected_path(true));
+        assert!(!none.announces_protected_path(false));
+        let tty = Config::parse("pinentry = \"/usr/bin/pinentry-tty\"").unwrap();
+        assert!(tty.accepts_login_without_pin());
+        assert!(tty.announces_protected_path(true));
+        assert!(tty.announces_protected_path(false));
+        assert_eq!(
+            tty.pinentry_timeout(),
+            crate::pka::pinentry::DEFAULT_TIMEOUT
+        );
+        // Without a pinentry only a token with no PIN of its own: a
+        // PIN-only token keeps the application's own prompt.
+        let bare = Config::parse("protected-authentication-path = true").unwrap();
+        assert!(bare.accepts_login_without_pin());
+        assert!(!bare.announces_protected_path(true));
+        assert!(bare.announces_protected_path(false));
+        let off = Config::parse(
+            "pinentry = \"/usr/bin/pinentry-tty\"\nprotected-authentication-path = false\npinentry-timeout = 5",
+        )
+        .unwrap();
+        assert!(!off.announces_protected_path(false));
+        assert_eq!(off.pinentry_timeout(), std::time::Duration::from_secs(5));
+        let r = Config::load(Some(
+            "pinentry=/usr/bin/pinentry-tty protected-authentication-path=false pinentry-timeout=9",
+        ))
+        .unwrap();
+        assert_eq!(
+            r.pinentry.as_deref(),
+            Some(Path::new("/usr/bin/pinentry-tty"))
+        );
+        assert_eq!(r.protected_authentication_path, Some(false));
+        assert_eq!(r.pinentry_timeout, Some(9));
+        for bad in [
+            "pinentry=pinentry-tty",
+            "pinentry-timeout=0",
+            "pinentry-timeout=soon",
+            "protected-authentication-path=maybe",
+        ] {
+            assert_eq!(
+                Config::load(Some(bad)).unwrap_err().rv,
+                CKR_ARGUMENTS_BAD,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn the_environment_is_ignored_under_at_secure() {
         let env = |k: &str| match k {
             "PICOHSM_PKCS11_CONFIG" => Some("/tmp/evil.toml".into()),

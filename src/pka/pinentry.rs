@@ -322,7 +322,20 @@ pub fn ask(program: &Path, prompt: &Prompt, timeout: Duration) -> Result<Zeroizi
         Response::Err(code, text) => return Err(s.error("greeting", code, &text)),
         _ => return Err(failed(program, "no OK greeting")),
     }
-    if let Some(tty) = terminal() {
+    let tty = terminal();
+    let display = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()));
+    if tty.is_none() && !display {
+        // Not an error: a pinentry may need neither (a script, a secret
+        // store); a terminal or dialog pinentry will wait until the
+        // timeout, and this line says why.
+        log::warn!(
+            "pinentry {}: this process has no terminal and no display; a terminal or dialog pinentry cannot prompt (set GPG_TTY, or use a pinentry that needs neither)",
+            program.display()
+        );
+    }
+    if let Some(tty) = tty {
         s.command(&format!("OPTION ttyname={}", percent_encode(&tty)))?;
         if let Some(t) = std::env::var_os("TERM").filter(|t| !t.is_empty()) {
             s.command(&format!(
