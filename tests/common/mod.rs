@@ -27,6 +27,7 @@
 #![allow(dead_code)]
 
 pub mod ffi;
+pub mod firefox;
 pub mod pinentry;
 pub mod pka;
 pub mod reliability;
