@@ -179,9 +179,10 @@ done
 echo "man pages: found and rendered"
 # The bash completion works in a plain bash (no bash-completion package
 # needed) and completes the subcommands.
-words=$(bash -c 'source /usr/share/bash-completion/completions/picohsm-tool
+words=$(bash -c 'set -e; source /usr/share/bash-completion/completions/picohsm-tool
+    spec=$(complete -p picohsm-tool); fn=${spec#*-F }; fn=${fn%% *}
     COMP_WORDS=(picohsm-tool pk); COMP_CWORD=1; COMP_LINE="picohsm-tool pk"; COMP_POINT=${#COMP_LINE}
-    _picohsm-tool picohsm-tool pk picohsm-tool; echo "${COMPREPLY[*]}"') ||
+    "$fn" picohsm-tool pk picohsm-tool; echo "${COMPREPLY[*]}"') ||
     fail "sourcing the bash completion of picohsm-tool"
 [ "$words" = pka ] || fail "bash completion of 'picohsm-tool pk' gave '$words', not 'pka'"
 echo "bash completion: 'picohsm-tool pk<TAB>' -> $words"
@@ -200,16 +201,22 @@ for pcscd in running unreachable; do
     env -u PICOHSM_PKCS11_CONFIG HOME="$home" XDG_CONFIG_HOME="$home/.config" "${env_extra[@]}" \
         p11-kit list-modules >"$tmp/p11.out" 2>"$tmp/p11.err" ||
         fail "p11-kit list-modules exited $? (pcscd $pcscd): $(cat "$tmp/p11.err")"
-    list_s=$(since "$t0")
-    grep -qx 'module: picohsm-pkcs11' "$tmp/p11.out" ||
-        fail "p11-kit list-modules (pcscd $pcscd) does not show 'module: picohsm-pkcs11':$(printf '\n%s' "$(cat "$tmp/p11.out")")"
-    grep -A1 -x 'module: picohsm-pkcs11' "$tmp/p11.out" | grep -qx "    path: $module" ||
-        fail "p11-kit list-modules (pcscd $pcscd) shows another path for picohsm-pkcs11: $(grep -A1 -x 'module: picohsm-pkcs11' "$tmp/p11.out")"
+    list_ms=$(($(now_ms) - t0))
+    # "picohsm-pkcs11: libpicohsm_pkcs11.so", then the module's own
+    # description: p11-kit loaded and initialised it.
+    grep -A1 -x 'picohsm-pkcs11: libpicohsm_pkcs11.so' "$tmp/p11.out" |
+        grep -qx '    library-description: Pico HSM / SmartCard-HSM + PKA' ||
+        fail "p11-kit list-modules (pcscd $pcscd) does not list the module:$(printf '\n%s' "$(cat "$tmp/p11.out")")"
     if grep -i picohsm "$tmp/p11.err"; then
         fail "p11-kit list-modules (pcscd $pcscd) printed the lines above on stderr"
     fi
-    echo "pcscd $pcscd: module listed, nothing from it on stderr, ${list_s}s"
+    echo "pcscd $pcscd: module listed, nothing from it on stderr, ${list_ms} ms"
 done
+# And from the installed path (p11-kit's debug log names it).
+debug=$(P11_KIT_DEBUG=lib p11-kit list-modules 2>&1 >/dev/null) || fail "P11_KIT_DEBUG=lib p11-kit list-modules exited $?"
+grep -q "loading module picohsm-pkcs11 from path: $module\$" <<<"$debug" ||
+    fail "p11-kit does not load picohsm-pkcs11 from $module: $(grep -i picohsm <<<"$debug")"
+echo "p11-kit loads $module"
 
 step "client tests against the installed package"
 if [ "${#client_tests[@]}" -eq 0 ]; then
