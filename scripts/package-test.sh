@@ -212,6 +212,15 @@ for pcscd in running unreachable; do
     fi
     echo "pcscd $pcscd: module listed, nothing from it on stderr, ${list_ms} ms"
 done
+# GnuTLS loads every registered module too: listing tokens without pcscd
+# works and says nothing about ours.
+env -u PICOHSM_PKCS11_CONFIG HOME="$home" XDG_CONFIG_HOME="$home/.config" \
+    PCSCLITE_CSOCK_NAME="$tmp/no-pcscd.sock" p11tool --list-tokens >"$tmp/p11tool.out" 2>"$tmp/p11tool.err" ||
+    fail "p11tool --list-tokens without pcscd exited $?: $(cat "$tmp/p11tool.err")"
+if grep -i picohsm "$tmp/p11tool.err"; then
+    fail "p11tool --list-tokens without pcscd printed the lines above on stderr"
+fi
+echo "p11tool --list-tokens without pcscd: quiet"
 # And from the installed path (p11-kit's debug log names it).
 debug=$(P11_KIT_DEBUG=lib p11-kit list-modules 2>&1 >/dev/null) || fail "P11_KIT_DEBUG=lib p11-kit list-modules exited $?"
 grep -q "loading module picohsm-pkcs11 from path: $module\$" <<<"$debug" ||
