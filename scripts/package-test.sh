@@ -134,7 +134,7 @@ expected=(
 # others must be gone after the purge.
 dirs_before="$tmp/dirs-before"
 dpkg-deb -c "$deb" | awk '$1 ~ /^d/ { print substr($NF, 2) }' | sed 's:/$::' | grep -v '^$' |
-    while read -r d; do [ -d "$d" ] && echo "$d"; done | sort >"$dirs_before"
+    while read -r d; do if [ -d "$d" ]; then echo "$d"; fi; done | sort >"$dirs_before"
 
 step "apt-get install -y $deb"
 installed_packages >"$tmp/packages-before"

@@ -3,7 +3,7 @@
 # listed in Cargo.toml's [package.metadata.deb]):
 #   1. a release build of the module, picohsm-tool and picohsm-vcard only;
 #   2. man pages and shell completions from their clap definitions
-#      (`cargo run -p xtask -- package-assets target/package`);
+#      (`cargo run --release -p xtask -- package-assets target/package`);
 #   3. the module copied to target/release/multiarch/<triplet>/pkcs11/,
 #      the triplet being this machine's (dpkg-architecture);
 #   4. `cargo deb --no-build --strip`.
@@ -30,8 +30,9 @@ cargo build --release -p picohsm-pkcs11 -p picohsm-tool -p picohsm-vcard >&2
 
 # Generated into the source tree's target/package/, where Cargo.toml's
 # asset paths (relative to the crate) look, whatever CARGO_TARGET_DIR is.
-step "cargo run -p xtask -- package-assets target/package"
-cargo run -q -p xtask -- package-assets target/package >&2
+step "cargo run --release -p xtask -- package-assets target/package"
+# --release: the libraries it needs are built already, in that profile.
+cargo run -q --release -p xtask -- package-assets target/package >&2
 
 step "module -> $target_dir/release/multiarch/$triplet/pkcs11/"
 rm -rf "$target_dir/release/multiarch"
