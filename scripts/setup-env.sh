@@ -38,7 +38,9 @@ fi
 PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev pkg-config opensc opensc-pkcs11 openssl pcsc-tools softhsm2 p11-kit libp11-kit-dev gnutls-bin gcc
     # the clients of tests/clients/ (issue 13's suite)
     libnss3-tools firefox-esr libengine-pkcs11-openssl python3-pykcs11 pinentry-tty
-    openssh-server openssh-client openjdk-17-jdk-headless)
+    openssh-server openssh-client openjdk-17-jdk-headless
+    # scripts/package.sh and package-test.sh (the Debian package)
+    dpkg-dev file man-db)
 EXTRA_CHANNELS=(8C7D 8C7F 8C81)
 CONF=/etc/reader.conf.d/picohsm-vpcd
 LIBDIR=/usr/local/lib/picohsm-vpcd

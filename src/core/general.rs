@@ -31,9 +31,14 @@ pub fn initialize(args: InitArgs) -> Result<()> {
     if let Some(src) = &config.source {
         log::info!("settings from {}", src.display());
     }
+    // Without pcscd: no slots (yet), not a failure; see Pcsc::unreachable.
+    let pcsc = Pcsc::establish().unwrap_or_else(|_| {
+        log::info!("pcscd is not reachable: no slots until it is");
+        Pcsc::unreachable()
+    });
     let mut m = Module {
         config: Arc::new(config),
-        pcsc: Arc::new(Pcsc::establish()?),
+        pcsc: Arc::new(pcsc),
         pid: std::process::id(),
         slots: BTreeMap::new(),
         order: Vec::new(),
@@ -43,7 +48,9 @@ pub fn initialize(args: InitArgs) -> Result<()> {
     };
     m.refresh_slots()?;
     let readers: Vec<String> = m.slots.values().map(|s| s.reader.clone()).collect();
-    m.seen = crate::core::slot_event::snapshot(&m.pcsc, &readers)?;
+    if m.pcsc.is_connected() {
+        m.seen = crate::core::slot_event::snapshot(&m.pcsc, &readers)?;
+    }
     *g = Some(m);
     log::info!("initialised");
     Ok(())
@@ -57,7 +64,9 @@ pub fn finalize() -> Result<()> {
             // The sessions, and with them their operations, go with `m`.
             // A thread blocked in C_WaitForSlotEvent returns now.
             crate::core::slot_event::GENERATION.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let _ = m.pcsc.context().cancel();
+            if let Ok(ctx) = m.pcsc.context() {
+                let _ = ctx.cancel();
+            }
             Ok(())
         }
         None => fail(CKR_CRYPTOKI_NOT_INITIALIZED, "not initialised"),

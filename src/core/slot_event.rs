@@ -48,7 +48,7 @@ fn poll_states(pcsc: &Pcsc, readers: &[String]) -> Result<(Seen, Vec<ReaderState
     states.push(ReaderState::new(PNP_NOTIFICATION(), State::UNAWARE));
     match pcsc
         .context()
-        .get_status_change(Duration::ZERO, &mut states)
+        .and_then(|ctx| ctx.get_status_change(Duration::ZERO, &mut states))
     {
         Ok(()) | Err(pcsc::Error::Timeout) => {}
         Err(e) => return Err(crate::transport::pcsc::map_err(e)),
@@ -128,7 +128,9 @@ pub fn wait_for_slot_event(blocking: bool) -> Result<CK_SLOT_ID> {
         for st in states.iter_mut() {
             st.sync_current_state();
         }
-        let r = pcsc.context().get_status_change(POLL, &mut states);
+        let r = pcsc
+            .context()
+            .and_then(|ctx| ctx.get_status_change(POLL, &mut states));
         if GENERATION.load(Ordering::SeqCst) != generation {
             return fail(CKR_CRYPTOKI_NOT_INITIALIZED, "C_Finalize ended the wait");
         }

@@ -89,7 +89,10 @@ pub fn reader_matches(pattern: &str, name: &str) -> bool {
 
 /// A PC/SC context (one per module instance).
 pub struct Pcsc {
-    ctx: Context,
+    /// None when pcscd could not be reached at C_Initialize (not running,
+    /// not installed): the module then has no readers until it can
+    /// ([`Pcsc::unreachable`]).
+    ctx: Option<Context>,
     /// Set once pcscd was found gone, by this context or a connection made
     /// through it: the context stays dead even when pcscd is back, and
     /// must be established again.
@@ -101,10 +104,27 @@ impl Pcsc {
     pub fn establish() -> Result<Pcsc> {
         Context::establish(Scope::User)
             .map(|ctx| Pcsc {
-                ctx,
+                ctx: Some(ctx),
                 lost: Arc::new(AtomicBool::new(false)),
             })
             .map_err(|_| Error::new(CKR_DEVICE_ERROR, "pcscd is not reachable"))
+    }
+
+    /// No context: pcscd was not reachable. It lists no readers, as a
+    /// machine without pcscd has none, and counts as lost, so the module
+    /// tries to connect again at every slot listing and picks pcscd up
+    /// once it runs (`Module::revive`). A module that every p11-kit-aware
+    /// program loads must not fail C_Initialize for want of pcscd.
+    pub fn unreachable() -> Pcsc {
+        Pcsc {
+            ctx: None,
+            lost: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// Whether pcscd was reached (a context exists, possibly lost since).
+    pub fn is_connected(&self) -> bool {
+        self.ctx.is_some()
     }
 
     /// Whether pcscd went away under this context (see [`Pcsc::establish`]).
@@ -122,7 +142,10 @@ impl Pcsc {
 
     /// The names of the readers pcscd knows (empty if none).
     pub fn readers(&self) -> Result<Vec<String>> {
-        match self.ctx.list_readers_owned() {
+        let Some(ctx) = &self.ctx else {
+            return Ok(Vec::new());
+        };
+        match ctx.list_readers_owned() {
             Ok(r) => Ok(r
                 .into_iter()
                 .map(|c| c.to_string_lossy().into_owned())
@@ -136,8 +159,8 @@ impl Pcsc {
     pub fn connect(&self, reader: &str) -> Result<PcscTransport> {
         let name = CString::new(reader).map_err(|_| Error::new(CKR_DEVICE_ERROR, "reader name"))?;
         let card = self
-            .ctx
-            .connect(&name, ShareMode::Shared, Protocols::ANY)
+            .context()
+            .and_then(|ctx| ctx.connect(&name, ShareMode::Shared, Protocols::ANY))
             .map_err(|e| self.fail(e))?;
         Ok(PcscTransport {
             card: Some(card),
@@ -146,9 +169,9 @@ impl Pcsc {
         })
     }
 
-    /// The context, for status-change waits.
-    pub fn context(&self) -> &Context {
-        &self.ctx
+    /// The context, for status-change waits; NoService without one.
+    pub fn context(&self) -> std::result::Result<&Context, pcsc::Error> {
+        self.ctx.as_ref().ok_or(pcsc::Error::NoService)
     }
 }
 

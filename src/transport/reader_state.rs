@@ -58,7 +58,7 @@ impl Pcsc {
             // UNAWARE: pcscd answers at once with the current states.
             match self
                 .context()
-                .get_status_change(Duration::ZERO, &mut states)
+                .and_then(|ctx| ctx.get_status_change(Duration::ZERO, &mut states))
             {
                 Ok(()) | Err(pcsc::Error::Timeout) => {}
                 Err(e) => return Err(e),

@@ -7,7 +7,6 @@
 //! (`picohsm_pkcs11::pka::round`), so what `pka login` shows is what an
 //! application's C_Login does.
 
-mod cli;
 mod device;
 mod fail;
 mod init;
@@ -21,8 +20,10 @@ mod pka_login;
 
 use clap::Parser;
 
+// At the crate root, so the commands' `crate::cli::…` paths resolve.
 use cli::{Cli, Command, PinCommand, PkaCommand};
 use out::Out;
+use picohsm_tool::cli;
 
 fn main() {
     let cli = Cli::parse();
