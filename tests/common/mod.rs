@@ -27,6 +27,7 @@
 #![allow(dead_code)]
 
 pub mod ffi;
+pub mod p11kit;
 pub mod pka;
 pub mod reliability;
 pub mod removal;

@@ -1,0 +1,4 @@
+//! OpenSSL with libp11's engine.
+
+#[path = "../common/mod.rs"]
+mod common;
