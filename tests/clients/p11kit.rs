@@ -490,3 +490,107 @@ fn an_authenticator_served_by_p11_kit_server_unlocks_the_primary_through_p11_kit
         text(&out)
     );
 }
+
+/// The README's set-up with real ssh socket forwarding (an sshd on
+/// loopback stands for the HSM's host). At the desk, `p11-kit server`
+/// serves the authenticator and `ssh -R` forwards its socket to the HSM's
+/// host; there, `picohsm-tool pka export --pkcs11-module p11-kit-client.so`
+/// exports its key through the tunnel and `pka register` registers it, and
+/// `p11-kit server` serves the primary with settings naming
+/// `p11-kit-client.so` as the authenticator; `ssh -L` forwards that socket
+/// back to the desk, where pkcs11-tool through `p11-kit-client.so` logs in
+/// (the challenge crosses both tunnels to be signed at the desk), makes a
+/// key and signs; openssl verifies.
+#[test]
+fn both_ways_through_ssh_socket_forwarding() {
+    let _s = serial();
+    let cards = primary_and_desk_authenticator();
+    let a = &cards[0];
+    let dir = a.dir().to_path_buf();
+    let sshd = Sshd::start();
+    let (desk, hsm_host) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+
+    // At the desk: the authenticator served, its socket forwarded (-R).
+    let desk_settings = settings_file(&dir, "desk.toml", "");
+    let desk_server = P11KitServer::start(
+        &module_path(),
+        "pkcs11:token=desk",
+        &[("PICOHSM_PKCS11_CONFIG", desk_settings.as_os_str())],
+    );
+    let remote_desk = hsm_host.path().join("desk");
+    let spec = format!(
+        "{}:{}",
+        remote_desk.display(),
+        desk_server.socket().display()
+    );
+    let _r = sshd.forward("-R", &spec, &remote_desk);
+    let desk_address = format!("unix:path={}", remote_desk.display());
+
+    // On the HSM's host: export and register through the tunnel, then serve.
+    let file = dir.join("desk.pka");
+    ok(Command::new(tool_binary())
+        .env("P11_KIT_SERVER_ADDRESS", &desk_address)
+        .args(["pka", "export", "--pkcs11-module", P11_KIT_CLIENT])
+        .args(["--token-label", "desk", "--key-label", "Authentication"])
+        .args(["--pin", AUTH_PIN, "-o"])
+        .arg(&file));
+    init_primary(a, "server-room", &file);
+    let settings = settings_file(
+        &dir,
+        "hsm.toml",
+        &format!(
+            "login = \"pka+pin\"\nseparator = \":\"\n\n[[authenticator]]\ntype = \"pkcs11\"\n\
+             module = \"{P11_KIT_CLIENT}\"\ntoken-label = \"desk\"\n"
+        ),
+    );
+    let log = dir.join("hsm.log");
+    let log_spec = OsString::from(format!("info,{}", log.display()));
+    let hsm_server = P11KitServer::start(
+        &module_path(),
+        "pkcs11:token=server-room",
+        &[
+            ("PICOHSM_PKCS11_CONFIG", settings.as_os_str()),
+            ("PICOHSM_PKCS11_LOG", &log_spec),
+            ("P11_KIT_SERVER_ADDRESS", OsStr::new(&desk_address)),
+        ],
+    );
+
+    // Back at the desk: the HSM's socket forwarded (-L) and used.
+    let local_hsm = desk.path().join("pkcs11");
+    let spec = format!("{}:{}", local_hsm.display(), hsm_server.socket().display());
+    let _l = sshd.forward("-L", &spec, &local_hsm);
+    let address = format!("unix:path={}", local_hsm.display());
+    let secret = format!("{PIN}:{AUTH_PIN}");
+    let made = ok(client_tool(&address)
+        .args(["--login", "--pin", &secret, "--keypairgen"])
+        .args(["--key-type", "EC:prime256v1", "--id", "04"]));
+    assert_contains(&made, &["Key pair generated"]);
+    let public = public_pem_with(client_tool(&address), "04", &dir);
+    let digest = digest_file(&dir, "data.sha256", b"through two tunnels");
+    let sig = dir.join("ssh.sig");
+    ok(client_tool(&address)
+        .args([
+            "--login",
+            "--pin",
+            &secret,
+            "--sign",
+            "--mechanism",
+            "ECDSA",
+        ])
+        .args(["--id", "04", "--signature-format", "openssl", "-i"])
+        .arg(&digest)
+        .arg("-o")
+        .arg(&sig));
+    assert!(
+        verifies(&public, &digest, &sig),
+        "signed in the server room"
+    );
+    let logged = fs::read_to_string(&log).unwrap_or_default();
+    assert_contains(
+        &logged,
+        &[
+            &format!("authenticator: PKCS#11 module {P11_KIT_CLIENT}"),
+            "scheme: granted",
+        ],
+    );
+}

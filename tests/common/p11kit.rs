@@ -178,6 +178,11 @@ impl P11KitServer {
         }
     }
 
+    /// The server's socket.
+    pub fn socket(&self) -> PathBuf {
+        PathBuf::from(self.address.trim_start_matches("unix:path="))
+    }
+
     /// The value for `P11_KIT_SERVER_ADDRESS`, as the server printed it.
     pub fn address(&self) -> &str {
         &self.address
@@ -441,4 +446,142 @@ fn percent_decode(s: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------
+// OpenSSH socket forwarding
+
+/// An `sshd` of the test's own on a loopback port (key login only, its
+/// own host key and authorized_keys in a temp dir), standing for the
+/// other machine; stopped when dropped.
+pub struct Sshd {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Sshd {
+    /// Starts sshd and waits until it listens.
+    pub fn start() -> Sshd {
+        let dir = tempfile::Builder::new()
+            .prefix("picohsm-sshd-")
+            .tempdir()
+            .expect("temp dir");
+        let d = dir.path();
+        for key in ["host_key", "user_key"] {
+            run_cmd(
+                Command::new("ssh-keygen")
+                    .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                    .arg(d.join(key)),
+            );
+        }
+        fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
+        // A free port: bound by the kernel's choice, released, then given
+        // to sshd (which takes no port 0).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let config = d.join("sshd_config");
+        fs::write(
+            &config,
+            format!(
+                "ListenAddress 127.0.0.1\nPort {port}\nHostKey {}\nAuthorizedKeysFile {}\n\
+                 PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+                 AllowStreamLocalForwarding yes\nStreamLocalBindUnlink yes\nPidFile none\n",
+                d.join("host_key").display(),
+                d.join("authorized_keys").display()
+            ),
+        )
+        .unwrap();
+        let _ = fs::create_dir_all("/run/sshd");
+        let mut child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sshd (package openssh-server)");
+        let err = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let want = format!("Server listening on 127.0.0.1 port {port}.");
+        loop {
+            match rx.recv_timeout(SERVER_TIMEOUT) {
+                Ok(l) if l == want => break,
+                Ok(_) => continue,
+                Err(e) => panic!("sshd did not listen on port {port}: {e}"),
+            }
+        }
+        Sshd {
+            child: Some(child),
+            port,
+            dir,
+        }
+    }
+
+    /// `ssh -N <forward> <forward-arg> user@127.0.0.1` (`-L` or `-R`, and
+    /// `there:here` socket paths), running until dropped; returns once
+    /// `socket` (the end the forwarding creates) exists.
+    pub fn forward(&self, option: &str, spec: &str, socket: &Path) -> SshForward {
+        let user = if running_as_root() {
+            "root".to_string()
+        } else {
+            text(&run("id", ["-un"])).trim().to_string()
+        };
+        let mut child = Command::new("ssh")
+            .args(["-F", "/dev/null", "-N", "-i"])
+            .arg(self.dir.path().join("user_key"))
+            .args(["-p", &self.port.to_string()])
+            .args(["-o", "StrictHostKeyChecking=no"])
+            .args(["-o", "UserKnownHostsFile=/dev/null"])
+            .args(["-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes"])
+            .args(["-o", "StreamLocalBindUnlink=yes", "-o", "LogLevel=ERROR"])
+            .args([option, spec])
+            .arg(format!("{user}@127.0.0.1"))
+            .env("HOME", self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ssh");
+        let deadline = Instant::now() + SERVER_TIMEOUT;
+        while !socket.exists() {
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!("ssh {option} {spec} exited with {st}");
+            }
+            assert!(Instant::now() < deadline, "ssh {option} made no {socket:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        SshForward { child: Some(child) }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A running `ssh -N` forwarding; ended when dropped.
+pub struct SshForward {
+    child: Option<Child>,
+}
+
+impl Drop for SshForward {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
