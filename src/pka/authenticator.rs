@@ -144,6 +144,17 @@ pub fn candidates(
                 key_label.clone(),
                 key_id.clone(),
             ) {
+                // A module with no token (none plugged in, or the
+                // p11-kit server behind p11-kit-client.so unreachable) is
+                // a missing authenticator, as an empty reader is.
+                Ok(a) if !a.has_token() => log::warn!(
+                    "authenticator module {}: no token{} present",
+                    module.display(),
+                    token_label
+                        .as_deref()
+                        .map(|l| format!(" labelled {l:?}"))
+                        .unwrap_or_default()
+                ),
                 Ok(a) => out.push(Box::new(a)),
                 Err(e) => log::warn!("authenticator module {}: {e}", module.display()),
             },

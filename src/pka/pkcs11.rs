@@ -113,6 +113,11 @@ impl ModuleAuthenticator {
         })
     }
 
+    /// Whether a token (of the configured label) is present.
+    pub fn has_token(&self) -> bool {
+        self.slots().is_ok_and(|s| !s.is_empty())
+    }
+
     fn slots(&self) -> Result<Vec<Slot>> {
         let slots = self
             .p11

@@ -28,6 +28,7 @@
 
 pub mod ffi;
 pub mod firefox;
+pub mod p11kit;
 pub mod pinentry;
 pub mod pka;
 pub mod reliability;
