@@ -28,6 +28,7 @@
 
 pub mod ffi;
 pub mod pka;
+pub mod pka_token;
 pub mod reliability;
 pub mod removal;
 pub mod softhsm;
