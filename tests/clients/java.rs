@@ -63,22 +63,60 @@ fn token_with_key_and_certificate(dir: &Path) -> (PkaToken, PathBuf) {
     let public = token.opensc_public_pem(ID, dir);
     let (ca_key, ca_cert) = (dir.join("ca.key"), dir.join("ca.pem"));
     openssl_ok(&[
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-subj", "/CN=picohsm-pkcs11 test CA", "-days", "30", "-keyout", &s(&ca_key), "-out",
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=picohsm-pkcs11 test CA",
+        "-days",
+        "30",
+        "-keyout",
+        &s(&ca_key),
+        "-out",
         &s(&ca_cert),
     ]);
     // openssl signs a request only with its private key: a throwaway key
     // makes it, and -force_pubkey puts the token's key in the certificate.
     let (tmp_key, csr) = (dir.join("tmp.key"), dir.join("req.pem"));
     openssl_ok(&[
-        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-subj", SUBJECT, "-keyout", &s(&tmp_key), "-out", &s(&csr),
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        SUBJECT,
+        "-keyout",
+        &s(&tmp_key),
+        "-out",
+        &s(&csr),
     ]);
     let cert = dir.join("cert.der");
     openssl_ok(&[
-        "x509", "-req", "-in", &s(&csr), "-CA", &s(&ca_cert), "-CAkey", &s(&ca_key),
-        "-set_serial", "4660", "-days", "30", "-force_pubkey", &s(&public), "-outform", "DER",
-        "-out", &s(&cert),
+        "x509",
+        "-req",
+        "-in",
+        &s(&csr),
+        "-CA",
+        &s(&ca_cert),
+        "-CAkey",
+        &s(&ca_key),
+        "-set_serial",
+        "4660",
+        "-days",
+        "30",
+        "-force_pubkey",
+        &s(&public),
+        "-outform",
+        "DER",
+        "-out",
+        &s(&cert),
     ]);
     run_cmd(
         token
@@ -144,7 +182,16 @@ fn assert_ok(what: &str, out: &Output, dir: &Path) -> String {
 fn sha256_fingerprint(cert: &Path) -> String {
     let out = run(
         "openssl",
-        ["x509", "-inform", "DER", "-noout", "-fingerprint", "-sha256", "-in", &s(cert)],
+        [
+            "x509",
+            "-inform",
+            "DER",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+            "-in",
+            &s(cert),
+        ],
     );
     stdout(&out)
         .trim()
@@ -164,10 +211,11 @@ fn keytool_lists_the_token_key_and_its_certificate_after_a_pka_login() {
     let dir = tempfile::tempdir().unwrap();
     let (token, cert) = token_with_key_and_certificate(dir.path());
     let config = provider_config(token.primary(), dir.path());
-    let out = run_cmd_allow_fail(
-        with_token("keytool", &token, &config, dir.path())
-            .args(["-list", "-storepass", PIN]),
-    );
+    let out = run_cmd_allow_fail(with_token("keytool", &token, &config, dir.path()).args([
+        "-list",
+        "-storepass",
+        PIN,
+    ]));
     let listing = assert_ok("keytool -list", &out, dir.path());
     let entry = listing
         .lines()
@@ -201,20 +249,28 @@ fn jarsigner_signs_a_jar_with_the_token_key_that_jarsigner_verifies() {
             .args(["cf", &s(&jar), "hello.txt"]),
     );
 
-    let wrong = run_cmd_allow_fail(
-        with_token("jarsigner", &token, &config, d)
-            .args(["-storepass", "000000", "-signedjar", &s(&signed), &s(&jar), LABEL]),
-    );
+    let wrong = run_cmd_allow_fail(with_token("jarsigner", &token, &config, d).args([
+        "-storepass",
+        "000000",
+        "-signedjar",
+        &s(&signed),
+        &s(&jar),
+        LABEL,
+    ]));
     assert!(
         !wrong.status.success() && !signed.exists(),
         "signed with a wrong PIN: {}",
         text(&wrong)
     );
 
-    let out = run_cmd_allow_fail(
-        with_token("jarsigner", &token, &config, d)
-            .args(["-storepass", PIN, "-signedjar", &s(&signed), &s(&jar), LABEL]),
-    );
+    let out = run_cmd_allow_fail(with_token("jarsigner", &token, &config, d).args([
+        "-storepass",
+        PIN,
+        "-signedjar",
+        &s(&signed),
+        &s(&jar),
+        LABEL,
+    ]));
     assert_contains(&assert_ok("jarsigner", &out, d), &["jar signed."]);
 
     let out = run_cmd_allow_fail(Command::new(jdk("jarsigner")).args([

@@ -20,7 +20,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::pka_token::{askpass_script, asked, PkaToken};
+use common::pka_token::{asked, askpass_script, PkaToken};
 use common::*;
 
 /// The token's keys: (pkcs11-tool key type, CKA_ID, label, ssh key type).
@@ -310,6 +310,56 @@ impl Client {
     }
 }
 
+/// An `ssh-agent` of the test's own (`-D`, socket in a temp dir, the
+/// module allowed with `-P`), in the client's environment: its
+/// ssh-pkcs11-helper loads the module; killed when dropped.
+struct Agent {
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Agent {
+    fn start(client: &Client) -> Agent {
+        let dir = tempfile::Builder::new()
+            .prefix("picohsm-ssh-agent-")
+            .tempdir()
+            .expect("temp dir");
+        let module = fs::canonicalize(module_path()).expect("the module's real path");
+        let child = client
+            .command("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(dir.path().join("agent.sock"))
+            .arg("-P")
+            .arg(&module)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start ssh-agent");
+        let mut agent = Agent { dir, child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !agent.socket().exists() {
+            if let Ok(Some(status)) = agent.child.try_wait() {
+                panic!("ssh-agent exited with {status}");
+            }
+            assert!(Instant::now() < deadline, "no ssh-agent socket");
+            sleep(Duration::from_millis(20));
+        }
+        agent
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("agent.sock")
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A user runs `ssh-keygen -D libpicohsm_pkcs11.so` to get the lines for
 /// authorized_keys: it lists the token's EC P-256 and RSA-2048 keys, each
 /// exactly the public key of the key on the card (read through OpenSC's
@@ -422,11 +472,84 @@ fn ssh_is_refused_with_a_wrong_pin_or_without_the_authenticator() {
     let right = Client::new(&token, PIN);
     refused(&right, "no authenticator");
     assert_eq!(right.times_asked(), 1, "ssh asked for the PIN once");
+    // "no authenticator token is connected", or, with other cards in the
+    // readers, "no connected authenticator holds a key registered …".
     assert!(
         right
             .module_log()
-            .contains("no authenticator token is connected"),
+            .lines()
+            .any(|l| l.contains("PKA login: no") && l.contains("authenticator")),
         "the module said the authenticator is missing:\n{}",
         right.module_log()
     );
+}
+
+/// A user loads the token's keys into ssh-agent with `ssh-add -s
+/// libpicohsm_pkcs11.so` (the PIN asked once, through SSH_ASKPASS: the
+/// authenticator's PIN on this PKA token); `ssh-add -L` lists both keys,
+/// and ssh through the agent logs in with no further PIN prompt.
+#[test]
+fn ssh_add_s_loads_the_token_keys_into_ssh_agent_for_ssh() {
+    let token = token_with_keys();
+    let client = Client::new(&token, PIN);
+    let keys = real_keys(&token, client.dir.path());
+    let agent = Agent::start(&client);
+    let out = run_cmd_allow_fail(
+        client
+            .command("ssh-add")
+            .env("SSH_AUTH_SOCK", agent.socket())
+            .arg("-s")
+            .arg(module_path()),
+    );
+    assert!(
+        out.status.success(),
+        "ssh-add -s: {}\nmodule:\n{}",
+        text(&out),
+        client.module_log()
+    );
+    assert_eq!(client.times_asked(), 1, "ssh-add asked for the PIN");
+    let out = run_cmd_allow_fail(
+        client
+            .command("ssh-add")
+            .env("SSH_AUTH_SOCK", agent.socket())
+            .arg("-L"),
+    );
+    let listed: Vec<String> = stdout(&out).lines().map(first_two_fields).collect();
+    for (id, key) in &keys {
+        assert!(
+            listed.contains(key),
+            "key {id} not in ssh-add -L:\n{}",
+            text(&out)
+        );
+    }
+
+    let sshd = Sshd::start(&[&keys[1].1]);
+    let word = format!("authenticated-{}", random_hex());
+    let known_hosts = sshd.known_hosts(client.dir.path());
+    let out = run_cmd_allow_fail(
+        client
+            .command("ssh")
+            .env("SSH_AUTH_SOCK", agent.socket())
+            .args(["-F", "/dev/null", "-T"])
+            .args(["-o", "PreferredAuthentications=publickey"])
+            .args(["-o", "StrictHostKeyChecking=yes"])
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", s(&known_hosts)))
+            .args(["-p", &sshd.port.to_string()])
+            .arg(format!("{}@127.0.0.1", user()))
+            .arg(format!("echo {word}")),
+    );
+    assert!(
+        out.status.success() && stdout(&out).trim() == word,
+        "ssh through the agent: {}\nsshd:\n{}\nmodule:\n{}",
+        text(&out),
+        sshd.log(),
+        client.module_log()
+    );
+    let accepted = sshd.wait_log("Accepted publickey");
+    assert!(
+        accepted.contains(&fingerprint(client.dir.path(), &keys[1].1)),
+        "{accepted}"
+    );
+    assert_eq!(client.times_asked(), 1, "no second PIN prompt");
 }
