@@ -20,7 +20,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::pka_token::{asked, askpass_script, PkaToken};
+use common::pka_token::{askpass_script, prompts, PkaToken};
 use common::*;
 
 /// The token's keys: (pkcs11-tool key type, CKA_ID, label, ssh key type).
@@ -253,7 +253,12 @@ impl Client {
 
     /// How many times ssh ran the askpass script.
     fn times_asked(&self) -> usize {
-        asked(&self.askpass)
+        prompts(&self.askpass).len()
+    }
+
+    /// The prompts ssh showed through the askpass script.
+    fn prompts(&self) -> Vec<String> {
+        prompts(&self.askpass)
     }
 
     /// The module's log (for failure messages).
@@ -421,6 +426,8 @@ fn sshd_accepts_ssh_dash_i_and_pkcs11provider_after_a_pka_login() {
             "key {id} ({print}) accepted? {accepted}"
         );
         assert_eq!(client.times_asked(), i + 1, "ssh asked for the PIN");
+        let prompt = &client.prompts()[i];
+        assert!(prompt.starts_with("Enter PIN for '"), "{prompt}");
         assert!(
             client.module_log().contains("granted"),
             "the module logged a PKA login:\n{}",
@@ -507,7 +514,11 @@ fn ssh_add_s_loads_the_token_keys_into_ssh_agent_for_ssh() {
         text(&out),
         client.module_log()
     );
-    assert_eq!(client.times_asked(), 1, "ssh-add asked for the PIN");
+    assert_eq!(
+        client.prompts(),
+        ["Enter passphrase for PKCS#11: "],
+        "ssh-add asked for the PIN"
+    );
     let out = run_cmd_allow_fail(
         client
             .command("ssh-add")

@@ -98,9 +98,9 @@ pub fn askpass_script(dir: &Path, name: &str, secret: &str) -> PathBuf {
     path
 }
 
-/// How many times the script of [`askpass_script`] ran.
-pub fn asked(script: &Path) -> usize {
+/// The prompts the script of [`askpass_script`] was run with, one per run.
+pub fn prompts(script: &Path) -> Vec<String> {
     let mut marks = script.as_os_str().to_owned();
     marks.push(".asked");
-    fs::read_to_string(marks).map_or(0, |t| t.lines().count())
+    fs::read_to_string(marks).map_or(Vec::new(), |t| t.lines().map(str::to_owned).collect())
 }
