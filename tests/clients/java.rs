@@ -143,9 +143,13 @@ fn provider_config(card: &VCard, dir: &Path) -> PathBuf {
 }
 
 /// `program` (keytool, jarsigner) with the PKCS#11 keystore of `config`:
-/// `-J-Duser.home=<dir> -keystore NONE -storetype PKCS11 -addprovider
-/// SunPKCS11 -providerArg <config>`, HOME in `dir` and the module's
-/// settings, ready for more arguments.
+/// `-J-Duser.home=<dir> -keystore NONE -storetype PKCS11 -providerName
+/// SunPKCS11-picohsm -addprovider SunPKCS11 -providerArg <config>`, HOME
+/// in `dir` and the module's settings, ready for more arguments.
+/// `-providerName` makes keytool generate keys with the token's provider:
+/// without it `-genkeypair -keyalg RSA` makes the key in software
+/// (SunRsaSign comes first) and storing it fails, as the module imports
+/// no private key (CKR_TEMPLATE_INCONSISTENT).
 fn with_token(program: &str, token: &PkaToken, config: &Path, dir: &Path) -> Command {
     let mut c = Command::new(jdk(program));
     c.env("HOME", dir)
@@ -156,6 +160,7 @@ fn with_token(program: &str, token: &PkaToken, config: &Path, dir: &Path) -> Com
         )
         .arg(format!("-J-Duser.home={}", s(dir)))
         .args(["-keystore", "NONE", "-storetype", "PKCS11"])
+        .args(["-providerName", "SunPKCS11-picohsm"])
         .args(["-addprovider", "SunPKCS11", "-providerArg"])
         .arg(config);
     c
@@ -199,6 +204,40 @@ fn sha256_fingerprint(cert: &Path) -> String {
         .next()
         .expect("fingerprint")
         .to_string()
+}
+
+/// `hello.jar` in `dir`, made by `jar cf` from one text file.
+fn make_jar(dir: &Path) -> PathBuf {
+    fs::write(dir.join("hello.txt"), "signed by a Pico HSM\n").unwrap();
+    let jar = dir.join("hello.jar");
+    run_cmd(
+        Command::new(jdk("jar"))
+            .current_dir(dir)
+            .args(["cf", &s(&jar), "hello.txt"]),
+    );
+    jar
+}
+
+/// jarsigner's arguments to sign `jar` into `signed` with the key `alias`,
+/// keystore password `pin`.
+fn sign_args(pin: &str, jar: &Path, signed: &Path, alias: &str) -> Vec<String> {
+    ["-storepass", pin, "-signedjar", &s(signed), &s(jar), alias]
+        .map(String::from)
+        .to_vec()
+}
+
+/// `jarsigner -verify -certs -verbose signed` (no token needed): its
+/// report, which must say the jar verified.
+fn verify_jar(signed: &Path, dir: &Path) -> String {
+    let out = run_cmd_allow_fail(Command::new(jdk("jarsigner")).args([
+        "-verify",
+        "-certs",
+        "-verbose",
+        &s(signed),
+    ]));
+    let report = assert_ok("jarsigner -verify", &out, dir);
+    assert_contains(&report, &["jar verified."]);
+    report
 }
 
 /// A user points SunPKCS11 at the module with a configuration file and
@@ -245,46 +284,22 @@ fn jarsigner_signs_a_jar_with_the_token_key_that_jarsigner_verifies() {
     let d = dir.path();
     let (token, _) = token_with_key_and_certificate(d);
     let config = provider_config(token.primary(), d);
-    fs::write(d.join("hello.txt"), "signed by a Pico HSM\n").unwrap();
-    let (jar, signed) = (d.join("hello.jar"), d.join("hello-signed.jar"));
-    run_cmd(
-        Command::new(jdk("jar"))
-            .current_dir(d)
-            .args(["cf", &s(&jar), "hello.txt"]),
-    );
+    let (jar, signed) = (make_jar(d), d.join("hello-signed.jar"));
 
-    let wrong = run_cmd_allow_fail(with_token("jarsigner", &token, &config, d).args([
-        "-storepass",
-        "000000",
-        "-signedjar",
-        &s(&signed),
-        &s(&jar),
-        LABEL,
-    ]));
+    let wrong = run_cmd_allow_fail(
+        with_token("jarsigner", &token, &config, d).args(sign_args("000000", &jar, &signed, LABEL)),
+    );
     assert!(
         !wrong.status.success() && !signed.exists(),
         "signed with a wrong PIN: {}",
         text(&wrong)
     );
 
-    let out = run_cmd_allow_fail(with_token("jarsigner", &token, &config, d).args([
-        "-storepass",
-        PIN,
-        "-signedjar",
-        &s(&signed),
-        &s(&jar),
-        LABEL,
-    ]));
+    let out = run_cmd_allow_fail(
+        with_token("jarsigner", &token, &config, d).args(sign_args(PIN, &jar, &signed, LABEL)),
+    );
     assert_contains(&assert_ok("jarsigner", &out, d), &["jar signed."]);
-
-    let out = run_cmd_allow_fail(Command::new(jdk("jarsigner")).args([
-        "-verify",
-        "-certs",
-        "-verbose",
-        &s(&signed),
-    ]));
-    let report = assert_ok("jarsigner -verify", &out, d);
-    eprintln!("{report}");
+    let report = verify_jar(&signed, d);
     assert_contains(&report, &["jar verified.", "CN=picohsm-pkcs11 jar signer"]);
     // The unsigned jar is not accepted as signed: the check can fail.
     let out = run_cmd_allow_fail(Command::new(jdk("jarsigner")).args(["-verify", &s(&jar)]));
@@ -292,5 +307,74 @@ fn jarsigner_signs_a_jar_with_the_token_key_that_jarsigner_verifies() {
         text(&out).contains("jar is unsigned"),
         "unsigned jar: {}",
         text(&out)
+    );
+}
+
+/// A user makes keys and their self-signed certificates with keytool
+/// itself (`keytool -genkeypair` on the PKCS11 keystore, EC secp256r1 and
+/// RSA 2048): the keys are made on the token, each certificate is stored
+/// beside its key, `keytool -list` shows both PrivateKeyEntry aliases, and
+/// jarsigner signs with the RSA one (SHA256withRSA on the token) a jar
+/// that `jarsigner -verify` accepts.
+#[test]
+fn keytool_genkeypair_makes_keys_on_the_token_that_jarsigner_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let token = PkaToken::start();
+    let config = provider_config(token.primary(), d);
+    let keytool = |args: &[&str]| {
+        let out = run_cmd_allow_fail(
+            with_token("keytool", &token, &config, d)
+                .args(args)
+                .args(["-storepass", PIN]),
+        );
+        assert_ok(&format!("keytool {args:?}"), &out, d)
+    };
+    for (alias, algorithm) in [
+        (
+            "ec-by-keytool",
+            ["-keyalg", "EC", "-groupname", "secp256r1"],
+        ),
+        ("rsa-by-keytool", ["-keyalg", "RSA", "-keysize", "2048"]),
+    ] {
+        keytool(
+            &[
+                &["-genkeypair", "-alias", alias, "-dname"],
+                &[&*format!("CN={alias}")][..],
+                &algorithm[..],
+            ]
+            .concat(),
+        );
+    }
+    let listing = keytool(&["-list"]);
+    eprintln!("{listing}");
+    for alias in ["ec-by-keytool", "rsa-by-keytool"] {
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.starts_with(alias) && l.contains("PrivateKeyEntry")),
+            "{alias}: {listing}"
+        );
+    }
+    let objects = text(&run_cmd(token.pkcs11_tool().arg("--list-objects")));
+    assert_contains(
+        &objects,
+        &[
+            "Private Key Object; EC",
+            "Private Key Object; RSA",
+            "Public Key Object; RSA 2048 bits",
+        ],
+    );
+
+    let (jar, signed) = (make_jar(d), d.join("hello-signed.jar"));
+    let alias = "rsa-by-keytool";
+    let out = run_cmd_allow_fail(
+        with_token("jarsigner", &token, &config, d).args(sign_args(PIN, &jar, &signed, alias)),
+    );
+    assert_contains(&assert_ok("jarsigner", &out, d), &["jar signed."]);
+    let report = verify_jar(&signed, d);
+    assert_contains(
+        &report,
+        &["jar verified.", "CN=rsa-by-keytool", "SHA256withRSA"],
     );
 }
