@@ -269,11 +269,17 @@ impl Client {
     /// `ssh -I <module> … -p PORT user@127.0.0.1 <remote>`, strict host
     /// checking against `sshd`'s key, public keys only.
     fn ssh_dash_i(&self, sshd: &Sshd, remote: &str) -> Output {
+        self.ssh_dash_i_with(sshd, &[], remote)
+    }
+
+    /// [`Client::ssh_dash_i`] with more options (`["-o", "BatchMode=yes"]`).
+    fn ssh_dash_i_with(&self, sshd: &Sshd, options: &[&str], remote: &str) -> Output {
         let known_hosts = sshd.known_hosts(self.dir.path());
         run_cmd_allow_fail(
             self.command("ssh")
                 .args(["-F", "/dev/null", "-T", "-I"])
                 .arg(module_path())
+                .args(options)
                 .args(["-o", "PreferredAuthentications=publickey"])
                 .args(["-o", "StrictHostKeyChecking=yes"])
                 .arg("-o")
@@ -438,17 +444,18 @@ fn sshd_accepts_ssh_dash_i_and_pkcs11provider_after_a_pka_login() {
 
 /// The same ssh fails when the secret is wrong or the authenticator card
 /// is missing: ssh asks for the PIN, the login fails, the server refuses
-/// ("Permission denied (publickey)") and never runs the command.
+/// ("Permission denied (publickey)") and never runs the command. With
+/// `BatchMode=yes` ssh asks no PIN at all, so the token key cannot sign.
 #[test]
-fn ssh_is_refused_with_a_wrong_pin_or_without_the_authenticator() {
+fn ssh_is_refused_with_a_wrong_pin_without_the_authenticator_or_in_batch_mode() {
     let mut token = token_with_keys();
     let dir = tempfile::tempdir().unwrap();
     let keys = real_keys(&token, dir.path());
     let sshd = Sshd::start(&[&keys[0].1]);
 
-    let refused = |client: &Client, what: &str| {
+    let refused = |client: &Client, options: &[&str], what: &str| {
         let word = format!("authenticated-{}", random_hex());
-        let out = client.ssh_dash_i(&sshd, &format!("echo {word}"));
+        let out = client.ssh_dash_i_with(&sshd, options, &format!("echo {word}"));
         assert!(
             !out.status.success() && !stdout(&out).contains(&word),
             "{what}: ssh got in:\n{}",
@@ -466,8 +473,12 @@ fn ssh_is_refused_with_a_wrong_pin_or_without_the_authenticator() {
         );
     };
 
+    let batch = Client::new(&token, PIN);
+    refused(&batch, &["-o", "BatchMode=yes"], "batch mode");
+    assert_eq!(batch.times_asked(), 0, "no PIN prompt in batch mode");
+
     let wrong = Client::new(&token, "000000");
-    refused(&wrong, "wrong PIN");
+    refused(&wrong, &[], "wrong PIN");
     assert_eq!(wrong.times_asked(), 1, "ssh asked for the PIN once");
     assert!(
         wrong.module_log().contains("refused its PIN"),
@@ -477,7 +488,7 @@ fn ssh_is_refused_with_a_wrong_pin_or_without_the_authenticator() {
 
     token.authenticator().stop();
     let right = Client::new(&token, PIN);
-    refused(&right, "no authenticator");
+    refused(&right, &[], "no authenticator");
     assert_eq!(right.times_asked(), 1, "ssh asked for the PIN once");
     // "no authenticator token is connected", or, with other cards in the
     // readers, "no connected authenticator holds a key registered …".
