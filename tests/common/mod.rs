@@ -31,6 +31,7 @@ pub mod firefox;
 pub mod p11kit;
 pub mod pinentry;
 pub mod pka;
+pub mod pka_token;
 pub mod reliability;
 pub mod removal;
 pub mod softhsm;
