@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Debian package picohsm-pkcs11 (cargo-deb; the contents are
 # listed in Cargo.toml's [package.metadata.deb]):
+#   0. cargo-deb from crates.io when it is missing;
 #   1. a release build of the module, picohsm-tool and picohsm-vcard only;
 #   2. man pages and shell completions from their clap definitions
 #      (`cargo run --release -p xtask -- package-assets target/package`);
@@ -17,8 +18,12 @@ die() { printf 'package.sh: %s\n' "$*" >&2; exit 1; }
 start=$SECONDS
 
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo deb --version >/dev/null 2>&1 ||
-    die "cargo-deb is missing: cargo install cargo-deb (3.x)"
+if ! cargo deb --version >/dev/null 2>&1; then
+    # A fresh machine (CI's included) has no cargo-deb: crates.io has it.
+    step "cargo install cargo-deb --locked --version ^3"
+    cargo install cargo-deb --locked --version '^3' >&2 ||
+        die "cargo-deb is missing and 'cargo install cargo-deb' failed"
+fi
 command -v dpkg-architecture >/dev/null ||
     die "dpkg-architecture is missing: apt-get install dpkg-dev"
 triplet=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
