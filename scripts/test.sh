@@ -39,7 +39,8 @@ set +e
 # connects to every card in every reader and SELECTs the SmartCard-HSM
 # applet, which logs each card out (docs/protocol.md §2.3). A test that
 # keeps a login across several tools would lose it to a neighbour's scan.
-RUST_TEST_THREADS=1 cargo test --workspace "$@" 2>&1 | tee "$log"
+# --no-fail-fast: one failing target must not hide the others' results.
+RUST_TEST_THREADS=1 cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo ends on the doc-tests' own count).

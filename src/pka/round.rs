@@ -131,7 +131,9 @@ fn unlock(auth: &mut dyn Authenticator, key: &AuthKey, pins: &mut dyn PinSource)
                 refused = true;
             }
             Err(e) => {
-                log::warn!("PKA login: {} was not unlocked", auth.name());
+                // The reason (a refused PIN, a missing card) is what the
+                // user acts on; the error carries no secret.
+                log::warn!("PKA login: {} was not unlocked: {e}", auth.name());
                 return Err(e);
             }
         }
