@@ -52,9 +52,14 @@ bad() {
 }
 finish() {
     if [ "${#failures[@]}" -eq 0 ]; then
+        # The copy goes (base stays for the next run); after a failure it
+        # is kept to look into, until the next run.
+        umount_all
+        [ -n "$(mounted_under)" ] || rm -rf "$ROOT"
         printf 'package-clean-install: OK\n'
         exit 0
     fi
+    [ ! -d "$ROOT" ] || printf '(the chroot is kept for a look: %s)\n' "$ROOT"
     local f what=
     for f in "${failures[@]}"; do
         [ "${#f}" -le 120 ] || f="${f:0:117}..."
@@ -175,16 +180,22 @@ chroot_pids() {
         if [ "$r" = "$ROOT" ]; then echo "${p#/proc/}"; fi
     done
 }
+umount_all() {
+    local i status=0
+    for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
+        umount "${mounts[i]}" 2>/dev/null || umount -l "${mounts[i]}" || status=1
+    done
+    mounts=()
+    return "$status"
+}
 cleanup() {
-    local status=$? pid i
+    local status=$? pid
     # Only processes started in this run's chroot, by their ids.
     for pid in $(chroot_pids); do
         echo "cleanup: killing process $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)) in the chroot" >&2
         kill "$pid" 2>/dev/null || true
     done
-    for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
-        umount "${mounts[i]}" 2>/dev/null || umount -l "${mounts[i]}" || status=1
-    done
+    umount_all || status=1
     if [ -n "$(mounted_under)" ]; then
         echo "package-clean-install: still mounted: $(mounted_under | tr '\n' ' ')" >&2
         status=1
@@ -412,6 +423,5 @@ round() { # NAME APT-OPTIONS...
 round no-recommends --no-install-recommends
 round recommends
 
-rm -rf "$ROOT/tmp/picohsm-deb"
 (IFS=,; echo "timings: ${timings[*]}" | sed 's/,/, /g')
 finish
