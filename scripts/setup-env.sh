@@ -39,8 +39,9 @@ PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev pkg-config opensc opensc-pkcs11 
     # the clients of tests/clients/ (issue 13's suite)
     libnss3-tools firefox-esr libengine-pkcs11-openssl python3-pykcs11 pinentry-tty
     openssh-server openssh-client openjdk-17-jdk-headless
-    # scripts/package.sh and package-test.sh (the Debian package)
-    dpkg-dev file man-db)
+    # scripts/package.sh, package-test.sh and package-clean-install.sh (the
+    # Debian package; debootstrap makes the clean Debian 12)
+    dpkg-dev file man-db debootstrap)
 EXTRA_CHANNELS=(8C7D 8C7F 8C81)
 CONF=/etc/reader.conf.d/picohsm-vpcd
 LIBDIR=/usr/local/lib/picohsm-vpcd
