@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::p11kit::*;
+use common::pki::TestCa;
 use common::*;
 
 /// The authenticator's user PIN in the PKA tests.

@@ -20,6 +20,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
+use super::pki::TestCa;
 use super::*;
 
 /// Where Debian's firefox-esr installs Firefox.
@@ -121,7 +122,7 @@ pub fn policies(module: Option<&Path>, ca: &Path) -> String {
 pub struct Pki {
     /// The CA certificate (PEM).
     pub ca: PathBuf,
-    ca_key: PathBuf,
+    authority: TestCa,
     /// The server's certificate and key (PEM).
     pub server_cert: PathBuf,
     server_key: PathBuf,
@@ -130,107 +131,20 @@ pub struct Pki {
 impl Pki {
     /// Makes the CA and the server certificate with openssl.
     pub fn new(dir: &Path) -> Pki {
-        let p = |n: &str| dir.join(n);
-        let (ca, ca_key) = (p("ca.pem"), p("ca.key"));
-        openssl_ok(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            "/CN=picohsm test CA",
-            "-days",
-            "2",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign",
-            "-keyout",
-            &s(&ca_key),
-            "-out",
-            &s(&ca),
-        ]);
-        let (server_cert, server_key, csr) = (p("server.pem"), p("server.key"), p("server.csr"));
-        openssl_ok(&[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            &s(&server_key),
-            "-out",
-            &s(&csr),
-        ]);
-        let ext = p("server.ext");
-        fs::write(
-            &ext,
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        openssl_ok(&[
-            "x509",
-            "-req",
-            "-in",
-            &s(&csr),
-            "-CA",
-            &s(&ca),
-            "-CAkey",
-            &s(&ca_key),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            &s(&ext),
-            "-out",
-            &s(&server_cert),
-        ]);
+        let authority = TestCa::new(dir, "picohsm test CA");
+        let (server_cert, server_key) = authority.server();
         Pki {
-            ca,
-            ca_key,
+            ca: authority.cert.clone(),
+            authority,
             server_cert,
             server_key,
         }
     }
 
-    /// A client certificate (DER, in `dir`) for the public key `public_pem`
-    /// with subject `/CN=<cn>`, issued by the CA.
-    pub fn client_cert(&self, dir: &Path, public_pem: &Path, cn: &str) -> PathBuf {
-        let ext = dir.join("client.ext");
-        fs::write(
-            &ext,
-            "extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n",
-        )
-        .unwrap();
-        let pem = dir.join("client.pem");
-        openssl_ok(&[
-            "x509",
-            "-new",
-            "-subj",
-            &format!("/CN={cn}"),
-            "-force_pubkey",
-            &s(public_pem),
-            "-CA",
-            &s(&self.ca),
-            "-CAkey",
-            &s(&self.ca_key),
-            "-days",
-            "2",
-            "-extfile",
-            &s(&ext),
-            "-out",
-            &s(&pem),
-        ]);
-        let der = dir.join("client.der");
-        openssl_ok(&["x509", "-in", &s(&pem), "-outform", "DER", "-out", &s(&der)]);
-        der
+    /// A client certificate (DER) for the public key `public_pem` with
+    /// subject `/CN=<cn>`, issued by the CA.
+    pub fn client_cert(&self, public_pem: &Path, cn: &str) -> PathBuf {
+        self.authority.issue(public_pem, cn, "clientAuth")
     }
 }
 
