@@ -17,9 +17,10 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
+use super::pinentry::open_pty;
 use super::pki::TestCa;
 use super::*;
 
@@ -233,20 +234,7 @@ pub struct Terminal {
 impl Terminal {
     /// Opens a new pseudo-terminal.
     pub fn open() -> Terminal {
-        let (mut master, mut slave) = (-1, -1);
-        // SAFETY: openpty writes two descriptors; no name, termios or size.
-        let r = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: both descriptors are fresh and owned here alone.
-        let (master, slave) = unsafe { (File::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let (master, slave) = open_pty();
         let name = fs::read_link(format!(
             "/proc/self/fd/{}",
             std::os::fd::AsRawFd::as_raw_fd(&slave)
