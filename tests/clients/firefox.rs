@@ -95,7 +95,7 @@ fn pka_token_with_client_cert(pki: &Pki) -> (VCard, SoftHsm, String) {
     let mut reader = our_pkcs11_tool_command(&card);
     reader.env("PICOHSM_PKCS11_CONFIG", &setup);
     let public = public_pem_with(reader, &id, card.dir());
-    let cert = pki.client_cert(card.dir(), &public, "picohsm firefox client");
+    let cert = pki.client_cert(&public, "picohsm firefox client");
     p11(&[
         &login[..],
         &["--write-object", &s(&cert), "--type", "cert", "--id", &id],

@@ -16,13 +16,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::pka_token::PkaToken;
+use common::pki::TestCa;
 use common::tools::write_object;
 use common::*;
 
-/// The key's CKA_ID and label, and its certificate's subject.
+/// The key's CKA_ID and label, and its certificate's subject CN.
 const ID: &str = "10";
 const LABEL: &str = "jarsigner";
-const SUBJECT: &str = "/CN=picohsm-pkcs11 jar signer";
+const SUBJECT_CN: &str = "picohsm-pkcs11 jar signer";
 
 /// A program of the JDK.
 fn jdk(program: &str) -> PathBuf {
@@ -61,63 +62,7 @@ fn token_with_key_and_certificate(dir: &Path) -> (PkaToken, PathBuf) {
     let token = PkaToken::start();
     token.keypairgen("EC:prime256v1", ID, LABEL);
     let public = token.opensc_public_pem(ID, dir);
-    let (ca_key, ca_cert) = (dir.join("ca.key"), dir.join("ca.pem"));
-    openssl_ok(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-subj",
-        "/CN=picohsm-pkcs11 test CA",
-        "-days",
-        "30",
-        "-keyout",
-        &s(&ca_key),
-        "-out",
-        &s(&ca_cert),
-    ]);
-    // openssl signs a request only with its private key: a throwaway key
-    // makes it, and -force_pubkey puts the token's key in the certificate.
-    let (tmp_key, csr) = (dir.join("tmp.key"), dir.join("req.pem"));
-    openssl_ok(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-subj",
-        SUBJECT,
-        "-keyout",
-        &s(&tmp_key),
-        "-out",
-        &s(&csr),
-    ]);
-    let cert = dir.join("cert.der");
-    openssl_ok(&[
-        "x509",
-        "-req",
-        "-in",
-        &s(&csr),
-        "-CA",
-        &s(&ca_cert),
-        "-CAkey",
-        &s(&ca_key),
-        "-set_serial",
-        "4660",
-        "-days",
-        "30",
-        "-force_pubkey",
-        &s(&public),
-        "-outform",
-        "DER",
-        "-out",
-        &s(&cert),
-    ]);
+    let cert = TestCa::new(dir, "picohsm-pkcs11 test CA").issue(&public, SUBJECT_CN, "codeSigning");
     run_cmd(
         token
             .pkcs11_tool()

@@ -274,12 +274,19 @@ impl Client {
 
     /// [`Client::ssh_dash_i`] with more options (`["-o", "BatchMode=yes"]`).
     fn ssh_dash_i_with(&self, sshd: &Sshd, options: &[&str], remote: &str) -> Output {
+        let mut ssh = self.command("ssh");
+        ssh.arg("-I").arg(module_path()).args(options);
+        self.ssh_to(sshd, &mut ssh, remote)
+    }
+
+    /// `ssh` (the client's, with the options and environment of the
+    /// caller) run with no config file as `ssh -F /dev/null -T … -p PORT
+    /// user@127.0.0.1 <remote>`, strict host checking against `sshd`'s key,
+    /// public keys only.
+    fn ssh_to(&self, sshd: &Sshd, ssh: &mut Command, remote: &str) -> Output {
         let known_hosts = sshd.known_hosts(self.dir.path());
         run_cmd_allow_fail(
-            self.command("ssh")
-                .args(["-F", "/dev/null", "-T", "-I"])
-                .arg(module_path())
-                .args(options)
+            ssh.args(["-F", "/dev/null", "-T"])
                 .args(["-o", "PreferredAuthentications=publickey"])
                 .args(["-o", "StrictHostKeyChecking=yes"])
                 .arg("-o")
@@ -288,6 +295,21 @@ impl Client {
                 .arg(format!("{}@127.0.0.1", user()))
                 .arg(remote),
         )
+    }
+
+    /// Checks that ssh (`out`) logged in and ran `echo <word>`, and that
+    /// `sshd` accepted the public key of the authorized_keys line `key`.
+    fn assert_logged_in(&self, out: &Output, word: &str, sshd: &Sshd, key: &str) {
+        assert!(
+            out.status.success() && stdout(out).trim() == word,
+            "ssh: {}\nsshd:\n{}\nmodule:\n{}",
+            text(out),
+            sshd.log(),
+            self.module_log()
+        );
+        let accepted = sshd.wait_log("Accepted publickey");
+        let print = fingerprint(self.dir.path(), key);
+        assert!(accepted.contains(&print), "{print} accepted? {accepted}");
     }
 
     /// `ssh -F <config> hsm <remote>` with `PKCS11Provider` in the config
@@ -410,7 +432,7 @@ fn sshd_accepts_ssh_dash_i_and_pkcs11provider_after_a_pka_login() {
     let token = token_with_keys();
     let client = Client::new(&token, PIN);
     let keys = real_keys(&token, client.dir.path());
-    for (i, (id, key)) in keys.iter().enumerate() {
+    for (i, (_, key)) in keys.iter().enumerate() {
         let sshd = Sshd::start(&[key]);
         let word = format!("authenticated-{}", random_hex());
         let out = if i == 0 {
@@ -418,19 +440,7 @@ fn sshd_accepts_ssh_dash_i_and_pkcs11provider_after_a_pka_login() {
         } else {
             client.ssh_with_config(&sshd, &format!("echo {word}"))
         };
-        assert!(
-            out.status.success() && stdout(&out).trim() == word,
-            "ssh with key {id}: {}\nsshd:\n{}\nmodule:\n{}",
-            text(&out),
-            sshd.log(),
-            client.module_log()
-        );
-        let accepted = sshd.wait_log("Accepted publickey");
-        let print = fingerprint(client.dir.path(), key);
-        assert!(
-            accepted.contains(&print),
-            "key {id} ({print}) accepted? {accepted}"
-        );
+        client.assert_logged_in(&out, &word, &sshd, key);
         assert_eq!(client.times_asked(), i + 1, "ssh asked for the PIN");
         let prompt = &client.prompts()[i];
         assert!(prompt.starts_with("Enter PIN for '"), "{prompt}");
@@ -547,31 +557,11 @@ fn ssh_add_s_loads_the_token_keys_into_ssh_agent_for_ssh() {
 
     let sshd = Sshd::start(&[&keys[1].1]);
     let word = format!("authenticated-{}", random_hex());
-    let known_hosts = sshd.known_hosts(client.dir.path());
-    let out = run_cmd_allow_fail(
-        client
-            .command("ssh")
-            .env("SSH_AUTH_SOCK", agent.socket())
-            .args(["-F", "/dev/null", "-T"])
-            .args(["-o", "PreferredAuthentications=publickey"])
-            .args(["-o", "StrictHostKeyChecking=yes"])
-            .arg("-o")
-            .arg(format!("UserKnownHostsFile={}", s(&known_hosts)))
-            .args(["-p", &sshd.port.to_string()])
-            .arg(format!("{}@127.0.0.1", user()))
-            .arg(format!("echo {word}")),
+    let out = client.ssh_to(
+        &sshd,
+        client.command("ssh").env("SSH_AUTH_SOCK", agent.socket()),
+        &format!("echo {word}"),
     );
-    assert!(
-        out.status.success() && stdout(&out).trim() == word,
-        "ssh through the agent: {}\nsshd:\n{}\nmodule:\n{}",
-        text(&out),
-        sshd.log(),
-        client.module_log()
-    );
-    let accepted = sshd.wait_log("Accepted publickey");
-    assert!(
-        accepted.contains(&fingerprint(client.dir.path(), &keys[1].1)),
-        "{accepted}"
-    );
+    client.assert_logged_in(&out, &word, &sshd, &keys[1].1);
     assert_eq!(client.times_asked(), 1, "no second PIN prompt");
 }

@@ -16,6 +16,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::p11kit::*;
+use common::pki::TestCa;
 use common::*;
 
 /// How long openssl s_server may take to print its port, and the
@@ -181,35 +182,8 @@ fn s_server(args: &[&str]) -> (std::process::Child, u16, mpsc::Receiver<String>)
 /// options (a protocol version). Checks the client completes and gets the
 /// page only a verified client gets, and the server logs the client's
 /// certificate verified.
-fn handshake(
-    dir: &Path,
-    ca: &TestCa,
-    conf: &Path,
-    uri: &str,
-    client_cert: &Path,
-    cn: &str,
-    extra: &[&str],
-) {
-    let server_key = dir.join("server.key");
-    ok(Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-        ])
-        .arg(&server_key));
-    let server_pub = dir.join("server.pub.pem");
-    ok(Command::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(&server_key)
-        .arg("-out")
-        .arg(&server_pub));
-    let server_cert = ca
-        .issue(&server_pub, "localhost", "serverAuth")
-        .with_extension("pem");
+fn handshake(ca: &TestCa, conf: &Path, uri: &str, client_cert: &Path, cn: &str, extra: &[&str]) {
+    let (server_cert, server_key) = ca.server();
     let (ca_file, key_file, cert_file) = (s(&ca.cert), s(&server_key), s(&server_cert));
     let (mut server, port, lines) = s_server(&[
         "-Verify",
@@ -322,6 +296,6 @@ fn mutual_tls_handshake_with_the_client_key_on_the_token_completes() {
             .arg("-out")
             .arg(&pem));
         let uri = format!("pkcs11:token=tls-client;id=%{id};type=private");
-        handshake(&dir, &ca, &conf, &uri, &pem, cn, extra);
+        handshake(&ca, &conf, &uri, &pem, cn, extra);
     }
 }

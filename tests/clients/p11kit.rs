@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::p11kit::*;
+use common::pki::TestCa;
 use common::*;
 
 /// The authenticator's user PIN in the PKA tests.
@@ -32,6 +33,19 @@ fn digest_file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
     let path = dir.join(name);
     fs::write(&path, sha2::Sha256::digest(data)).unwrap();
     path
+}
+
+/// pkcs11-tool's arguments that log in with `pin` and sign `input` with
+/// `mechanism` and the key with CKA_ID `id` (hex), writing the signature to
+/// `sig` in openssl's format.
+fn sign_args(pin: &str, mechanism: &str, id: &str, input: &Path, sig: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = ["--login", "--pin", pin, "--sign", "--mechanism", mechanism]
+        .into_iter()
+        .chain(["--id", id, "--signature-format", "openssl", "-i"])
+        .map(OsString::from)
+        .collect();
+    args.extend([input.into(), "-o".into(), sig.into()]);
+    args
 }
 
 /// openssl's check of the ECDSA signature `sig` (DER) over the digest
@@ -183,11 +197,7 @@ fn a_key_uri_printed_by_p11tool_selects_the_same_key_in_openssl_and_pkcs11_tool(
     ok(home
         .command("pkcs11-tool")
         .args(["--module", P11_KIT_PROXY, "--token-label", &token])
-        .args(["--login", "--pin", PIN, "--sign", "--mechanism", "ECDSA"])
-        .args(["--id", &id, "--signature-format", "openssl", "-i"])
-        .arg(&digest)
-        .arg("-o")
-        .arg(&sig));
+        .args(sign_args(PIN, "ECDSA", &id, &digest, &sig)));
     assert!(
         verifies(&second_pub, &digest, &sig),
         "pkcs11-tool signed with key 02"
@@ -297,19 +307,7 @@ fn p11_kit_server_serves_a_pka_token_to_pkcs11_tool_and_openssl_in_another_proce
     // CKM_ECDSA_SHA256 is not among them, CKM_ECDSA over a digest is.
     let digest = digest_file(&dir, "data.sha256", b"signed in the server room");
     let sig = dir.join("tool.sig");
-    ok(client_tool(server.address())
-        .args([
-            "--login",
-            "--pin",
-            &secret,
-            "--sign",
-            "--mechanism",
-            "ECDSA",
-        ])
-        .args(["--id", "01", "--signature-format", "openssl", "-i"])
-        .arg(&digest)
-        .arg("-o")
-        .arg(&sig));
+    ok(client_tool(server.address()).args(sign_args(&secret, "ECDSA", "01", &digest, &sig)));
     assert!(verifies(&public, &digest, &sig), "pkcs11-tool's signature");
 
     let conf = engine_conf(&dir, Some(Path::new(P11_KIT_CLIENT)));
@@ -454,19 +452,7 @@ fn an_authenticator_served_by_p11_kit_server_unlocks_the_primary_through_p11_kit
     let data = dir.join("data.txt");
     fs::write(&data, b"unlocked from the desk").unwrap();
     let sig = dir.join("primary.sig");
-    ok(primary_tool(server.address())
-        .args([
-            "--login",
-            "--pin",
-            &secret,
-            "--sign",
-            "--mechanism",
-            "ECDSA-SHA256",
-        ])
-        .args(["--id", "03", "--signature-format", "openssl", "-i"])
-        .arg(&data)
-        .arg("-o")
-        .arg(&sig));
+    ok(primary_tool(server.address()).args(sign_args(&secret, "ECDSA-SHA256", "03", &data, &sig)));
     let public = public_pem_with(primary_tool(server.address()), "03", &dir);
     openssl_ok(&common::tools::dgst_verify(
         "-sha256",
@@ -568,19 +554,7 @@ fn both_ways_through_ssh_socket_forwarding() {
     let public = public_pem_with(client_tool(&address), "04", &dir);
     let digest = digest_file(&dir, "data.sha256", b"through two tunnels");
     let sig = dir.join("ssh.sig");
-    ok(client_tool(&address)
-        .args([
-            "--login",
-            "--pin",
-            &secret,
-            "--sign",
-            "--mechanism",
-            "ECDSA",
-        ])
-        .args(["--id", "04", "--signature-format", "openssl", "-i"])
-        .arg(&digest)
-        .arg("-o")
-        .arg(&sig));
+    ok(client_tool(&address).args(sign_args(&secret, "ECDSA", "04", &digest, &sig)));
     assert!(
         verifies(&public, &digest, &sig),
         "signed in the server room"

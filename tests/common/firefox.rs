@@ -17,9 +17,11 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
+use super::pinentry::open_pty;
+use super::pki::TestCa;
 use super::*;
 
 /// Where Debian's firefox-esr installs Firefox.
@@ -121,7 +123,7 @@ pub fn policies(module: Option<&Path>, ca: &Path) -> String {
 pub struct Pki {
     /// The CA certificate (PEM).
     pub ca: PathBuf,
-    ca_key: PathBuf,
+    authority: TestCa,
     /// The server's certificate and key (PEM).
     pub server_cert: PathBuf,
     server_key: PathBuf,
@@ -130,107 +132,20 @@ pub struct Pki {
 impl Pki {
     /// Makes the CA and the server certificate with openssl.
     pub fn new(dir: &Path) -> Pki {
-        let p = |n: &str| dir.join(n);
-        let (ca, ca_key) = (p("ca.pem"), p("ca.key"));
-        openssl_ok(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            "/CN=picohsm test CA",
-            "-days",
-            "2",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign",
-            "-keyout",
-            &s(&ca_key),
-            "-out",
-            &s(&ca),
-        ]);
-        let (server_cert, server_key, csr) = (p("server.pem"), p("server.key"), p("server.csr"));
-        openssl_ok(&[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            &s(&server_key),
-            "-out",
-            &s(&csr),
-        ]);
-        let ext = p("server.ext");
-        fs::write(
-            &ext,
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        openssl_ok(&[
-            "x509",
-            "-req",
-            "-in",
-            &s(&csr),
-            "-CA",
-            &s(&ca),
-            "-CAkey",
-            &s(&ca_key),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            &s(&ext),
-            "-out",
-            &s(&server_cert),
-        ]);
+        let authority = TestCa::new(dir, "picohsm test CA");
+        let (server_cert, server_key) = authority.server();
         Pki {
-            ca,
-            ca_key,
+            ca: authority.cert.clone(),
+            authority,
             server_cert,
             server_key,
         }
     }
 
-    /// A client certificate (DER, in `dir`) for the public key `public_pem`
-    /// with subject `/CN=<cn>`, issued by the CA.
-    pub fn client_cert(&self, dir: &Path, public_pem: &Path, cn: &str) -> PathBuf {
-        let ext = dir.join("client.ext");
-        fs::write(
-            &ext,
-            "extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n",
-        )
-        .unwrap();
-        let pem = dir.join("client.pem");
-        openssl_ok(&[
-            "x509",
-            "-new",
-            "-subj",
-            &format!("/CN={cn}"),
-            "-force_pubkey",
-            &s(public_pem),
-            "-CA",
-            &s(&self.ca),
-            "-CAkey",
-            &s(&self.ca_key),
-            "-days",
-            "2",
-            "-extfile",
-            &s(&ext),
-            "-out",
-            &s(&pem),
-        ]);
-        let der = dir.join("client.der");
-        openssl_ok(&["x509", "-in", &s(&pem), "-outform", "DER", "-out", &s(&der)]);
-        der
+    /// A client certificate (DER) for the public key `public_pem` with
+    /// subject `/CN=<cn>`, issued by the CA.
+    pub fn client_cert(&self, public_pem: &Path, cn: &str) -> PathBuf {
+        self.authority.issue(public_pem, cn, "clientAuth")
     }
 }
 
@@ -319,20 +234,7 @@ pub struct Terminal {
 impl Terminal {
     /// Opens a new pseudo-terminal.
     pub fn open() -> Terminal {
-        let (mut master, mut slave) = (-1, -1);
-        // SAFETY: openpty writes two descriptors; no name, termios or size.
-        let r = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: both descriptors are fresh and owned here alone.
-        let (master, slave) = unsafe { (File::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let (master, slave) = open_pty();
         let name = fs::read_link(format!(
             "/proc/self/fd/{}",
             std::os::fd::AsRawFd::as_raw_fd(&slave)

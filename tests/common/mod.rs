@@ -32,6 +32,7 @@ pub mod p11kit;
 pub mod pinentry;
 pub mod pka;
 pub mod pka_token;
+pub mod pki;
 pub mod reliability;
 pub mod removal;
 pub mod softhsm;

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::pki::TestCa;
 use super::*;
 
 /// p11-kit's proxy module (what p11-kit-aware programs load).
@@ -255,98 +256,7 @@ pub fn engine_sign(
 }
 
 // ---------------------------------------------------------------------------
-// A CA on disk, certificates for token keys
-
-/// A P-256 CA made by openssl in a directory: `ca.key`, `ca.pem`.
-pub struct TestCa {
-    pub key: PathBuf,
-    pub cert: PathBuf,
-    dir: PathBuf,
-}
-
-impl TestCa {
-    /// A new self-signed CA `CN=<name>` in `dir`.
-    pub fn new(dir: &Path, name: &str) -> TestCa {
-        let (key, cert) = (dir.join("ca.key"), dir.join("ca.pem"));
-        run_cmd(
-            Command::new("openssl")
-                .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-                .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "30", "-subj"])
-                .arg(format!("/CN={name}"))
-                .arg("-keyout")
-                .arg(&key)
-                .arg("-out")
-                .arg(&cert),
-        );
-        TestCa {
-            key,
-            cert,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    /// A certificate `CN=<cn>` for the public key `public_pem` (PEM SPKI;
-    /// the private key can be on a token), with extended key usage `eku`
-    /// (`clientAuth`, `serverAuth`): written as `<cn>.der` and `<cn>.pem`,
-    /// returns the DER file.
-    pub fn issue(&self, public_pem: &Path, cn: &str, eku: &str) -> PathBuf {
-        // `x509 -req` wants a request, and signs it with -force_pubkey's key
-        // instead of the request's: any key signs the placeholder request.
-        let csr = self.dir.join(format!("{cn}.csr"));
-        run_cmd(
-            Command::new("openssl")
-                .args(["req", "-new", "-key"])
-                .arg(&self.key)
-                .arg("-subj")
-                .arg(format!("/CN={cn}"))
-                .arg("-out")
-                .arg(&csr),
-        );
-        let ext = self.dir.join(format!("{cn}.ext"));
-        fs::write(
-            &ext,
-            format!(
-                "basicConstraints = CA:FALSE\nkeyUsage = critical, digitalSignature\n\
-                 extendedKeyUsage = {eku}\nsubjectAltName = DNS:localhost, IP:127.0.0.1\n"
-            ),
-        )
-        .unwrap();
-        let (der, pem) = (
-            self.dir.join(format!("{cn}.der")),
-            self.dir.join(format!("{cn}.pem")),
-        );
-        let serial = format!(
-            "0x{:x}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        );
-        run_cmd(
-            Command::new("openssl")
-                .args(["x509", "-req", "-days", "30", "-in"])
-                .arg(&csr)
-                .arg("-CA")
-                .arg(&self.cert)
-                .arg("-CAkey")
-                .arg(&self.key)
-                .args(["-set_serial", &serial, "-force_pubkey"])
-                .arg(public_pem)
-                .arg("-extfile")
-                .arg(&ext)
-                .arg("-out")
-                .arg(&pem),
-        );
-        run_cmd(
-            Command::new("openssl")
-                .args(["x509", "-outform", "DER", "-in"])
-                .arg(&pem)
-                .arg("-out")
-                .arg(&der),
-        );
-        der
-    }
-}
+// Certificates for token keys
 
 /// A token on `card` as a user prepares one for these clients: initialised
 /// with `picohsm-tool init` (label `label`, the test PINs), a key pair of

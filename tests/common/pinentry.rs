@@ -28,10 +28,9 @@ pub struct Terminal {
     seen: usize,
 }
 
-/// Starts `cmd` with a new pseudo-terminal as its stdin and controlling
-/// terminal (a session of its own); stdout and stderr are pipes, so the
-/// program's answer stays apart from the prompts.
-pub fn spawn_on_terminal(cmd: &mut Command) -> (Child, Terminal) {
+/// A new pseudo-terminal: the side the test holds (master) and the
+/// terminal a program gets (slave), with default settings and size.
+pub fn open_pty() -> (File, OwnedFd) {
     let (mut m, mut s) = (-1, -1);
     // SAFETY: openpty writes two descriptors; no name, termios or size.
     let r = unsafe {
@@ -44,8 +43,15 @@ pub fn spawn_on_terminal(cmd: &mut Command) -> (Child, Terminal) {
         )
     };
     assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both descriptors were just opened and are owned here.
-    let (master, slave) = unsafe { (File::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
+    // SAFETY: both descriptors were just opened and are owned here alone.
+    unsafe { (File::from_raw_fd(m), OwnedFd::from_raw_fd(s)) }
+}
+
+/// Starts `cmd` with a new pseudo-terminal as its stdin and controlling
+/// terminal (a session of its own); stdout and stderr are pipes, so the
+/// program's answer stays apart from the prompts.
+pub fn spawn_on_terminal(cmd: &mut Command) -> (Child, Terminal) {
+    let (master, slave) = open_pty();
     let stdin = slave.try_clone().unwrap();
     cmd.stdin(Stdio::from(stdin))
         .stdout(Stdio::piped())
