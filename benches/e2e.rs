@@ -416,6 +416,40 @@ fn child_threads(module: &str, r1: &str, r2: &str, n: usize) {
     println!("one_rate={one} two_rate={two}");
 }
 
+/// `pka MODULE READER SECRET LOG…`: a session on the primary, then two
+/// C_Login(CKU_USER, SECRET) / C_Logout, each timed, with the APDUs each
+/// card's LOG received during the login (the settings file comes from the
+/// environment).
+fn child_pka(module: &str, reader: &str, secret: &str, logs: &[String]) {
+    let p11 = load(module);
+    let session = p11
+        .open_ro_session(slot(&p11, reader))
+        .expect("C_OpenSession");
+    let mut words = Vec::new();
+    for round in 1..=2 {
+        for l in logs {
+            fs::write(l, "").expect("empty the APDU log");
+        }
+        let t = Instant::now();
+        session
+            .login(UserType::User, Some(&AuthPin::from(secret)))
+            .expect("C_Login");
+        words.push(format!("login{round}_us={}", t.elapsed().as_micros()));
+        for (i, l) in logs.iter().enumerate() {
+            let n = fs::read_to_string(l)
+                .unwrap_or_default()
+                .lines()
+                .filter(|x| x.starts_with('>'))
+                .count();
+            words.push(format!("login{round}_card{i}={n}"));
+        }
+        session.logout().expect("C_Logout");
+    }
+    drop(session);
+    p11.finalize().expect("C_Finalize");
+    println!("{}", words.join(" "));
+}
+
 fn child(args: &[String]) {
     let a = |i: usize| args.get(i).map(String::as_str).expect("child argument");
     match a(0) {
@@ -423,14 +457,25 @@ fn child(args: &[String]) {
         "rate" => child_rate(a(1), a(2), a(3).parse().unwrap(), a(4).parse().unwrap()),
         "raw" => child_raw(a(1), a(2), a(3).parse().unwrap()),
         "threads" => child_threads(a(1), a(2), a(3), a(4).parse().unwrap()),
+        "pka" => child_pka(a(1), a(2), a(3), &args[4..]),
         other => panic!("unknown child {other}"),
     }
 }
 
 /// Runs this binary as `--child ARGS…`; its `key=value` words.
 fn run_child(args: &[&str]) -> BTreeMap<String, f64> {
+    run_child_with(args, &[])
+}
+
+/// [`run_child`] with environment variables.
+fn run_child_with(args: &[&str], env: &[(&str, &Path)]) -> BTreeMap<String, f64> {
     let exe = std::env::current_exe().expect("current_exe");
-    let out = common::run_cmd(Command::new(exe).arg("--child").args(args));
+    let mut cmd = Command::new(exe);
+    cmd.arg("--child").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = common::run_cmd(&mut cmd);
     common::stdout(&out)
         .split_whitespace()
         .filter_map(|w| {
@@ -857,6 +902,109 @@ fn part_threads(plan: &Plan, image: &Path, dir: &Path, results: &mut Results) {
     }
 }
 
+/// PKA login through our module (OpenSC's module has none): 1-of-1 on a
+/// PKA-only token (`login = "pka"`, the secret is the authenticator's PIN)
+/// and 2-of-3 on a token with a PIN (`login = "pka+pin"`, secret
+/// `PIN:authenticator PIN`), authenticators named in the settings; the
+/// first login of the process and a second one after C_Logout.
+fn part_pka(plan: &Plan, results: &mut Results) {
+    use common::pka::{firmware_key, init_authenticator, init_pka, init_pka_only, register_all_by};
+    use picohsm_wire::curve::Curve;
+    for &lat in &plan.latencies {
+        for quorum in [1u32, 2] {
+            let cards: Vec<VCard> = (0..if quorum == 1 { 2 } else { 3 })
+                .map(|_| {
+                    VCard::start_with(Options {
+                        extra_args: latency_args(lat),
+                        ..Options::default()
+                    })
+                })
+                .collect();
+            let a = &cards[0];
+            for b in &cards[1..] {
+                init_authenticator(b, PIN);
+            }
+            let (login, secret) = if quorum == 1 {
+                let (file, _) = firmware_key(&cards[1], 1, Curve::P256);
+                let mut c = init_pka_only(a, 1, 1);
+                assert_eq!(
+                    c.register(&file).1,
+                    picohsm_wire::sw::StatusWord::OK.0,
+                    "registering the authenticator"
+                );
+                ("pka", PIN.to_string())
+            } else {
+                init_pka(a, 3, 2);
+                let (b, c) = (&cards[1], &cards[2]);
+                let (k1, _) = firmware_key(b, 1, Curve::P256);
+                let (k2, _) = firmware_key(c, 1, Curve::P256);
+                let (k3, _) = firmware_key(c, 2, Curve::P256);
+                register_all_by(a, &[(b, 1, k1), (c, 1, k2), (c, 2, k3)]);
+                ("pka+pin", format!("{PIN}:{PIN}"))
+            };
+            let mut toml = format!("login = \"{login}\"\nseparator = \":\"\n");
+            for b in &cards[1..] {
+                let _ = write!(
+                    toml,
+                    "[[authenticator]]\ntype = \"smartcard-hsm\"\nreader = \"{}\"\n",
+                    b.reader_name()
+                );
+            }
+            let settings = a.dir().join("bench.toml");
+            common::write_settings(&settings, &toml);
+            let logs: Vec<String> = cards
+                .iter()
+                .map(|c| common::s(&c.apdu_log_path()))
+                .collect();
+            let module = common::s(&common::module_path());
+            let mut runs: Vec<BTreeMap<String, f64>> = Vec::new();
+            for _ in 0..plan.runs {
+                let mut args = vec!["pka", &module, a.reader_name(), &secret];
+                args.extend(logs.iter().map(String::as_str));
+                runs.push(run_child_with(
+                    &args,
+                    &[("PICOHSM_PKCS11_CONFIG", &settings)],
+                ));
+            }
+            for round in 1..=2 {
+                let tag = if round == 1 { "first" } else { "again" };
+                let ms = median(
+                    runs.iter()
+                        .map(|r| r[&format!("login{round}_us")] / 1000.0)
+                        .collect(),
+                );
+                results.add(
+                    "pka",
+                    "picohsm",
+                    quorum,
+                    lat,
+                    &format!("{tag}_login_ms"),
+                    format!("{ms:.1}"),
+                );
+                for i in 0..cards.len() {
+                    let fewest = runs
+                        .iter()
+                        .map(|r| r[&format!("login{round}_card{i}")])
+                        .fold(f64::INFINITY, f64::min);
+                    let who = if i == 0 {
+                        "primary".to_string()
+                    } else {
+                        format!("authenticator{i}")
+                    };
+                    results.add(
+                        "pka",
+                        "picohsm",
+                        quorum,
+                        lat,
+                        &format!("{tag}_apdus_{who}"),
+                        fewest,
+                    );
+                }
+            }
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
@@ -905,6 +1053,7 @@ fn main() {
         .clone();
     part_rate(&plan, &middle, work.path(), &mut results);
     part_threads(&plan, &smallest, work.path(), &mut results);
+    part_pka(&plan, &mut results);
     results.add(
         "meta",
         "",
