@@ -733,6 +733,23 @@ fn commands_to_sign(card: &VCard) -> (usize, Option<String>) {
     }
 }
 
+/// Command APDUs per signature in the card's log, from the first SIGN
+/// to the last (what a signature costs once the key is found).
+fn apdus_per_signature(card: &VCard) -> f64 {
+    let cmds: Vec<String> = card
+        .apdu_log()
+        .into_iter()
+        .filter_map(|l| l.strip_prefix("> ").map(str::to_owned))
+        .collect();
+    let signs: Vec<usize> = (0..cmds.len())
+        .filter(|&i| cmds[i].starts_with("80 68 "))
+        .collect();
+    match (signs.first(), signs.last()) {
+        (Some(a), Some(b)) if signs.len() > 1 => (b - a + 1) as f64 / signs.len() as f64,
+        _ => 1.0,
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Parts
 
@@ -811,9 +828,11 @@ fn part_rate(plan: &Plan, image: &Path, dir: &Path, results: &mut Results) {
         let sign = commands_to_sign(&card).1.expect("our module's SIGN APDU");
         let sign_hex: String = sign.split_whitespace().collect();
         let mut rates: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        let mut per_sign: BTreeMap<&str, f64> = BTreeMap::new();
         let n_s = n.to_string();
         for _ in 0..plan.runs {
             for (name, path) in modules() {
+                card.clear_apdu_log();
                 let r = run_child(&[
                     "rate",
                     &common::s(&path),
@@ -822,6 +841,7 @@ fn part_rate(plan: &Plan, image: &Path, dir: &Path, results: &mut Results) {
                     &n_s,
                 ]);
                 rates.entry(name).or_default().push(r["rate"]);
+                per_sign.insert(name, apdus_per_signature(&card));
             }
             let r = run_child(&["raw", card.reader_name(), &sign_hex, &n_s]);
             rates.entry("raw-pcsc").or_default().push(r["rate"]);
@@ -845,6 +865,16 @@ fn part_rate(plan: &Plan, image: &Path, dir: &Path, results: &mut Results) {
                 &format!("{alg}_ratio_to_raw"),
                 format!("{:.3}", m / floor),
             );
+            if let Some(p) = per_sign.get(name) {
+                results.add(
+                    "rate",
+                    name,
+                    0,
+                    0,
+                    &format!("{alg}_apdus_per_signature"),
+                    format!("{p:.2}"),
+                );
+            }
         }
     }
 }
