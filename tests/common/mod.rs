@@ -617,6 +617,12 @@ pub struct Options {
     pub chain: Option<PathBuf>,
     /// `--device-name NAME`.
     pub device_name: Option<String>,
+    /// `--latency-ms N`: every response held N ms after its command
+    /// arrived (0, the default, passes nothing).
+    pub latency_ms: u32,
+    /// `--profile NAME` (e.g. `rp2040`): the device's compute time for
+    /// SIGN on top of the latency.
+    pub profile: Option<String>,
     /// Further arguments for `picohsm-vcard`.
     pub extra_args: Vec<OsString>,
 }
@@ -713,6 +719,13 @@ impl VCard {
         }
         if let Some(chain) = &self.opts.chain {
             cmd.arg("--chain").arg(chain);
+        }
+        if self.opts.latency_ms != 0 {
+            cmd.arg("--latency-ms")
+                .arg(self.opts.latency_ms.to_string());
+        }
+        if let Some(profile) = &self.opts.profile {
+            cmd.arg("--profile").arg(profile);
         }
         cmd.args(&self.opts.extra_args)
             .env(

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+pub use crate::latency::Profile;
+
 /// Runs a Pico HSM (SmartCard-HSM command set) as a virtual smart card for
 /// pcscd's vsmartcard vpcd driver.
 #[derive(Parser, Debug)]
@@ -49,4 +51,17 @@ pub struct Args {
     /// it; without it a new card takes a random ZZPHSM…00001.
     #[arg(long, value_name = "NAME")]
     pub device_name: Option<String>,
+
+    /// Hold every response until N ms after its command arrived, as a
+    /// device on USB takes (a Pico HSM: about 2 ms). The card's own compute
+    /// time counts toward it. 0: answer at once.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub latency_ms: u32,
+
+    /// Add a device's compute time for SIGN on top of --latency-ms: rp2040
+    /// (ECDSA 250 ms, an estimate; RSA-1024 1 s, 2048 3 s, 3072 7 s, 4096
+    /// 15 s). Key generation is not modelled (RSA-2048 takes about 2 min on
+    /// the device).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<Profile>,
 }

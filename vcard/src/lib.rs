@@ -7,7 +7,9 @@
 
 pub mod cli;
 pub mod file_storage;
+pub mod latency;
 pub mod vpcd;
 
 pub use file_storage::FileStorage;
+pub use latency::{Latency, Profile};
 pub use vpcd::{ApduLog, Client, VirtualCard};

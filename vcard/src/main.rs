@@ -25,7 +25,7 @@ use std::sync::Arc;
 use clap::Parser;
 use picohsm_firmware::{Card, CardConfig, Storage};
 use picohsm_vcard::cli::Args;
-use picohsm_vcard::{ApduLog, Client, FileStorage};
+use picohsm_vcard::{ApduLog, Client, FileStorage, Latency};
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = OsString::from(path.as_os_str());
@@ -110,7 +110,18 @@ fn run(args: Args) -> Result<(), String> {
         log::warn!("APDU log enabled: it records PINs in clear");
     }
 
-    let mut client = Client::new(card, args.host, args.port, stop);
+    let latency = Latency::new(args.latency_ms, args.profile);
+    if latency != Latency::default() {
+        log::info!(
+            "modelled device: responses held {} ms after their command{}",
+            args.latency_ms,
+            args.profile.map_or(String::new(), |p| format!(
+                ", plus {} compute time for SIGN",
+                p.name()
+            ))
+        );
+    }
+    let mut client = Client::new(card, args.host, args.port, stop).with_latency(latency);
     if let Some(l) = apdu_log {
         client = client.with_apdu_log(l);
     }

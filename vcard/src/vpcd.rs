@@ -12,6 +12,12 @@
 //! returns once the stop flag is set: checked before every frame is read and
 //! at least every poll interval while waiting, so a stop takes effect within
 //! one APDU however busy the clients keep the card.
+//!
+//! The card serves one APDU at a time, as a device's single APDU core does:
+//! the next frame is read only after the response left. With a
+//! [`Latency`] each response is held until its modelled time after the
+//! command arrived; a stop cuts the hold short (the response still leaves,
+//! then the client returns).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -20,6 +26,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::latency::Latency;
 
 /// Control byte: power off (no reply).
 pub const CTRL_POWER_OFF: u8 = 0x00;
@@ -325,6 +333,7 @@ pub struct Client<C: VirtualCard> {
     apdu_log: Option<ApduLog>,
     stop: Arc<AtomicBool>,
     timing: Timing,
+    latency: Latency,
 }
 
 impl<C: VirtualCard> Client<C> {
@@ -337,6 +346,7 @@ impl<C: VirtualCard> Client<C> {
             apdu_log: None,
             stop,
             timing: Timing::default(),
+            latency: Latency::default(),
         }
     }
 
@@ -349,6 +359,12 @@ impl<C: VirtualCard> Client<C> {
     /// Replaces the default timing.
     pub fn with_timing(mut self, timing: Timing) -> Client<C> {
         self.timing = timing;
+        self
+    }
+
+    /// Holds every response as `latency` says (none by default).
+    pub fn with_latency(mut self, latency: Latency) -> Client<C> {
+        self.latency = latency;
         self
     }
 
@@ -368,7 +384,13 @@ impl<C: VirtualCard> Client<C> {
 
     /// Sleeps `d`, waking early when stopped. Returns whether stopped.
     fn sleep(&self, d: Duration) -> bool {
-        let until = Instant::now() + d;
+        self.sleep_until(Instant::now() + d)
+    }
+
+    /// Sleeps until `until`, waking early when stopped: the flag is looked
+    /// at every 50 ms at most, so a signal ends a long hold promptly
+    /// without a busy wait. Returns whether stopped.
+    fn sleep_until(&self, until: Instant) -> bool {
         loop {
             if self.stopped() {
                 return true;
@@ -457,7 +479,20 @@ impl<C: VirtualCard> Client<C> {
                 Err(ReadError::Closed) => return End::Lost("closed by peer".into()),
                 Err(ReadError::Io(e)) => return End::Lost(e.to_string()),
             };
+            // The modelled time counts from here, so the card's own compute
+            // time is part of it, not added to it.
+            let arrived = Instant::now();
             if let Some(reply) = dispatch(&mut self.card, &payload, self.apdu_log.as_mut()) {
+                // Only APDUs cross the device's USB link; vpcd's control
+                // frames are the reader's business.
+                if matches!(Request::decode(&payload), Request::Apdu(_)) {
+                    let hold = self.latency.hold(&payload, &reply);
+                    if !hold.is_zero() {
+                        // Stopped: the response leaves at once, then the
+                        // loop ends at the frame boundary.
+                        self.sleep_until(arrived + hold);
+                    }
+                }
                 if let Err(e) = write_frame(&mut stream, &reply) {
                     return End::Lost(format!("write: {e}"));
                 }
@@ -734,6 +769,77 @@ mod tests {
         }
         t.join().unwrap();
         assert!(t0.elapsed() < Duration::from_secs(2));
+    }
+
+    /// A client serving `fake` with `latency`, and vpcd's end of its
+    /// connection, powered on.
+    fn held(
+        fake: Fake,
+        latency: Latency,
+        stop: Arc<AtomicBool>,
+    ) -> (thread::JoinHandle<()>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut client = Client::new(fake, "127.0.0.1", port, stop)
+            .with_timing(fast())
+            .with_latency(latency);
+        let t = thread::spawn(move || client.run());
+        let (mut s, _) = listener.accept().unwrap();
+        send(&mut s, &[CTRL_POWER_ON]);
+        (t, s)
+    }
+
+    #[test]
+    fn latency_holds_each_response_from_its_command() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let latency = Latency::new(80, None);
+        let (t, mut s) = held(Fake::default(), latency, stop.clone());
+        // Control frames are not held: the ATR comes back first, whatever
+        // the latency (a lower bound only is asserted below).
+        send(&mut s, &[CTRL_GET_ATR]);
+        assert_eq!(recv(&mut s).len(), 5);
+        for _ in 0..3 {
+            let t0 = Instant::now();
+            send(&mut s, &[0x00, 0xB0, 0x00, 0x00, 0x10]);
+            assert_eq!(recv(&mut s).len(), 7);
+            assert!(
+                t0.elapsed() >= Duration::from_millis(80),
+                "{:?}",
+                t0.elapsed()
+            );
+        }
+        stop.store(true, Ordering::Relaxed);
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn stop_cuts_a_held_response_short() {
+        let fake = Fake::default();
+        let events = fake.events.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        // Far longer than the test may take.
+        let latency = Latency::new(600_000, None);
+        let (t, mut s) = held(fake, latency, stop.clone());
+        send(&mut s, &[0x00, 0xB0, 0x00, 0x00, 0x10]);
+        // The card has answered; the response is now being held.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, Ev::Apdu(_)))
+        {
+            assert!(Instant::now() < deadline, "the APDU never reached the card");
+            thread::sleep(Duration::from_millis(5));
+        }
+        stop.store(true, Ordering::Relaxed);
+        // The response still leaves, then the client ends.
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(
+            read_frame(&mut s, &AtomicBool::new(false)).unwrap(),
+            vec![0x00, 0xB0, 0x00, 0x00, 0x10, 0x90, 0x00]
+        );
+        t.join().unwrap();
     }
 
     #[test]
