@@ -117,6 +117,16 @@ impl Plan {
             .and_then(|i| args.get(i + 1))
             .map(PathBuf::from)
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench/e2e.csv"));
+        // `--keys 1,32,128`: other token sizes.
+        let keys: Option<Vec<u8>> = args
+            .iter()
+            .position(|a| a == "--keys")
+            .and_then(|i| args.get(i + 1))
+            .map(|v| {
+                v.split(',')
+                    .map(|k| k.parse().expect("--keys N,N,…"))
+                    .collect()
+            });
         let mut latencies = vec![0];
         if vcard_has_latency() {
             latencies.push(MODELLED_LATENCY_MS);
@@ -124,7 +134,7 @@ impl Plan {
         if quick {
             Plan {
                 quick,
-                keys: vec![1, 4],
+                keys: keys.unwrap_or_else(|| vec![1, 4]),
                 runs: 1,
                 signatures: 20,
                 rsa_signatures: 2,
@@ -134,7 +144,7 @@ impl Plan {
         } else {
             Plan {
                 quick,
-                keys: vec![1, 32, 128],
+                keys: keys.unwrap_or_else(|| vec![1, 32, 128]),
                 runs: 5,
                 signatures: 500,
                 rsa_signatures: 20,
@@ -472,6 +482,34 @@ fn run_child(args: &[&str]) -> BTreeMap<String, f64> {
     run_child_with(args, &[])
 }
 
+/// [`run_child`], a failing child being an error: the last line it
+/// wrote to stderr that says what failed.
+fn try_child(args: &[&str]) -> Result<BTreeMap<String, f64>, String> {
+    let exe = std::env::current_exe().expect("current_exe");
+    let out = common::run_cmd_allow_fail(Command::new(exe).arg("--child").args(args));
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err
+            .lines()
+            .find(|l| l.contains("C_") || l.contains("error"))
+            .unwrap_or("failed")
+            .trim()
+            .to_string();
+        eprintln!("child {args:?} failed: {line}");
+        return Err(line);
+    }
+    Ok(parse_words(&common::stdout(&out)))
+}
+
+fn parse_words(text: &str) -> BTreeMap<String, f64> {
+    text.split_whitespace()
+        .filter_map(|w| {
+            let (k, v) = w.split_once('=')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
 /// [`run_child`] with environment variables.
 fn run_child_with(args: &[&str], env: &[(&str, &Path)]) -> BTreeMap<String, f64> {
     let exe = std::env::current_exe().expect("current_exe");
@@ -481,13 +519,7 @@ fn run_child_with(args: &[&str], env: &[(&str, &Path)]) -> BTreeMap<String, f64>
         cmd.env(k, v);
     }
     let out = common::run_cmd(&mut cmd);
-    common::stdout(&out)
-        .split_whitespace()
-        .filter_map(|w| {
-            let (k, v) = w.split_once('=')?;
-            Some((k.to_string(), v.parse().ok()?))
-        })
-        .collect()
+    parse_words(&common::stdout(&out))
 }
 
 // ---------------------------------------------------------------------------
@@ -592,9 +624,12 @@ fn ec_point(session: &Session, public: cryptoki::object::ObjectHandle) -> Vec<u8
 }
 
 /// Adds EC P-256 key pairs `ids` with a certificate each (same CKA_ID)
-/// to `card` through OpenSC's module (so both modules see them).
+/// to `card` through our module, which lays them out as OpenSC does (so
+/// both modules see them). Not through OpenSC's module: its C_GenerateKeyPair
+/// fails with CKR_GENERAL_ERROR once the token holds 42 keys with
+/// certificates (no APDU refused; seen with OpenSC 0.23).
 fn add_ec_keys(card: &VCard, ids: std::ops::RangeInclusive<u8>, ca: &(PathBuf, PathBuf)) {
-    let p11 = load(&common::s(&common::opensc_pkcs11_path()));
+    let p11 = load(&common::s(&common::module_path()));
     let session = p11
         .open_rw_session(slot(&p11, card.reader_name()))
         .expect("C_OpenSession");
@@ -688,13 +723,13 @@ fn token_images(plan: &Plan, dir: &Path, results: &mut Results) -> BTreeMap<u8, 
         let secs = t.elapsed().as_secs_f64();
         results.add(
             "setup",
-            "opensc",
+            "picohsm",
             u32::from(n),
             0,
             "seconds_to_add_keys",
             format!("{secs:.2}"),
         );
-        results.add("setup", "opensc", u32::from(n), 0, "keys_added", n - have);
+        results.add("setup", "picohsm", u32::from(n), 0, "keys_added", n - have);
         have = n;
         card.stop();
         let image = dir.join(format!("token-{n}.flash"));
@@ -769,11 +804,18 @@ fn part_first(plan: &Plan, images: &BTreeMap<u8, PathBuf>, dir: &Path, results: 
             let mut apdus: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
             let mut walls: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
             let mut rss: BTreeMap<&str, BTreeMap<String, f64>> = BTreeMap::new();
+            let mut failed: BTreeMap<&str, String> = BTreeMap::new();
             // Interleaved: ours, OpenSC, ours, …
             for _ in 0..plan.runs {
                 for (name, path) in modules() {
                     card.clear_apdu_log();
-                    let r = run_child(&["first", &common::s(&path), card.reader_name()]);
+                    let r = match try_child(&["first", &common::s(&path), card.reader_name()]) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            failed.insert(name, e);
+                            continue;
+                        }
+                    };
                     let (count, sign) = commands_to_sign(&card);
                     assert!(sign.is_some(), "{name}: no SIGN in the card's log");
                     apdus.entry(name).or_default().push(count as f64);
@@ -783,6 +825,12 @@ fn part_first(plan: &Plan, images: &BTreeMap<u8, PathBuf>, dir: &Path, results: 
             }
             for (name, _) in modules() {
                 let k = u32::from(n);
+                if let Some(e) = failed.get(name) {
+                    results.add("first", name, k, lat, "failed", e);
+                }
+                if !apdus.contains_key(name) {
+                    continue;
+                }
                 let fewest = apdus[name].iter().copied().fold(f64::INFINITY, f64::min);
                 results.add("first", name, k, lat, "apdus", fewest);
                 results.add(
@@ -924,7 +972,11 @@ fn part_threads(plan: &Plan, image: &Path, dir: &Path, results: &mut Results) {
             pairs.push(("separate_instances", i, j));
         }
         // At the modelled latency each ECDSA signature takes about 250 ms.
-        let n = if lat == 0 { plan.signatures } else { 8 };
+        let n = match (lat, plan.quick) {
+            (0, _) => plan.signatures,
+            (_, false) => 8,
+            (_, true) => 2,
+        };
         for (pairing, i, j) in pairs {
             let (c1, c2) = (&cards[i], &cards[j]);
             for (name, path) in modules() {
