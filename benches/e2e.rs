@@ -4,7 +4,7 @@
 //!
 //! Parts (each row of the results file names its part):
 //! - `first`: APDUs and wall time from loading the module (dlopen +
-//!   C_Initialize) to its first signature, on tokens with 1, 32 and 128
+//!   C_Initialize) to its first signature, on tokens with 1, 32, 64 and 128
 //!   EC P-256 keys each with a certificate, at 0 ms and at the modelled
 //!   per-APDU latency (when the card has `--latency-ms`); the module's
 //!   resident memory before loading, after C_Initialize and after listing
@@ -144,7 +144,7 @@ impl Plan {
         } else {
             Plan {
                 quick,
-                keys: keys.unwrap_or_else(|| vec![1, 32, 128]),
+                keys: keys.unwrap_or_else(|| vec![1, 32, 64, 128]),
                 runs: 5,
                 signatures: 500,
                 rsa_signatures: 20,
@@ -804,7 +804,8 @@ fn part_first(plan: &Plan, images: &BTreeMap<u8, PathBuf>, dir: &Path, results: 
             let mut apdus: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
             let mut walls: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
             let mut rss: BTreeMap<&str, BTreeMap<String, f64>> = BTreeMap::new();
-            let mut failed: BTreeMap<&str, String> = BTreeMap::new();
+            // A failed run: its error and the command APDUs sent before it.
+            let mut failed: BTreeMap<&str, (String, usize)> = BTreeMap::new();
             // Interleaved: ours, OpenSC, ours, …
             for _ in 0..plan.runs {
                 for (name, path) in modules() {
@@ -812,7 +813,8 @@ fn part_first(plan: &Plan, images: &BTreeMap<u8, PathBuf>, dir: &Path, results: 
                     let r = match try_child(&["first", &common::s(&path), card.reader_name()]) {
                         Ok(r) => r,
                         Err(e) => {
-                            failed.insert(name, e);
+                            let before = commands_to_sign(&card).0;
+                            failed.insert(name, (e, before));
                             continue;
                         }
                     };
@@ -825,8 +827,9 @@ fn part_first(plan: &Plan, images: &BTreeMap<u8, PathBuf>, dir: &Path, results: 
             }
             for (name, _) in modules() {
                 let k = u32::from(n);
-                if let Some(e) = failed.get(name) {
+                if let Some((e, before)) = failed.get(name) {
                     results.add("first", name, k, lat, "failed", e);
+                    results.add("first", name, k, lat, "apdus_before_failure", before);
                 }
                 if !apdus.contains_key(name) {
                     continue;
@@ -1180,11 +1183,12 @@ fn main() {
     let images = token_images(&plan, work.path(), &mut results);
     part_first(&plan, &images, work.path(), &mut results);
     let smallest = images.values().next().expect("a token").clone();
-    let middle = images
-        .values()
+    let (middle_keys, middle) = images
+        .iter()
         .nth(images.len() / 2)
-        .expect("a token")
-        .clone();
+        .map(|(k, p)| (*k, p.clone()))
+        .expect("a token");
+    results.add("meta", "", 0, 0, "rate_token_keys", middle_keys);
     part_rate(&plan, &middle, work.path(), &mut results);
     part_threads(&plan, &smallest, work.path(), &mut results);
     part_pka(&plan, &mut results);
