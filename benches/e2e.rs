@@ -675,9 +675,10 @@ fn add_ec_keys(card: &VCard, ids: std::ops::RangeInclusive<u8>, ca: &(PathBuf, P
     p11.finalize().expect("C_Finalize");
 }
 
-/// Adds the RSA-2048 key pair RSA_ID to `card` through OpenSC's module.
+/// Adds the RSA-2048 key pair RSA_ID to `card` through our module (as
+/// [`add_ec_keys`], OpenSC's fails on a token of many keys).
 fn add_rsa_key(card: &VCard) {
-    let p11 = load(&common::s(&common::opensc_pkcs11_path()));
+    let p11 = load(&common::s(&common::module_path()));
     let session = p11
         .open_rw_session(slot(&p11, card.reader_name()))
         .expect("C_OpenSession");
@@ -866,7 +867,7 @@ fn part_rate(plan: &Plan, image: &Path, dir: &Path, results: &mut Results) {
     add_rsa_key(&card);
     results.add(
         "setup",
-        "opensc",
+        "picohsm",
         0,
         0,
         "seconds_rsa2048_keygen",

@@ -459,8 +459,7 @@ def report(res, svg_link):
         "OpenSC reads), each certificate is made by `openssl x509 -req -force_pubkey` from "
         "the key's CKA_EC_POINT and written with C_CreateObject. Not through OpenSC's "
         "module: its C_GenerateKeyPair fails with CKR_GENERAL_ERROR once a token holds 42 "
-        "keys with certificates (OpenSC 0.23, no APDU refused by the card). The RSA-2048 "
-        "key of section 2 is generated through OpenSC's module."
+        "keys with certificates (OpenSC 0.23, no APDU refused by the card)."
     )
     md.append("")
     rows = []
@@ -469,7 +468,7 @@ def report(res, svg_link):
         if s is not None:
             rows.append([k, fmt(res.num("setup", "picohsm", "keys_added", k)), fmt(s, 2)])
     md.append(table(["token size", "keys added", "seconds"], rows))
-    rsa = res.num("setup", "opensc", "seconds_rsa2048_keygen")
+    rsa = res.num("setup", "picohsm", "seconds_rsa2048_keygen")
     if rsa is not None:
         md.append("")
         md.append(f"RSA-2048 key generation on the virtual card: {rsa:.2f} s.")
