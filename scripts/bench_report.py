@@ -448,6 +448,20 @@ def report(res, svg_link):
             )
     md.append(table(["keys", "module", "objects listed", "KiB before", "KiB loaded", "KiB after listing"], rows))
     md.append("")
+    short = [
+        (k, res.num("first", "opensc", "objects", k), res.num("first", "picohsm", "objects", k))
+        for k in keys
+        if None not in (res.num("first", "opensc", "objects", k), res.num("first", "picohsm", "objects", k))
+    ]
+    short = [(k, o, p) for k, o, p in short if o < p]
+    if short:
+        md.append(
+            "opensc-pkcs11.so lists fewer objects than the token holds: "
+            + ", ".join(f"{fmt(o)} of {fmt(p)} at {k} keys" for k, o, p in short)
+            + " (its private key, public key and certificate of each key pair, plus one data "
+            "object, stop at 128): measured here, not a limit of the card."
+        )
+        md.append("")
 
     # Set-up
     md.append("## Token set-up")
