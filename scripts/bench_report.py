@@ -458,8 +458,7 @@ def report(res, svg_link):
         md.append(
             "opensc-pkcs11.so lists fewer objects than the token holds: "
             + ", ".join(f"{fmt(o)} of {fmt(p)} at {k} keys" for k, o, p in short)
-            + " (its private key, public key and certificate of each key pair, plus one data "
-            "object, stop at 128): measured here, not a limit of the card."
+            + " (it stops at 128 objects): measured here, not a limit of the card."
         )
         md.append("")
 
