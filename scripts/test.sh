@@ -42,6 +42,11 @@ set +e
 # --no-fail-fast: one failing target must not hide the others' results.
 RUST_TEST_THREADS=1 cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# The benchmarks' smoke runs (issue 14): the harness works, the figures
+# mean nothing (scripts/bench.sh makes BENCHMARKS.md). Under a minute.
+step "cargo test --bench firmware --bench e2e -- --quick"
+cargo test --bench firmware -- --quick --out target/bench/quick-firmware.csv || status=1
+cargo test --bench e2e -- --quick --out target/bench/quick-e2e.csv || status=1
 set -e
 # One closing line for the whole run (cargo ends on the doc-tests' own count).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
