@@ -214,6 +214,10 @@ fn a_later_pka_one_of_one_login_sends_at_most_four_apdus_to_the_primary() {
     drop(session);
     p11.finalize().expect("C_Finalize");
     std::env::set_var("PICOHSM_PKCS11_CONFIG", common::harness_settings());
+    eprintln!(
+        "later PKA 1-of-1 login: {} APDUs on the primary",
+        cmds.len()
+    );
     assert!(
         cmds.len() <= LATER_PKA_LOGIN,
         "{} APDUs on the primary for a later PKA login (at most {LATER_PKA_LOGIN}):\n{}",

@@ -53,6 +53,9 @@ pub struct Token {
     pub pka: crate::pka::round::Progress,
     /// The handle of the PKA status object (CKO_PICOHSM_PKA_STATUS).
     pub pka_status_handle: CK_OBJECT_HANDLE,
+    /// Public data a PKA login reads (device chain, registered names, user
+    /// PIN or not), kept for this connection; a logout keeps it.
+    pub known: crate::pka::round::Known,
 }
 
 /// An object of one session, held by the module.
@@ -113,11 +116,11 @@ impl Token {
             }
         };
         let mut transport = pcsc.connect(reader).map_err(absent)?;
-        let (applet, device_name, info) = transport
+        let (applet, chain, info) = transport
             .transact(|l| {
                 let mut card = Card::new(l);
                 let applet = card.select_applet()?;
-                Ok((applet, card.device_name()?, card.token_info()?))
+                Ok((applet, card.device_chain()?, card.token_info()?))
             })
             .map_err(|e| match transport.take_loss() {
                 Some(Loss::Card | Loss::Link) => {
@@ -125,9 +128,8 @@ impl Token {
                 }
                 _ => absent(e),
             })?;
-        let device_name = device_name
-            .as_deref()
-            .map(|n| printable(n.as_bytes()))
+        let device_name = picohsm_wire::cvc::first_chr(&chain)
+            .map(printable)
             .unwrap_or_default();
         let label = info.label.as_deref().map(printable);
         let manufacturer = info.manufacturer.as_deref().map(printable);
@@ -143,14 +145,24 @@ impl Token {
             session_objects: Vec::new(),
             pka: Default::default(),
             pka_status_handle: new_handle(),
+            known: crate::pka::round::Known {
+                chain: Some(chain),
+                ..Default::default()
+            },
         })
     }
 
-    /// The token as a PKA round sees it.
-    pub fn primary(&mut self) -> crate::pka::round::Primary<'_> {
+    /// The token as a PKA round sees it; `status`: the PKA status read
+    /// just before, in the same login.
+    pub fn primary(
+        &mut self,
+        status: Option<crate::card::PkaStatus>,
+    ) -> crate::pka::round::Primary<'_> {
         crate::pka::round::Primary {
             transport: &mut self.transport,
             progress: &mut self.pka,
+            known: &mut self.known,
+            status,
         }
     }
 
@@ -188,6 +200,7 @@ impl Token {
                 && Card::new(l).pka_status()?.is_some_and(|s| s.total > 0);
             Ok((user, so, free, pka_only))
         })?;
+        self.known.user_pin = Some(user != PinState::Absent);
         let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED;
         if config.announces_protected_path(user != PinState::Absent) {
             flags |= CKF_PROTECTED_AUTHENTICATION_PATH;
