@@ -162,6 +162,13 @@ fn first_signature_apdus_grow_by_at_most_one_per_key() {
         eprintln!("{n} keys: {} APDUs", cmds.len());
         counts.push((n, cmds));
     }
+    for (n, cmds) in &counts {
+        assert!(
+            !cmds.iter().any(|c| c.starts_with("> 00 B1 CE")),
+            "{n} keys: a certificate (CExx) read to find a key by CKA_ID and sign:\n{}",
+            cmds.join("\n")
+        );
+    }
     let count = |n: u8| counts.iter().find(|(k, _)| *k == n).unwrap().1.len();
     let at32 = &counts.iter().find(|(k, _)| *k == 32).unwrap().1;
     assert!(
@@ -229,4 +236,98 @@ fn a_later_pka_one_of_one_login_sends_at_most_four_apdus_to_the_primary() {
         "the card checked a signature (EXTERNAL AUTHENTICATE):\n{}",
         cmds.join("\n")
     );
+}
+
+/// The `CExx` files (key certificates or requests) the card was asked for.
+fn cexx_reads(card: &VCard) -> Vec<String> {
+    commands(card)
+        .into_iter()
+        .filter(|c| c.starts_with("> 00 B1 CE"))
+        .collect()
+}
+
+/// An application finds keys by CKA_ID and by label (no certificate read),
+/// then asks for one key's certificate: that certificate alone is read,
+/// once; its value is the stored one, and asking again reads nothing.
+#[test]
+fn a_key_certificate_is_read_when_asked_for_and_kept() {
+    let _s = serial();
+    let card = tools::initialised_card();
+    let cert = certificate(card.dir());
+    add_keys(&card, &cert, 1, 3);
+    let p11 = module();
+    let slot = slot_of(&p11, &card);
+    let session = p11.open_ro_session(slot).expect("C_OpenSession");
+    session
+        .login(UserType::User, Some(&AuthPin::from(PIN)))
+        .expect("C_Login");
+    card.clear_apdu_log();
+    let by_id = common::find_by_id(&session, ObjectClass::PRIVATE_KEY, 2);
+    let by_label = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Label(b"key 03".to_vec()),
+        ])
+        .expect("C_FindObjects");
+    assert_eq!((by_id.len(), by_label.len()), (1, 1));
+    assert_eq!(cexx_reads(&card), Vec::<String>::new(), "finding keys");
+
+    let certs = common::find_by_id(&session, ObjectClass::CERTIFICATE, 2);
+    assert_eq!(certs.len(), 1, "the certificate of key 02");
+    let value = session
+        .get_attributes(certs[0], &[cryptoki::object::AttributeType::Value])
+        .expect("C_GetAttributeValue");
+    assert!(matches!(&value[0], Attribute::Value(v) if *v == cert));
+    let reads = cexx_reads(&card);
+    assert_eq!(reads.len(), 1, "one CExx read: {reads:?}");
+    assert!(reads[0].starts_with("> 00 B1 CE 02"), "{reads:?}");
+
+    card.clear_apdu_log();
+    assert_eq!(
+        common::find_by_id(&session, ObjectClass::CERTIFICATE, 2),
+        certs
+    );
+    let publics = common::find_by_id(&session, ObjectClass::PUBLIC_KEY, 2);
+    assert_eq!(publics.len(), 1, "the public key of key 02");
+    session
+        .get_attributes(publics[0], &[cryptoki::object::AttributeType::EcPoint])
+        .expect("CKA_EC_POINT");
+    assert_eq!(commands(&card), Vec::<String>::new(), "kept: no APDU");
+    drop(session);
+    p11.finalize().expect("C_Finalize");
+}
+
+/// Keys made through OpenSC's module (pkcs11-tool), P-256 and RSA-2048,
+/// are described well enough by OpenSC's PrKDs: this module finds them by
+/// CKA_ID and signs without reading a request.
+#[test]
+fn keys_made_through_opensc_sign_without_a_request_read() {
+    let _s = serial();
+    let card = tools::initialised_card();
+    tools::keypairgens(
+        tools::THEIRS.login(),
+        &card,
+        &[("EC:prime256v1", "01", "ec"), ("rsa:2048", "02", "rsa")],
+    );
+    let cmds = first_signature(&card, 1);
+    assert!(
+        !cmds.iter().any(|c| c.starts_with("> 00 B1 CE")),
+        "a request read before the first signature:\n{}",
+        cmds.join("\n")
+    );
+    let p11 = module();
+    let slot = slot_of(&p11, &card);
+    let session = p11.open_ro_session(slot).expect("C_OpenSession");
+    session
+        .login(UserType::User, Some(&AuthPin::from(PIN)))
+        .expect("C_Login");
+    card.clear_apdu_log();
+    let rsa = common::find_by_id(&session, ObjectClass::PRIVATE_KEY, 2);
+    let sig = session
+        .sign(&Mechanism::RsaPkcs, rsa[0], &[0x5A; 32])
+        .expect("C_Sign RSA");
+    assert_eq!(sig.len(), 256);
+    assert_eq!(cexx_reads(&card), Vec::<String>::new(), "RSA key");
+    drop(session);
+    p11.finalize().expect("C_Finalize");
 }
