@@ -845,6 +845,50 @@ fn objects_of_t_dec_rsa_and_ec_keys() {
 }
 
 #[test]
+fn directory_of_t_dec_reads_the_prkds_and_a_key_resolves_to_what_load_reads() {
+    // The same card as objects_of_t_dec_rsa_and_ec_keys: the directory is
+    // ENUMERATE and the two PrKDs (both give the key size), no request.
+    let t = trace(DEC);
+    let mut r = Replay::default();
+    r.same(t.at(73));
+    r.read(&t, 0xC402).read(&t, 0xC401);
+    let mut dir = object::load_directory(&mut r).unwrap();
+    r.done();
+    let kinds: Vec<(Class, u16, Option<u16>)> =
+        dir.iter().map(|o| (o.class, o.fid, o.unresolved)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (Class::PrivateKey, 0xCC02, Some(0xCE02)),
+            (Class::PrivateKey, 0xCC01, Some(0xCE01)),
+        ]
+    );
+    assert_eq!(dir[0].key, Some((2, KeyInfo::Rsa(2048))));
+    assert_eq!(attr(&dir[1], CKA_ID), [0x01]);
+    assert!(!dir[1].attrs.contains_key(&CKA_EC_PARAMS));
+    assert!(object::needs_content(&dir[1], CKA_EC_PARAMS));
+    assert!(!object::needs_content(&dir[1], CKA_LABEL));
+
+    // Resolved with its request, key 2 is what the eager reading gives.
+    let mut r = Replay::default();
+    r.same(t.at(73));
+    r.read(&t, 0xC402)
+        .read(&t, 0xCE02)
+        .read(&t, 0xC401)
+        .read(&t, 0xCE01);
+    let eager = object::load(&mut r).unwrap();
+    let (cert, public) = object::resolve_key(&mut dir[0], Some(&t.ef(0xCE02))).unwrap();
+    assert!(cert.is_none(), "CE02 holds a request");
+    assert_eq!(dir[0].unresolved, None);
+    assert_eq!(dir[0].attrs, eager[0].attrs);
+    assert_eq!(dir[0].chr, eager[0].chr);
+    assert_eq!(public.attrs, eager[1].attrs);
+    assert_eq!(public.key, eager[1].key);
+    // A CExx with neither request nor certificate: the key is not listed.
+    assert!(object::resolve_key(&mut dir[1], Some(&[0x30, 0x03, 0x02])).is_none());
+}
+
+#[test]
 fn objects_of_t_bad_key_and_cvc_ca_certificate() {
     // t_bad.apdu.txt:33: ENUMERATE lists C400 CC00 CC05 C405 C800. We read
     // C405 and CE05 (for 49-62; OpenSC's C400/CE00 reads at 35-48 are the

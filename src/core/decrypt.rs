@@ -54,7 +54,7 @@ pub fn decrypt_init(
         }
         _ => return fail(CKR_MECHANISM_INVALID, "not a decryption mechanism"),
     };
-    let (key_ref, info) = private_key(slot, key)?;
+    let (key_ref, info) = private_key(slot, key, false)?;
     let KeyInfo::Rsa(bits) = info else {
         return fail(CKR_KEY_TYPE_INCONSISTENT, "decryption takes an RSA key");
     };

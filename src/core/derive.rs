@@ -160,7 +160,7 @@ pub fn derive_key(
             "the card cannot store secret keys: derive a session key (CKA_TOKEN false)",
         );
     }
-    let (key_ref, info) = private_key(slot, base)?;
+    let (key_ref, info) = private_key(slot, base, true)?;
     let KeyInfo::Ec(curve) = info else {
         return fail(CKR_KEY_TYPE_INCONSISTENT, "ECDH takes an EC key");
     };

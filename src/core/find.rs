@@ -6,7 +6,7 @@ use cryptoki_sys::*;
 
 use crate::card::Card;
 use crate::core::api::{Attr, AttrValue};
-use crate::core::object::{b, load_private_value, ul, Class, Object};
+use crate::core::object::{self, b, load_private_value, ul, Class, Object};
 use crate::core::operation;
 use crate::core::state::{on_token, session_slot};
 use crate::core::token::Login;
@@ -26,6 +26,7 @@ pub fn find_objects_init(session: CK_SESSION_HANDLE, template: &[Attr]) -> Resul
         template.iter().map(|a| (a.kind, a.value.clone())).collect();
     let found: VecDeque<CK_OBJECT_HANDLE> = on_token(slot, |t| {
         let logged = t.login == Login::User;
+        t.resolve_where(|o| could_match(o, &want))?;
         let mut found: VecDeque<CK_OBJECT_HANDLE> = t
             .objects()?
             .iter()
@@ -56,6 +57,41 @@ pub fn find_objects_init(session: CK_SESSION_HANDLE, template: &[Attr]) -> Resul
     operation::start(session, Search { found })
 }
 
+/// Whether the search `want` needs the `CExx` of the unresolved private
+/// key `o`: when the key itself is searched by an attribute only the
+/// `CExx` tells, or when its public key or certificate (which exist only
+/// through the `CExx`) may be searched for and the key's CKA_ID and
+/// CKA_LABEL (theirs too) do not rule them out. A private key found by
+/// class and CKA_ID or label reads no `CExx`.
+fn could_match(o: &Object, want: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> bool {
+    let class = want
+        .iter()
+        .find(|(k, _)| *k == CKA_CLASS)
+        .map(|(_, v)| v.as_slice());
+    let shared = |k: CK_ATTRIBUTE_TYPE| {
+        want.iter()
+            .filter(|(t, _)| *t == k)
+            .all(|(_, v)| o.attrs.get(&k) == Some(v))
+    };
+    let private_needs = want.iter().any(|(k, _)| object::needs_content(o, *k))
+        && o.matches(
+            &want
+                .iter()
+                .filter(|(k, _)| o.attrs.contains_key(k))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+    let others = shared(CKA_ID) && shared(CKA_LABEL);
+    match class {
+        Some(c) if c == ul(CKO_PRIVATE_KEY).as_slice() => private_needs,
+        Some(c) if c == ul(CKO_PUBLIC_KEY).as_slice() || c == ul(CKO_CERTIFICATE).as_slice() => {
+            others
+        }
+        Some(_) => false,
+        None => others || private_needs,
+    }
+}
+
 /// C_FindObjects.
 pub fn find_objects(session: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>> {
     operation::update(session, |s: &mut Search| {
@@ -77,6 +113,9 @@ pub fn get_attribute(
 ) -> Result<AttrValue> {
     let (slot, _) = session_slot(session)?;
     on_token(slot, |t| {
+        if object != t.pka_status_handle {
+            t.resolve_for(object, Some(kind))?;
+        }
         if object == t.pka_status_handle {
             let st = t
                 .transport
@@ -148,6 +187,7 @@ fn pka_status_object(st: crate::card::PkaStatus) -> Object {
 pub fn get_object_size(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> Result<usize> {
     let (slot, _) = session_slot(session)?;
     on_token(slot, |t| {
+        t.resolve_for(object, None)?;
         let o = t.object(object)?;
         Ok(o.attrs.values().map(|v| v.len()).sum())
     })

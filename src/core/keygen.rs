@@ -177,7 +177,7 @@ pub fn generate_key_pair(
         // firmware accepts as a PKA authenticator (OpenSC's `UTCA00001` it
         // refuses, 6985).
         let taken: Vec<Vec<u8>> = t
-            .objects()?
+            .all_objects()?
             .iter()
             .filter_map(|(_, o)| o.chr.clone())
             .collect();
@@ -188,6 +188,7 @@ pub fn generate_key_pair(
         })?;
         t.objects = None;
         let fid = key_fid(fid::KEY_PREFIX, key_ref);
+        t.resolve_where(|o| o.fid == fid)?;
         let objs = t.objects()?;
         let find = |c: Class| {
             objs.iter()

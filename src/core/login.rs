@@ -202,8 +202,14 @@ pub fn login(
                     }
                     Secret::Asked => &mut prompter,
                 };
-                let st =
-                    round::one_round(&mut t.primary(), &config, &pcsc, &reader, pins, &mut say)?;
+                let st = round::one_round(
+                    &mut t.primary(None),
+                    &config,
+                    &pcsc,
+                    &reader,
+                    pins,
+                    &mut say,
+                )?;
                 if !st.granted() {
                     log::info!(
                         "slot {slot}: PKA: {} of {} keys accepted, more authenticators needed",
@@ -233,10 +239,7 @@ pub fn login(
 /// After the PKA quorum: logged in, unless the token also has a user PIN
 /// not verified yet (CKR_PICOHSM_PIN_NEEDED: it unlocks the MKEK).
 fn finish_pka(t: &mut Token, slot: CK_SLOT_ID) -> Result<()> {
-    let needs_pin = t
-        .transport
-        .transact(|l| Ok(Card::new(l).pin_state(card::USER_PIN)?))?
-        != PinState::Absent;
+    let needs_pin = user_pin_exists(t)?;
     if needs_pin && !t.pka.pin_verified {
         log::info!("slot {slot}: PKA granted; the token's PIN is still needed");
         return fail(vendor::CKR_PICOHSM_PIN_NEEDED, "PIN still needed");
@@ -308,7 +311,7 @@ fn user_login(
     let mode = match (config.login, pka) {
         (LoginMode::Pin, _) | (_, None) => LoginMode::Pin,
         (LoginMode::Auto, Some(st)) => {
-            let pin_exists = t_pin_state(t)? != PinState::Absent;
+            let pin_exists = user_pin_exists(t)?;
             match (pin_exists, st.granted() || t.pka.granted) {
                 (false, _) => LoginMode::Pka,
                 (true, true) => LoginMode::Pin,
@@ -346,15 +349,31 @@ fn user_login(
                 }
                 Secret::Asked => prompter,
             };
+            let mut read = pka;
             round::until_quorum(|| {
-                round::one_round(&mut t.primary(), config, pcsc, reader, &mut *pins, say)
+                round::one_round(
+                    &mut t.primary(read.take()),
+                    config,
+                    pcsc,
+                    reader,
+                    &mut *pins,
+                    say,
+                )
             })?;
             finish_pka(t, slot)?;
         }
         (LoginMode::PkaPin | LoginMode::Auto, Secret::Asked) => {
             if !t.pka.granted {
+                let mut read = pka;
                 round::until_quorum(|| {
-                    round::one_round(&mut t.primary(), config, pcsc, reader, &mut *prompter, say)
+                    round::one_round(
+                        &mut t.primary(read.take()),
+                        config,
+                        pcsc,
+                        reader,
+                        &mut *prompter,
+                        say,
+                    )
                 })?;
             }
             // Its own prompt: the token's PIN goes to the primary alone.
@@ -371,9 +390,10 @@ fn user_login(
                 return Ok(());
             }
             let (pin, auth_pin) = pin_and_authenticator_pin(secret, config, slot)?;
+            let mut read = pka;
             round::until_quorum(|| {
                 round::one_round(
-                    &mut t.primary(),
+                    &mut t.primary(read.take()),
                     config,
                     pcsc,
                     reader,
@@ -438,8 +458,22 @@ fn pin_and_authenticator_pin<'a>(
 }
 
 fn t_pin_state(t: &mut Token) -> Result<PinState> {
-    t.transport
-        .transact(|l| Ok(Card::new(l).pin_state(card::USER_PIN)?))
+    let st = t
+        .transport
+        .transact(|l| Ok(Card::new(l).pin_state(card::USER_PIN)?))?;
+    t.known.user_pin = Some(st != PinState::Absent);
+    Ok(st)
+}
+
+/// Whether the token has a user PIN: asked of the card once per
+/// connection (C_GetTokenInfo asks too), since only C_InitToken and
+/// C_InitPIN change it. Public data: a wrong answer costs a refused login
+/// or operation, never access, since the card checks its PIN itself.
+fn user_pin_exists(t: &mut Token) -> Result<bool> {
+    match t.known.user_pin {
+        Some(exists) => Ok(exists),
+        None => Ok(t_pin_state(t)? != PinState::Absent),
+    }
 }
 
 /// `<token PIN><separator><authenticator PIN>` split at the first

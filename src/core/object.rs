@@ -56,6 +56,12 @@ pub struct Object {
     /// For a key whose `CExx` holds its request: the request's CHR, the
     /// name PKA registers the key under (docs/protocol.md §6.2).
     pub chr: Option<Vec<u8>>,
+    /// For a private key known from its PrKD only: the `CExx` (request or
+    /// certificate) not read yet. Until it is, the key has no public key
+    /// or certificate object, no content attributes ([`needs_content`]),
+    /// and for EC only the field size is known of its curve (`key` holds
+    /// a curve of that size).
+    pub unresolved: Option<u16>,
 }
 
 /// CK_BBOOL bytes.
@@ -98,6 +104,7 @@ impl Object {
             key: None,
             attrs,
             chr: None,
+            unresolved: None,
         }
     }
 
@@ -189,38 +196,26 @@ fn bits(n: &[u8]) -> usize {
 }
 
 fn key_attrs(o: &mut Object, p: &Public, label: &str, id: &[u8]) {
+    directory_key_attrs(o, matches!(p.info, KeyInfo::Rsa(_)), label, id);
+    content_key_attrs(o, p);
+}
+
+/// The attributes of a key known from its PrKD alone.
+fn directory_key_attrs(o: &mut Object, rsa: bool, label: &str, id: &[u8]) {
     o.set(CKA_LABEL, label.as_bytes().to_vec());
     o.set(CKA_ID, id.to_vec());
     o.set(CKA_LOCAL, b(true));
     o.set(CKA_START_DATE, Vec::new());
     o.set(CKA_END_DATE, Vec::new());
-    o.set(CKA_PUBLIC_KEY_INFO, p.spki.clone());
-    o.set(CKA_SUBJECT, Vec::new());
-    match p.info {
-        KeyInfo::Ec(curve) => {
-            o.set(CKA_KEY_TYPE, ul(CKK_EC));
-            o.set(CKA_KEY_GEN_MECHANISM, ul(CKM_EC_KEY_PAIR_GEN));
-            o.set(CKA_EC_PARAMS, curve.oid_der().to_vec());
-            o.set(CKA_DERIVE, b(true));
-            if o.class == Class::PublicKey {
-                o.set(
-                    CKA_EC_POINT,
-                    octet_string(p.ec_point.as_deref().unwrap_or_default()),
-                );
-            }
-        }
-        KeyInfo::Rsa(bits) => {
-            o.set(CKA_KEY_TYPE, ul(CKK_RSA));
-            o.set(CKA_KEY_GEN_MECHANISM, ul(CKM_RSA_PKCS_KEY_PAIR_GEN));
-            o.set(CKA_MODULUS, p.modulus.clone().unwrap_or_default());
-            o.set(CKA_PUBLIC_EXPONENT, p.exponent.clone().unwrap_or_default());
-            o.set(CKA_DERIVE, b(false));
-            if o.class == Class::PublicKey {
-                o.set(CKA_MODULUS_BITS, ul(bits as CK_ULONG));
-            }
-        }
+    if rsa {
+        o.set(CKA_KEY_TYPE, ul(CKK_RSA));
+        o.set(CKA_KEY_GEN_MECHANISM, ul(CKM_RSA_PKCS_KEY_PAIR_GEN));
+        o.set(CKA_DERIVE, b(false));
+    } else {
+        o.set(CKA_KEY_TYPE, ul(CKK_EC));
+        o.set(CKA_KEY_GEN_MECHANISM, ul(CKM_EC_KEY_PAIR_GEN));
+        o.set(CKA_DERIVE, b(true));
     }
-    let rsa = matches!(p.info, KeyInfo::Rsa(_));
     if o.class == Class::PrivateKey {
         o.set(CKA_SENSITIVE, b(true));
         o.set(CKA_ALWAYS_SENSITIVE, b(true));
@@ -239,6 +234,120 @@ fn key_attrs(o: &mut Object, p: &Public, label: &str, id: &[u8]) {
         o.set(CKA_WRAP, b(false));
         o.set(CKA_TRUSTED, b(false));
     }
+}
+
+/// The attributes of a key that come from its request or certificate.
+fn content_key_attrs(o: &mut Object, p: &Public) {
+    o.set(CKA_PUBLIC_KEY_INFO, p.spki.clone());
+    o.set(CKA_SUBJECT, Vec::new());
+    match p.info {
+        KeyInfo::Ec(curve) => {
+            o.set(CKA_EC_PARAMS, curve.oid_der().to_vec());
+            if o.class == Class::PublicKey {
+                o.set(
+                    CKA_EC_POINT,
+                    octet_string(p.ec_point.as_deref().unwrap_or_default()),
+                );
+            }
+        }
+        KeyInfo::Rsa(bits) => {
+            o.set(CKA_MODULUS, p.modulus.clone().unwrap_or_default());
+            o.set(CKA_PUBLIC_EXPONENT, p.exponent.clone().unwrap_or_default());
+            if o.class == Class::PublicKey {
+                o.set(CKA_MODULUS_BITS, ul(bits as CK_ULONG));
+            }
+        }
+    }
+}
+
+/// Whether attribute `a` of an unresolved private key can only be known
+/// from its `CExx`: those it does not have yet.
+pub fn needs_content(o: &Object, a: CK_ATTRIBUTE_TYPE) -> bool {
+    o.unresolved.is_some() && !o.attrs.contains_key(&a)
+}
+
+/// The key's kind as its PrKD tells it: RSA bits are exact; for EC only
+/// the field size is, and a curve of that size stands for it (what signing
+/// needs). `None` when the PrKD gives no size (an EC PrKD without
+/// fieldSize) or an unknown one: the `CExx` tells then.
+fn prkd_info(desc: &pkcs15::PrivateKeyDesc) -> Option<KeyInfo> {
+    match desc.kind {
+        pkcs15::KeyKind::Rsa if desc.key_bits > 0 => Some(KeyInfo::Rsa(desc.key_bits)),
+        pkcs15::KeyKind::Rsa => None,
+        pkcs15::KeyKind::Ec => match desc.key_bits {
+            256 => Some(KeyInfo::Ec(Curve::P256)),
+            384 => Some(KeyInfo::Ec(Curve::P384)),
+            521 => Some(KeyInfo::Ec(Curve::P521)),
+            _ => None,
+        },
+    }
+}
+
+/// The private key of PrKD `desc` (key file `f`), unresolved: its `CExx`
+/// is read when an attribute or object needs it ([`resolve_key`]).
+fn directory_key(f: u16, desc_fid: u16, desc: &pkcs15::PrivateKeyDesc, info: KeyInfo) -> Object {
+    let id8 = f as u8;
+    let mut prv = Object::new(Class::PrivateKey, f, Some(desc_fid), true);
+    directory_key_attrs(
+        &mut prv,
+        matches!(info, KeyInfo::Rsa(_)),
+        &desc.label,
+        &desc.id,
+    );
+    prv.key = Some((id8, info));
+    prv.unresolved = Some(0xCE00 | id8 as u16);
+    prv
+}
+
+/// Completes the private key `prv` with its `CExx` content `ce`: its
+/// public key object and, when `CExx` holds a certificate, the certificate
+/// object. `None` when `CExx` holds neither its request nor a complete
+/// certificate (the key is then not listed).
+pub fn resolve_key(prv: &mut Object, ce: Option<&[u8]>) -> Option<(Option<Object>, Object)> {
+    let (f, desc_fid) = (prv.fid, prv.desc_fid);
+    let id8 = f as u8;
+    let label =
+        String::from_utf8_lossy(prv.attrs.get(&CKA_LABEL).map_or(&[][..], |v| v)).into_owned();
+    let id = prv.attrs.get(&CKA_ID).cloned().unwrap_or_default();
+    let mut cert = None;
+    let public = match ce {
+        Some(c) if c.first() == Some(&0x67) => public_from_request(c),
+        Some(c) if c.first() == Some(&0x30) => {
+            let co = cert_object(0xCE00 | id8 as u16, None, c, &label, &id, false);
+            let p = co.as_ref().and_then(|(_, fields)| public_from_cert(fields));
+            cert = co.map(|(mut o, fields)| {
+                o.set(CKA_SUBJECT, fields.subject);
+                o
+            });
+            p
+        }
+        _ => None,
+    };
+    let Some(public) = public else {
+        // A certificate cut short by a write interrupted between two
+        // APDUs, or no file: the public key is not known.
+        log::warn!(
+            "key {f:04X}: {:04X} holds neither its request nor a complete certificate: not listed",
+            0xCE00 | id8 as u16
+        );
+        return None;
+    };
+    prv.chr = ce
+        .and_then(|c| AuthRequest::parse(c).ok())
+        .map(|r| r.cert.chr.to_vec());
+    key_attrs(prv, &public, &label, &id);
+    prv.key = Some((id8, public.info));
+    prv.unresolved = None;
+    let mut publ = Object::new(Class::PublicKey, f, desc_fid, false);
+    key_attrs(&mut publ, &public, &label, &id);
+    publ.key = Some((id8, public.info));
+    if let Some(c) = &cert {
+        if let Some(s) = c.attrs.get(&CKA_SUBJECT) {
+            prv.set(CKA_SUBJECT, s.clone());
+            publ.set(CKA_SUBJECT, s.clone());
+        }
+    }
+    Some((cert, publ))
 }
 
 fn cert_object(
@@ -267,8 +376,23 @@ fn cert_object(
     Some((o, f))
 }
 
-/// Reads every object from the card (one PC/SC transaction, caller's).
+/// Reads every object from the card, each key's `CExx` right after its
+/// PrKD (one PC/SC transaction, caller's): what the fuzz targets and the
+/// trace tests read; the module reads [`load_directory`].
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
+    load_objects(link, true)
+}
+
+/// Reads the directory: ENUMERATE, each key's PrKD, the certificate and
+/// data descriptions and their files. A key's `CExx` is read only when its
+/// PrKD does not tell its size; the other keys stay unresolved
+/// ([`Object::unresolved`]).
+pub fn load_directory(link: &mut dyn Link) -> Result<Vec<Object>> {
+    load_objects(link, false)
+}
+
+fn load_objects(link: &mut dyn Link, eager: bool) -> Result<Vec<Object>> {
     let fids = Card::new(link).enumerate()?;
     let mut out = Vec::new();
     for &f in &fids {
@@ -289,50 +413,19 @@ pub fn load(link: &mut dyn Link) -> Result<Vec<Object>> {
                     );
                     continue;
                 };
-                let ce = Card::new(link).read_ef(0xCE00 | id8 as u16)?;
-                let mut cert = None;
-                let public = match ce.as_deref() {
-                    Some(c) if c.first() == Some(&0x67) => public_from_request(c),
-                    Some(c) if c.first() == Some(&0x30) => {
-                        let co =
-                            cert_object(0xCE00 | id8 as u16, None, c, &desc.label, &desc.id, false);
-                        let p = co.as_ref().and_then(|(_, fields)| public_from_cert(fields));
-                        cert = co.map(|(mut o, fields)| {
-                            o.set(CKA_SUBJECT, fields.subject);
-                            o
-                        });
-                        p
-                    }
-                    _ => None,
-                };
-                let Some(public) = public else {
-                    // A certificate cut short by a write interrupted between
-                    // two APDUs, or no file: the public key is not known.
-                    log::warn!(
-                        "key {f:04X}: {:04X} holds neither its request nor a complete certificate: not listed",
-                        0xCE00 | id8 as u16
-                    );
-                    continue;
-                };
-                let mut prv = Object::new(Class::PrivateKey, f, Some(desc_fid), true);
-                prv.chr = ce
-                    .as_deref()
-                    .and_then(|c| AuthRequest::parse(c).ok())
-                    .map(|r| r.cert.chr.to_vec());
-                key_attrs(&mut prv, &public, &desc.label, &desc.id);
-                prv.key = Some((id8, public.info));
-                let mut publ = Object::new(Class::PublicKey, f, Some(desc_fid), false);
-                key_attrs(&mut publ, &public, &desc.label, &desc.id);
-                publ.key = Some((id8, public.info));
-                if let Some(c) = cert {
-                    if let Some(s) = c.attrs.get(&CKA_SUBJECT) {
-                        prv.set(CKA_SUBJECT, s.clone());
-                        publ.set(CKA_SUBJECT, s.clone());
-                    }
-                    out.push(c);
+                let info = prkd_info(&desc).unwrap_or(KeyInfo::Rsa(0));
+                let mut prv = directory_key(f, desc_fid, &desc, info);
+                if eager || prkd_info(&desc).is_none() {
+                    let ce = Card::new(link).read_ef(0xCE00 | id8 as u16)?;
+                    let Some((cert, publ)) = resolve_key(&mut prv, ce.as_deref()) else {
+                        continue;
+                    };
+                    out.extend(cert);
+                    out.push(prv);
+                    out.push(publ);
+                } else {
+                    out.push(prv);
                 }
-                out.push(prv);
-                out.push(publ);
             }
             0xC8 => {
                 let Some(desc) = Card::new(link)

@@ -33,6 +33,7 @@ pub fn init_pin(session: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
         if t.login != Login::So {
             return fail(CKR_USER_NOT_LOGGED_IN, "C_InitPIN needs the SO");
         }
+        t.known.user_pin = None;
         t.transport
             .transact(|l| Ok(Card::new(l).set_user_pin(pin)?))
     })
@@ -84,6 +85,8 @@ pub fn init_token(slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8; 32]) -> Result<(
         });
         t.login = Login::None;
         t.objects = None;
+        // A new PKA scheme, no user PIN: read again at the next login.
+        t.known = Default::default();
         if r.is_ok() {
             t.label = Some(text.clone());
         }

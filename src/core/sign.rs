@@ -36,7 +36,7 @@ pub(crate) struct SignOp {
 /// C_SignInit.
 pub fn sign_init(session: CK_SESSION_HANDLE, mech: Mechanism, key: CK_OBJECT_HANDLE) -> Result<()> {
     let slot = operation::idle::<SignOp>(session)?;
-    let (key_ref, info) = private_key(slot, key)?;
+    let (key_ref, info) = private_key(slot, key, false)?;
     match mech.signs_with(&info) {
         Some(true) => {}
         Some(false) => {

@@ -53,6 +53,9 @@ pub struct Token {
     pub pka: crate::pka::round::Progress,
     /// The handle of the PKA status object (CKO_PICOHSM_PKA_STATUS).
     pub pka_status_handle: CK_OBJECT_HANDLE,
+    /// Public data a PKA login reads (device chain, registered names, user
+    /// PIN or not), kept for this connection; a logout keeps it.
+    pub known: crate::pka::round::Known,
 }
 
 /// An object of one session, held by the module.
@@ -113,11 +116,11 @@ impl Token {
             }
         };
         let mut transport = pcsc.connect(reader).map_err(absent)?;
-        let (applet, device_name, info) = transport
+        let (applet, chain, info) = transport
             .transact(|l| {
                 let mut card = Card::new(l);
                 let applet = card.select_applet()?;
-                Ok((applet, card.device_name()?, card.token_info()?))
+                Ok((applet, card.device_chain()?, card.token_info()?))
             })
             .map_err(|e| match transport.take_loss() {
                 Some(Loss::Card | Loss::Link) => {
@@ -125,9 +128,8 @@ impl Token {
                 }
                 _ => absent(e),
             })?;
-        let device_name = device_name
-            .as_deref()
-            .map(|n| printable(n.as_bytes()))
+        let device_name = picohsm_wire::cvc::first_chr(&chain)
+            .map(printable)
             .unwrap_or_default();
         let label = info.label.as_deref().map(printable);
         let manufacturer = info.manufacturer.as_deref().map(printable);
@@ -143,14 +145,24 @@ impl Token {
             session_objects: Vec::new(),
             pka: Default::default(),
             pka_status_handle: new_handle(),
+            known: crate::pka::round::Known {
+                chain: Some(chain),
+                ..Default::default()
+            },
         })
     }
 
-    /// The token as a PKA round sees it.
-    pub fn primary(&mut self) -> crate::pka::round::Primary<'_> {
+    /// The token as a PKA round sees it; `status`: the PKA status read
+    /// just before, in the same login.
+    pub fn primary(
+        &mut self,
+        status: Option<crate::card::PkaStatus>,
+    ) -> crate::pka::round::Primary<'_> {
         crate::pka::round::Primary {
             transport: &mut self.transport,
             progress: &mut self.pka,
+            known: &mut self.known,
+            status,
         }
     }
 
@@ -188,6 +200,7 @@ impl Token {
                 && Card::new(l).pka_status()?.is_some_and(|s| s.total > 0);
             Ok((user, so, free, pka_only))
         })?;
+        self.known.user_pin = Some(user != PinState::Absent);
         let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED;
         if config.announces_protected_path(user != PinState::Absent) {
             flags |= CKF_PROTECTED_AUTHENTICATION_PATH;
@@ -276,10 +289,13 @@ pub fn pad(field: &mut [u8], s: &str) {
 }
 
 impl Token {
-    /// The objects, reading them from the card the first time.
+    /// The objects as the directory lists them (read from the card the
+    /// first time): private keys may be unresolved
+    /// ([`Object::unresolved`]), their public key and certificate objects
+    /// then missing; [`Token::resolve_where`] completes them.
     pub fn objects(&mut self) -> Result<&mut Vec<(CK_OBJECT_HANDLE, Object)>> {
         if self.objects.is_none() {
-            let loaded = self.transport.transact(object::load)?;
+            let loaded = self.transport.transact(object::load_directory)?;
             let mut list = Vec::with_capacity(loaded.len());
             for o in loaded {
                 let h = *self
@@ -293,6 +309,96 @@ impl Token {
         Ok(self.objects.get_or_insert_with(Vec::new))
     }
 
+    /// Every object, each key's `CExx` read (once) if it was not yet.
+    pub fn all_objects(&mut self) -> Result<&mut Vec<(CK_OBJECT_HANDLE, Object)>> {
+        self.resolve_where(|_| true)?;
+        self.objects()
+    }
+
+    /// Reads the `CExx` of every unresolved private key for which `pred`
+    /// holds (in one transaction) and adds its public key and certificate
+    /// objects; a key whose `CExx` holds neither its request nor a
+    /// certificate goes from the list.
+    pub fn resolve_where(&mut self, pred: impl Fn(&Object) -> bool) -> Result<()> {
+        let wanted: Vec<u16> = self
+            .objects()?
+            .iter()
+            .filter(|(_, o)| pred(o))
+            .filter_map(|(_, o)| o.unresolved)
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let contents = self.transport.transact(|l| {
+            let mut card = Card::new(l);
+            wanted
+                .iter()
+                .map(|&f| Ok((f, card.read_ef(f)?)))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        let mut list = self.objects.take().unwrap_or_default();
+        for (ce, content) in contents {
+            let Some(i) = list.iter().position(|(_, o)| o.unresolved == Some(ce)) else {
+                continue;
+            };
+            let (h, mut prv) = list.remove(i);
+            let Some((cert, publ)) = object::resolve_key(&mut prv, content.as_deref()) else {
+                continue;
+            };
+            let mut handle = |o: &Object| {
+                *self
+                    .handles
+                    .entry((o.class, o.fid))
+                    .or_insert_with(new_handle)
+            };
+            let mut at = i;
+            if let Some(c) = cert {
+                list.insert(at, (handle(&c), c));
+                at += 1;
+            }
+            let ph = handle(&publ);
+            list.insert(at, (h, prv));
+            list.insert(at + 1, (ph, publ));
+        }
+        self.objects = Some(list);
+        Ok(())
+    }
+
+    /// Makes the object of handle `h` present again when it was given out
+    /// before and is a key's public key or certificate that the list read
+    /// since (after an own write) has not resolved yet.
+    pub fn resolve_handle(&mut self, h: CK_OBJECT_HANDLE) -> Result<()> {
+        if self.objects()?.iter().any(|(oh, _)| *oh == h) {
+            return Ok(());
+        }
+        let known = self.handles.iter().find(|(_, v)| **v == h).map(|(k, _)| *k);
+        match known {
+            Some((Class::PublicKey, f)) => {
+                self.resolve_where(|o| o.class == Class::PrivateKey && o.fid == f)
+            }
+            Some((Class::Certificate, f)) => self.resolve_where(|o| o.unresolved == Some(f)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Resolves the key of the object with handle `h` when attribute `a`
+    /// (any, with `None`) can only come from its `CExx`.
+    pub fn resolve_for(&mut self, h: CK_OBJECT_HANDLE, a: Option<CK_ATTRIBUTE_TYPE>) -> Result<()> {
+        self.resolve_handle(h)?;
+        let ce = self
+            .objects()?
+            .iter()
+            .find(|(oh, _)| *oh == h)
+            .and_then(|(_, o)| match a {
+                Some(a) if !object::needs_content(o, a) => None,
+                _ => o.unresolved,
+            });
+        match ce {
+            Some(ce) => self.resolve_where(|o| o.unresolved == Some(ce)),
+            None => Ok(()),
+        }
+    }
+
     /// The object with handle `h`, if it is visible in the current login state.
     pub fn object(&mut self, h: CK_OBJECT_HANDLE) -> Result<&mut Object> {
         let logged = self.login == Login::User;
@@ -303,6 +409,7 @@ impl Token {
         {
             return Ok(&mut self.session_objects[i].object);
         }
+        self.resolve_handle(h)?;
         self.objects()?
             .iter_mut()
             .find(|(oh, o)| *oh == h && (logged || !o.private))

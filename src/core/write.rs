@@ -98,6 +98,7 @@ fn rewrite<D: pkcs15::Description>(
 
 fn handle_of(t: &mut Token, class: Class, f: u16) -> Result<CK_OBJECT_HANDLE> {
     t.objects = None;
+    t.resolve_where(|o| o.unresolved == Some(f))?;
     t.objects()?
         .iter()
         .find(|(_, o)| o.class == class && o.fid == f)

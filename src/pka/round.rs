@@ -30,16 +30,52 @@ use crate::transport::{Link, Transport};
 use crate::vendor;
 use zeroize::Zeroizing;
 
-/// The primary token as a round needs it: its connection and the login's
-/// progress, kept by whoever owns the token. The device name the
-/// authenticator signs is read from the card's verified chain in each
-/// round, never taken from the caller.
+/// The primary token as a round needs it: its connection, the login's
+/// progress and what is known of the card's public data, kept by whoever
+/// owns the token. The device name the authenticator signs comes from the
+/// card's own chain (EF 2F02), verified up to a trusted root, never from
+/// the caller.
 pub struct Primary<'a> {
     /// The primary's own connection (never a SELECT: it would end the
     /// login).
     pub transport: &'a mut PcscTransport,
     /// The login in progress.
     pub progress: &'a mut Progress,
+    /// Public data of the card read before, for this connection.
+    pub known: &'a mut Known,
+    /// The PKA status the caller read just before the round (in the same
+    /// login), so the round does not ask for it again.
+    pub status: Option<Status>,
+}
+
+/// The registered CHRs of a primary and the status they were read under.
+#[derive(Debug, Clone)]
+pub struct RegisteredNames {
+    /// (total, missing) of the PKA status.
+    pub under: (u8, u8),
+    /// The CHRs, one per registered slot.
+    pub chrs: Vec<Vec<u8>>,
+}
+
+/// Public data of a primary that a PKA login reads, kept for the token's
+/// connection (the token goes, and this with it, when the card changes):
+/// nothing in it is secret or decides anything, since the card checks
+/// every signature itself. Kept so that a later login sends only the
+/// status, GET CHALLENGE, MSE SET AT and EXTERNAL AUTHENTICATE.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// EF 2F02 as read when the token was connected, until verified.
+    pub chain: Option<Vec<u8>>,
+    /// The device name of the card's chain, verified up to a trusted root
+    /// (the settings are the module's, fixed while it is initialised).
+    pub verified_name: Option<Vec<u8>>,
+    /// The registered CHRs, with the (total, missing) of the status they
+    /// were read under: a registration changes `missing`, a new scheme
+    /// `total`. Dropped after any failed round.
+    pub registered: Option<RegisteredNames>,
+    /// Whether the token has a user PIN (changes only with C_InitToken,
+    /// C_InitPIN, or INITIALIZE by another program).
+    pub user_pin: Option<bool>,
 }
 
 /// The length of the challenge asked of the primary: 32 bytes, as many as
@@ -141,7 +177,9 @@ fn unlock(auth: &mut dyn Authenticator, key: &AuthKey, pins: &mut dyn PinSource)
 }
 
 /// Runs one round: one more authenticator's key accepted. Returns the
-/// status after it. `say` hears each step, in words (no secrets).
+/// status after it. `say` hears each step, in words (no secrets). After a
+/// failed round the registered keys are read again next time (one may
+/// have been replaced by another program).
 pub fn one_round(
     p: &mut Primary<'_>,
     config: &Config,
@@ -150,24 +188,54 @@ pub fn one_round(
     pins: &mut dyn PinSource,
     say: &mut dyn FnMut(String),
 ) -> Result<Status> {
-    let (st, registered, chain) = p.transport.transact(|l| {
-        let st = configured_status(l)?;
-        let reg = Card::new(l).pka_registered(st.total)?;
-        let chain = Card::new(l).device_chain()?;
-        Ok((st, reg, chain))
-    })?;
-    say(format!(
-        "status: {} authenticated public key(s) in {} of {} scheme, {} missing",
-        st.authenticated, st.required, st.total, st.missing
-    ));
-    if st.granted() {
-        p.progress.granted = true;
-        return Ok(st);
+    let r = round(p, config, pcsc, reader, pins, say);
+    if r.is_err() {
+        p.known.registered = None;
     }
+    r
+}
+
+fn round(
+    p: &mut Primary<'_>,
+    config: &Config,
+    pcsc: &Pcsc,
+    reader: &str,
+    pins: &mut dyn PinSource,
+    say: &mut dyn FnMut(String),
+) -> Result<Status> {
+    let given = p.status.take();
+    let known = &mut *p.known;
+    let (st, registered, chain) = p.transport.transact(|l| {
+        let st = match given {
+            Some(st) if st.total > 0 => st,
+            _ => configured_status(l)?,
+        };
+        // Which keys are accepted is the card's state of this challenge:
+        // the cached names serve only while none is.
+        let registered: Vec<(Vec<u8>, bool)> = match &known.registered {
+            Some(names) if names.under == (st.total, st.missing) && st.authenticated == 0 => {
+                names.chrs.iter().map(|c| (c.clone(), false)).collect()
+            }
+            _ => {
+                let reg = Card::new(l).pka_registered(st.total)?;
+                known.registered = Some(RegisteredNames {
+                    under: (st.total, st.missing),
+                    chrs: reg.iter().map(|r| r.chr.clone()).collect(),
+                });
+                reg.into_iter().map(|r| (r.chr, r.authenticated)).collect()
+            }
+        };
+        let chain = match (&known.verified_name, known.chain.take()) {
+            (Some(_), _) => None,
+            (None, Some(chain)) => Some(chain),
+            (None, None) => Some(Card::new(l).device_chain()?),
+        };
+        Ok((st, registered, chain))
+    })?;
     let pending: Vec<Vec<u8>> = registered
         .iter()
-        .filter(|r| !r.authenticated)
-        .map(|r| r.chr.clone())
+        .filter(|(_, authenticated)| !authenticated)
+        .map(|(chr, _)| chr.clone())
         .collect();
     if registered.is_empty() {
         log::warn!("PKA login: no public key is registered on this token yet");
@@ -178,7 +246,17 @@ pub fn one_round(
     }
     // Before any authenticator is touched: nothing is signed, and no
     // authenticator PIN is sent, for a device whose chain does not verify.
-    let device_name = trust::verified_device_name(&chain, config, &format!("{reader:?}"))?;
+    let device_name = match (chain, &p.known.verified_name) {
+        (Some(chain), _) => {
+            let name = trust::verified_device_name(&chain, config, &format!("{reader:?}"))?;
+            p.known.verified_name = Some(name.clone());
+            name
+        }
+        (None, name) => name.clone().ok_or(Error::new(
+            vendor::CKR_PICOHSM_DEVICE_UNTRUSTED,
+            "no verified device name",
+        ))?,
+    };
     let mut found = candidates(config, pcsc, reader)?;
     if found.is_empty() {
         log::warn!("PKA login: no authenticator token is connected");
@@ -297,6 +375,12 @@ fn authenticate(
 ) -> Result<(Vec<u8>, Status)> {
     let mut said = Vec::new();
     let r = p.transport.transact(|l| {
+        // A new challenge resets the keys the card accepted.
+        let before = if challenge.is_some() {
+            st.authenticated
+        } else {
+            0
+        };
         let challenge = match challenge {
             Some(c) => {
                 said.push("challenge: the round's own, again".to_string());
@@ -315,7 +399,17 @@ fn authenticate(
         said.push("MSE SET AT: key selected".to_string());
         Card::new(l).external_authenticate(&sig)?;
         said.push("EXTERNAL AUTHENTICATE: accepted".to_string());
-        let after = Card::new(l).pka_status()?.unwrap_or(st);
+        // The card's 9000 is this key accepted: when it was the last one
+        // the quorum needed, the card has granted the login, and asking
+        // for the status again would only repeat that.
+        let after = if st.required.saturating_sub(before) == 1 {
+            Status {
+                authenticated: before + 1,
+                ..st
+            }
+        } else {
+            Card::new(l).pka_status()?.unwrap_or(st)
+        };
         Ok((challenge, after))
     });
     for s in said {

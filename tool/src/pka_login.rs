@@ -139,6 +139,7 @@ pub fn quorum(
     out: &mut Out,
 ) -> Res<(picohsm_pkcs11::card::PkaStatus, u32)> {
     let mut progress = round::Progress::default();
+    let mut known = round::Known::default();
     let deadline = Instant::now() + Duration::from_secs(wait);
     let mut waiting: Option<Progress> = None;
     let mut rounds = 0u32;
@@ -148,6 +149,8 @@ pub fn quorum(
         let mut primary = Primary {
             transport: &mut dev.transport,
             progress: &mut progress,
+            known: &mut known,
+            status: None,
         };
         let r = round::one_round(
             &mut primary,
