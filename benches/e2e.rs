@@ -27,7 +27,8 @@
 //! docs/benchmarks.svg. `--quick`: a smoke run (tokens of 1 and 4 keys, one
 //! run each, few signatures) that checks the harness works.
 //!
-//! Run: `scripts/bench.sh` (or `cargo bench --bench e2e -- [--quick]`).
+//! Run: `scripts/bench.sh` (or `cargo bench --bench e2e -- [--quick]
+//! [--keys 1,32] [--parts first,rate,threads,pka]`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -96,7 +97,16 @@ struct Plan {
     /// Per-APDU latencies to measure at: 0 and, when the card supports it,
     /// the modelled one.
     latencies: Vec<u32>,
+    /// The parts to run (`--parts first,rate,threads,pka`; all by default).
+    parts: Vec<String>,
     out: PathBuf,
+}
+
+impl Plan {
+    /// Whether `part` is to run.
+    fn runs_part(&self, part: &str) -> bool {
+        self.parts.iter().any(|p| p == part)
+    }
 }
 
 /// The modelled per-APDU latency of a Pico HSM on USB (ms): see
@@ -127,6 +137,14 @@ impl Plan {
                     .map(|k| k.parse().expect("--keys N,N,…"))
                     .collect()
             });
+        let parts: Vec<String> = args
+            .iter()
+            .position(|a| a == "--parts")
+            .and_then(|i| args.get(i + 1))
+            .map_or("first,rate,threads,pka", String::as_str)
+            .split(',')
+            .map(str::to_owned)
+            .collect();
         let mut latencies = vec![0];
         if vcard_has_latency() {
             latencies.push(MODELLED_LATENCY_MS);
@@ -139,6 +157,7 @@ impl Plan {
                 signatures: 20,
                 rsa_signatures: 2,
                 latencies,
+                parts,
                 out,
             }
         } else {
@@ -149,6 +168,7 @@ impl Plan {
                 signatures: 500,
                 rsa_signatures: 20,
                 latencies,
+                parts,
                 out,
             }
         }
@@ -1182,7 +1202,9 @@ fn main() {
         results.add("meta", "", 0, 0, "modelled_profile", MODELLED_PROFILE);
     }
     let images = token_images(&plan, work.path(), &mut results);
-    part_first(&plan, &images, work.path(), &mut results);
+    if plan.runs_part("first") {
+        part_first(&plan, &images, work.path(), &mut results);
+    }
     let smallest = images.values().next().expect("a token").clone();
     let (middle_keys, middle) = images
         .iter()
@@ -1190,9 +1212,15 @@ fn main() {
         .map(|(k, p)| (*k, p.clone()))
         .expect("a token");
     results.add("meta", "", 0, 0, "rate_token_keys", middle_keys);
-    part_rate(&plan, &middle, work.path(), &mut results);
-    part_threads(&plan, &smallest, work.path(), &mut results);
-    part_pka(&plan, &mut results);
+    if plan.runs_part("rate") {
+        part_rate(&plan, &middle, work.path(), &mut results);
+    }
+    if plan.runs_part("threads") {
+        part_threads(&plan, &smallest, work.path(), &mut results);
+    }
+    if plan.runs_part("pka") {
+        part_pka(&plan, &mut results);
+    }
     results.add(
         "meta",
         "",

@@ -284,3 +284,84 @@ fn four_threads_sign_on_one_token_and_on_two_tokens() {
     let two = four_threads(&p11, &slots, 50);
     eprintln!("4 threads x 50 signatures: one token {one:?}, two tokens {two:?}");
 }
+
+/// Another application holds the card's PC/SC transaction (a multi-command
+/// operation of its own): the module's signature, sent as a lone exchange
+/// without a transaction of its own, must neither come between that
+/// application's commands nor fail; it waits for the transaction to end,
+/// then signs.
+#[test]
+fn a_signature_waits_for_another_applications_transaction() {
+    let _serial = serial();
+    let card = card_with_key();
+    let p11 = our_module();
+    let slot = slot_of(&p11, &card);
+    let (session, key) = logged_in_key(&p11, slot);
+    session.sign(&Mechanism::Ecdsa, key, &[5; 32]).unwrap();
+
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+    let name = CString::new(card.reader_name()).unwrap();
+    let mut other = ctx
+        .connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+        .unwrap();
+    let tx = other.transaction().unwrap();
+    card.clear_apdu_log();
+    let (done, signed) = mpsc::channel();
+    thread::scope(|s| {
+        s.spawn(move || {
+            let _ = done.send(session.sign(&Mechanism::Ecdsa, key, &[6; 32]));
+        });
+        let early = signed.recv_timeout(Duration::from_millis(400));
+        assert!(
+            early.is_err(),
+            "C_Sign returned while another application held the transaction: {early:?}"
+        );
+        assert!(
+            card.apdu_log().is_empty(),
+            "a command reached the card inside another application's transaction"
+        );
+        assert!(tx.end(pcsc::Disposition::LeaveCard).is_ok());
+        let sig = signed
+            .recv_timeout(Duration::from_secs(10))
+            .expect("C_Sign after the transaction ended")
+            .expect("the signature");
+        assert_eq!(sig.len(), 64);
+    });
+}
+
+/// Unix sockets this process has open (pcsc-lite's client keeps one per
+/// PC/SC context).
+fn open_sockets() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| l.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
+/// Each connected token has a PC/SC context of its own: pcsc-lite serves
+/// one context's calls one at a time, so with one context for the module
+/// two tokens signing from two threads went no faster than one token (the
+/// rates are in BENCHMARKS.md; here the structure is checked).
+#[test]
+fn each_token_has_its_own_pcsc_context() {
+    let _serial = serial();
+    let cards = [card_with_key(), card_with_key()];
+    let before = open_sockets();
+    let p11 = our_module();
+    let slots: Vec<Slot> = cards.iter().map(|c| slot_of(&p11, c)).collect();
+    let listed = open_sockets();
+    assert_eq!(listed, before + 1, "the module's own context");
+    let sessions: Vec<Session> = slots
+        .iter()
+        .map(|s| p11.open_ro_session(*s).unwrap())
+        .collect();
+    assert_eq!(
+        open_sockets(),
+        listed + 2,
+        "one more context per connected token"
+    );
+    drop(sessions);
+    p11.finalize().unwrap();
+    assert_eq!(open_sockets(), before, "every context released");
+}

@@ -287,6 +287,10 @@ struct Store {
     acked: usize,
     /// Keys left with the card's own description by a kill (see `check_store`).
     card_named_keys: usize,
+    /// The public point of every key adopted with the card's own
+    /// description, by CKA_ID: the card names a key after its reference,
+    /// which a later key may reuse once the first is deleted.
+    card_named_points: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -581,6 +585,26 @@ fn listed(
     Ok(l)
 }
 
+/// The EC point of the public key with CKA_ID `id`.
+fn ec_point(session: &Session, id: &[u8]) -> Result<Vec<u8>, String> {
+    let h = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::Id(id.to_vec()),
+        ])
+        .map_err(|e| format!("finding public key {id:?}: {e}"))?;
+    let h = h
+        .first()
+        .ok_or_else(|| format!("key {id:?} has no public key"))?;
+    match session.get_attributes(*h, &[AttributeType::EcPoint]) {
+        Ok(a) => match a.first() {
+            Some(Attribute::EcPoint(p)) => Ok(p.clone()),
+            _ => Err(format!("key {id:?}: no CKA_EC_POINT")),
+        },
+        Err(e) => Err(format!("key {id:?}: CKA_EC_POINT: {e}")),
+    }
+}
+
 /// Logs in after a restart: the acknowledged PIN must work and the one
 /// before it must be refused. When the card died during a PIN change,
 /// either PIN may be the card's; the model takes the one that works.
@@ -628,17 +652,27 @@ fn check_store(p11: &Pkcs11, card: &VCard, m: &mut Store) -> Result<(), String> 
     // key reference in decimal, CKA_ID that byte; docs/protocol.md §3.9):
     // the same on a device. A complete key, only not named as asked: taken
     // for the operation in flight, and only for that one.
+    // A reference freed by a deletion may name such a key again: taken
+    // only when its public point differs from the deleted key's, so a
+    // deleted key coming back is still caught below.
     if matches!(m.pending, Some(Op::KeyGen(_))) {
-        let card_named = objs.iter().find(|o| {
+        let named_by_card = |o: &&Listed| {
             o.class == ObjectClass::PRIVATE_KEY
-                && !m.tried_keys.contains(&o.id)
                 && o.id.len() == 1
                 && o.label == o.id[0].to_string().into_bytes()
-        });
-        if let Some(o) = card_named {
-            m.tried_keys.insert(o.id.clone());
-            m.keys.push(o.id.clone());
-            m.card_named_keys += 1;
+        };
+        for o in objs.iter().filter(named_by_card) {
+            let point = ec_point(&session, &o.id)?;
+            let new = !m.tried_keys.contains(&o.id)
+                || (m.gone.contains(&o.id) && m.card_named_points.get(&o.id) != Some(&point));
+            if new {
+                m.tried_keys.insert(o.id.clone());
+                m.gone.remove(&o.id);
+                m.card_named_points.insert(o.id.clone(), point);
+                m.keys.push(o.id.clone());
+                m.card_named_keys += 1;
+                break;
+            }
         }
     }
     // Nothing that was never written, nothing half-written.

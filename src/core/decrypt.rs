@@ -82,7 +82,7 @@ pub fn decrypt_init(
 
 fn run(slot: CK_SLOT_ID, op: &DecryptOp, data: &[u8]) -> Result<Vec<u8>> {
     let out = on_token(slot, |t| {
-        t.transport.transact(|l| {
+        t.transport.exchange_alone(|l| {
             // A ciphertext the card refuses is CKR_ENCRYPTED_DATA_INVALID.
             Ok(Card::new(l).decipher(op.key_ref, op.algo, data)?)
         })

@@ -167,7 +167,7 @@ pub fn derive_key(
     let point = peer_point(curve, public_data)?;
     let z = Zeroizing::new(on_token(slot, |t| {
         t.transport
-            .transact(|l| Ok(Card::new(l).ecdh(key_ref, &point)?))
+            .exchange_alone(|l| Ok(Card::new(l).ecdh(key_ref, &point)?))
     })?);
     let (kind, len) = key_type_and_len(template, z.len(), kdf.is_some())?;
     let value = match kdf {

@@ -195,7 +195,7 @@ impl SignOp {
                 return fail(CKR_USER_NOT_LOGGED_IN, "key use needs a login");
             }
             t.transport
-                .transact(|l| Ok(Card::new(l).sign(op.key_ref, algorithm, &input)?))
+                .exchange_alone(|l| Ok(Card::new(l).sign(op.key_ref, algorithm, &input)?))
         })?;
         match op.key {
             KeyInfo::Ec(curve) => ec::der_to_raw(&sig, curve.field_size())

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use cryptoki_sys::{CKR_DEVICE_ERROR, CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT};
 use pcsc::{Card, Context, Disposition, Protocols, Scope, ShareMode};
 
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::{Link, Transport};
 use crate::error::{Error, Result};
@@ -155,15 +155,25 @@ impl Pcsc {
         }
     }
 
-    /// Connects (shared) to the card in `reader`.
+    /// Connects (shared) to the card in `reader`, through a PC/SC context
+    /// of the connection's own.
+    ///
+    /// pcsc-lite's client serialises the calls made through one context
+    /// (one socket to pcscd, served by one pcscd thread): with one context
+    /// for the module, a signature on one token waited for an exchange
+    /// with another token to end, and two tokens signing from two threads
+    /// went no faster than one. pcscd allows 200 contexts by default
+    /// (`pcscd --max-thread`); the module uses one per connected token
+    /// and one for the reader list.
     pub fn connect(&self, reader: &str) -> Result<PcscTransport> {
         let name = CString::new(reader).map_err(|_| Error::new(CKR_DEVICE_ERROR, "reader name"))?;
-        let card = self
-            .context()
+        self.context().map_err(|e| self.fail(e))?;
+        let card = Context::establish(Scope::User)
             .and_then(|ctx| ctx.connect(&name, ShareMode::Shared, Protocols::ANY))
             .map_err(|e| self.fail(e))?;
         Ok(PcscTransport {
             card: Some(card),
+            buf: Zeroizing::new(vec![0u8; RESPONSE_MAX]),
             loss: None,
             lost: self.lost.clone(),
         })
@@ -175,6 +185,10 @@ impl Pcsc {
     }
 }
 
+/// The longest response: 65536 data bytes and the status word (an
+/// extended Le of zero).
+const RESPONSE_MAX: usize = 65538;
+
 /// A connection to one card.
 ///
 /// Dropped (C_Finalize, a token forgotten), it disconnects with
@@ -183,6 +197,11 @@ impl Pcsc {
 pub struct PcscTransport {
     /// Always `Some` until [`Drop`] takes it to disconnect.
     card: Option<Card>,
+    /// Where responses land: kept for the connection's life, since a
+    /// signature per exchange should not allocate and clear 64 KiB; each
+    /// response is cleared from it once copied (responses carry derived
+    /// secrets and decrypted data).
+    buf: Zeroizing<Vec<u8>>,
     /// The worst loss met since [`PcscTransport::take_loss`].
     loss: Option<Loss>,
     /// The context's flag: set on a [`Loss::Service`].
@@ -214,25 +233,79 @@ impl Drop for PcscTransport {
 
 struct PcscLink<'a> {
     card: &'a Card,
-    /// Responses carry derived secrets (ECDH) and decrypted data.
-    buf: Zeroizing<Vec<u8>>,
+    buf: &'a mut [u8],
     loss: &'a mut Option<Loss>,
     lost: &'a AtomicBool,
 }
 
+/// One exchange on `card`, the response copied out of `buf` and cleared
+/// from it.
+fn exchange(
+    card: &Card,
+    buf: &mut [u8],
+    loss: &mut Option<Loss>,
+    lost: &AtomicBool,
+    apdu: &[u8],
+) -> std::result::Result<Vec<u8>, (pcsc::Error, Error)> {
+    let r = match card.transmit(apdu, buf) {
+        Ok(r) => {
+            let (out, n) = (r.to_vec(), r.len());
+            buf[..n].zeroize();
+            out
+        }
+        Err(e) => return Err((e, note(loss, lost, e))),
+    };
+    if r.len() < 2 {
+        // Every answer ends with a status word; vpcd passes on what a card
+        // that died mid-answer sent, and pcscd calls it success.
+        *loss = (*loss).max(Some(Loss::Link));
+        let e = Error::new(CKR_DEVICE_ERROR, "answer without a status word");
+        return Err((pcsc::Error::CommDataLost, e));
+    }
+    Ok(r)
+}
+
 impl Link for PcscLink<'_> {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>> {
-        let r = match self.card.transmit(apdu, &mut self.buf) {
-            Ok(r) => r,
-            Err(e) => return Err(note(self.loss, self.lost, e)),
-        };
-        if r.len() < 2 {
-            // Every answer ends with a status word; vpcd passes on what
-            // a card that died mid-answer sent, and pcscd calls it success.
-            *self.loss = (*self.loss).max(Some(Loss::Link));
-            return Err(Error::new(CKR_DEVICE_ERROR, "answer without a status word"));
+        exchange(self.card, self.buf, self.loss, self.lost, apdu).map_err(|(_, e)| e)
+    }
+}
+
+/// The link of [`Transport::exchange_alone`] outside a transaction: one
+/// exchange, then it asks for a transaction (`handover`) instead of
+/// sending a second command that another application's could precede.
+struct AloneLink<'a> {
+    link: PcscLink<'a>,
+    sent: bool,
+    handover: bool,
+}
+
+impl Link for AloneLink<'_> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>> {
+        if self.sent {
+            self.handover = true;
+            return Err(Error::new(
+                CKR_DEVICE_ERROR,
+                "a second command needs a transaction",
+            ));
         }
-        Ok(r.to_vec())
+        let l = &mut self.link;
+        match exchange(l.card, l.buf, l.loss, l.lost, apdu) {
+            Ok(r) => {
+                self.sent = true;
+                Ok(r)
+            }
+            // Another application holds the card's transaction.
+            // pcsc-lite 1.9.9 holds the command until that transaction
+            // ends (tests/module_events.rs); a PC/SC stack that refuses
+            // it instead has sent nothing to the card, and the command
+            // then waits for a transaction of its own.
+            Err((pcsc::Error::SharingViolation, e)) => {
+                self.handover = true;
+                Err(e)
+            }
+            Err((_, e)) => Err(e),
+        }
     }
 }
 
@@ -270,19 +343,51 @@ impl PcscTransport {
 
 impl Transport for PcscTransport {
     fn transact<R>(&mut self, f: impl FnOnce(&mut dyn Link) -> Result<R>) -> Result<R> {
-        let PcscTransport { card, loss, lost } = self;
+        let PcscTransport {
+            card,
+            buf,
+            loss,
+            lost,
+        } = self;
         let card = card
             .as_mut()
             .ok_or_else(|| Error::new(CKR_DEVICE_ERROR, "connection closed"))?;
         let tx = card.transaction().map_err(|e| note(loss, lost, e))?;
         let mut link = PcscLink {
             card: &tx,
-            buf: Zeroizing::new(vec![0u8; 65538]),
+            buf,
             loss,
             lost,
         };
         let r = f(&mut link);
         let _ = tx.end(Disposition::LeaveCard);
+        r
+    }
+
+    fn exchange_alone<R>(&mut self, mut f: impl FnMut(&mut dyn Link) -> Result<R>) -> Result<R> {
+        let PcscTransport {
+            card,
+            buf,
+            loss,
+            lost,
+        } = self;
+        let card = card
+            .as_ref()
+            .ok_or_else(|| Error::new(CKR_DEVICE_ERROR, "connection closed"))?;
+        let mut alone = AloneLink {
+            link: PcscLink {
+                card,
+                buf,
+                loss,
+                lost,
+            },
+            sent: false,
+            handover: false,
+        };
+        let r = f(&mut alone);
+        if alone.handover {
+            return self.transact(f);
+        }
         r
     }
 }
