@@ -6,6 +6,9 @@
 //!   N = 32, and each added key costs at most one more up to 128 keys.
 //! - A PKA 1-of-1 login after the first login of the process: at most 4
 //!   APDUs on the primary.
+//! - C_GetTokenInfo, called over and over by NSS and Firefox: one APDU
+//!   (the user PIN's state) after the first call, until the module
+//!   changes the card or tries the SO-PIN.
 //!
 //! The keys are made through the module (C_GenerateKeyPair) and the
 //! certificates stored with the key's CKA_ID (C_CreateObject), as an
@@ -328,6 +331,57 @@ fn keys_made_through_opensc_sign_without_a_request_read() {
         .expect("C_Sign RSA");
     assert_eq!(sig.len(), 256);
     assert_eq!(cexx_reads(&card), Vec::<String>::new(), "RSA key");
+    drop(session);
+    p11.finalize().expect("C_Finalize");
+}
+
+/// A browser polls C_GetTokenInfo: after the first call only the user
+/// PIN's state is read (its counter and lock are what the flags must
+/// show at once); the SO-PIN's state is read again after an SO login
+/// attempt, the free memory after a write.
+#[test]
+fn c_get_token_info_reads_only_the_user_pin_state_until_the_card_changes() {
+    const USER_PIN_STATE: &str = "> 00 20 00 81";
+    const SO_PIN_STATE: &str = "> 00 20 00 88";
+    const VERSION: &str = "> 80 50 00 00";
+    let _serial = serial();
+    let card = tools::initialised_card();
+    let p11 = module();
+    let slot = slot_of(&p11, &card);
+    p11.get_token_info(slot).expect("C_GetTokenInfo");
+    for _ in 0..3 {
+        card.clear_apdu_log();
+        let info = p11.get_token_info(slot).expect("C_GetTokenInfo");
+        assert!(info.user_pin_initialized());
+        assert_eq!(commands(&card), [USER_PIN_STATE], "a later C_GetTokenInfo");
+    }
+
+    // A wrong SO-PIN: its counter went down, the next call reads it.
+    let session = p11.open_rw_session(slot).expect("C_OpenSession");
+    let wrong = session.login(UserType::So, Some(&AuthPin::from("0000000000000000")));
+    assert!(wrong.is_err(), "a wrong SO-PIN is refused");
+    card.clear_apdu_log();
+    p11.get_token_info(slot).expect("C_GetTokenInfo");
+    let cmds = commands(&card);
+    assert!(cmds.iter().any(|c| c.starts_with(SO_PIN_STATE)), "{cmds:?}");
+
+    // A write: the free memory changed, the next call reads it.
+    session
+        .login(UserType::User, Some(&AuthPin::from(PIN)))
+        .expect("C_Login");
+    p11.get_token_info(slot).expect("C_GetTokenInfo");
+    session
+        .create_object(&[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Token(true),
+            Attribute::Label(b"written".to_vec()),
+            Attribute::Value(vec![7; 100]),
+        ])
+        .expect("C_CreateObject");
+    card.clear_apdu_log();
+    p11.get_token_info(slot).expect("C_GetTokenInfo");
+    let cmds = commands(&card);
+    assert!(cmds.iter().any(|c| c.starts_with(VERSION)), "{cmds:?}");
     drop(session);
     p11.finalize().expect("C_Finalize");
 }

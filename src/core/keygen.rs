@@ -186,7 +186,7 @@ pub fn generate_key_pair(
             let key = Card::new(l).generate_key(&spec, &chr, &chr, &label, given_id.as_deref())?;
             Ok(key.key_ref)
         })?;
-        t.objects = None;
+        t.card_changed();
         let fid = key_fid(fid::KEY_PREFIX, key_ref);
         t.resolve_where(|o| o.fid == fid)?;
         let objs = t.objects()?;

@@ -185,6 +185,8 @@ pub fn login(
         match (user_type, secret) {
             (CKU_SO, Secret::Given(pin)) => {
                 let so = so_pin_bytes(pin)?;
+                // Right or wrong, the SO-PIN's counter changes.
+                t.info_kept = None;
                 t.transport.transact(|l| {
                     Ok(Card::new(l).verify(picohsm_wire::codes::pin_ref::SO, &so)?)
                 })?;

@@ -34,6 +34,7 @@ pub fn init_pin(session: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
             return fail(CKR_USER_NOT_LOGGED_IN, "C_InitPIN needs the SO");
         }
         t.known.user_pin = None;
+        t.card_changed();
         t.transport
             .transact(|l| Ok(Card::new(l).set_user_pin(pin)?))
     })
@@ -53,6 +54,9 @@ pub fn set_pin(session: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()>
             let z = |p: &[u8]| Zeroizing::new(p.to_vec());
             (pin_ref::USER, z(old), z(new))
         };
+        if reference == pin_ref::SO {
+            t.info_kept = None;
+        }
         t.transport
             .transact(|l| Ok(Card::new(l).change_pin(reference, &old, &new)?))
     })
@@ -84,7 +88,7 @@ pub fn init_token(slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8; 32]) -> Result<(
             Ok(())
         });
         t.login = Login::None;
-        t.objects = None;
+        t.card_changed();
         // A new PKA scheme, no user PIN: read again at the next login.
         t.known = Default::default();
         if r.is_ok() {

@@ -56,6 +56,25 @@ pub struct Token {
     /// Public data a PKA login reads (device chain, registered names, user
     /// PIN or not), kept for this connection; a logout keeps it.
     pub known: crate::pka::round::Known,
+    /// What C_GetTokenInfo reads besides the user PIN's state, kept until
+    /// this module changes the card ([`Token::card_changed`]) or tries
+    /// the SO-PIN.
+    pub info_kept: Option<InfoKept>,
+}
+
+/// The slow-changing part of CK_TOKEN_INFO. NSS and Firefox call
+/// C_GetTokenInfo over and over: reading all of it each time cost 3
+/// APDUs a call, the user PIN's state alone costs 1. Kept: the SO-PIN's
+/// state (changed by an SO login, which another application rarely
+/// tries: its counter shows here once this module reconnects or tries the
+/// SO-PIN itself), the free memory (changed by writes), and whether a PKA
+/// scheme is set up (changed by INITIALIZE).
+#[derive(Debug, Clone, Copy)]
+pub struct InfoKept {
+    so: PinState,
+    free: Option<u32>,
+    /// Read only for a token without a user PIN.
+    pka_configured: Option<bool>,
 }
 
 /// An object of one session, held by the module.
@@ -149,6 +168,7 @@ impl Token {
                 chain: Some(chain),
                 ..Default::default()
             },
+            info_kept: None,
         })
     }
 
@@ -185,21 +205,41 @@ impl Token {
         }
     }
 
+    /// This module changed what the card holds (a write, a key, a PIN,
+    /// INITIALIZE): the objects are read again at their next use, and so
+    /// is the kept part of CK_TOKEN_INFO.
+    pub fn card_changed(&mut self) {
+        self.objects = None;
+        self.info_kept = None;
+    }
+
     /// CK_TOKEN_INFO from the card's current state; `config` says whether
     /// it announces a protected authentication path.
     pub fn info(&mut self, config: &crate::settings::Config) -> Result<CK_TOKEN_INFO> {
-        let (user, so, free, pka_only) = self.transport.transact(|l| {
+        let kept = self.info_kept;
+        let (user, kept) = self.transport.transact(|l| {
             let user = Card::new(l).pin_state(pin_ref::USER)?;
-            let so = Card::new(l).pin_state(pin_ref::SO)?;
-            let free = Card::new(l).version().ok().flatten().map(|v| v.free);
+            let mut k = match kept {
+                Some(k) => k,
+                None => InfoKept {
+                    so: Card::new(l).pin_state(pin_ref::SO)?,
+                    free: Card::new(l).version().ok().flatten().map(|v| v.free),
+                    pka_configured: None,
+                },
+            };
             // A token without user PIN may still have a login: PKA. Its
             // "PIN" is then the authenticator's (applications such as NSS
             // only offer a login for an initialised user PIN).
-            let pka_only = user == PinState::Absent
-                && so != PinState::Absent
-                && Card::new(l).pka_status()?.is_some_and(|s| s.total > 0);
-            Ok((user, so, free, pka_only))
+            if user == PinState::Absent && k.so != PinState::Absent && k.pka_configured.is_none() {
+                k.pka_configured = Some(Card::new(l).pka_status()?.is_some_and(|s| s.total > 0));
+            }
+            Ok((user, k))
         })?;
+        self.info_kept = Some(kept);
+        let (so, free) = (kept.so, kept.free);
+        let pka_only = user == PinState::Absent
+            && so != PinState::Absent
+            && kept.pka_configured == Some(true);
         self.known.user_pin = Some(user != PinState::Absent);
         let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED;
         if config.announces_protected_path(user != PinState::Absent) {

@@ -97,7 +97,7 @@ fn rewrite<D: pkcs15::Description>(
 }
 
 fn handle_of(t: &mut Token, class: Class, f: u16) -> Result<CK_OBJECT_HANDLE> {
-    t.objects = None;
+    t.card_changed();
     t.resolve_where(|o| o.unresolved == Some(f))?;
     t.objects()?
         .iter()
@@ -311,7 +311,7 @@ pub fn destroy_object(session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> R
         for k in gone {
             t.handles.remove(&k);
         }
-        t.objects = None;
+        t.card_changed();
         Ok(())
     })
 }
@@ -390,7 +390,7 @@ pub fn set_attributes(
             }
             Class::SecretKey => return fail(CKR_OBJECT_HANDLE_INVALID, "unknown object"),
         }
-        t.objects = None;
+        t.card_changed();
         Ok(())
     })
 }
