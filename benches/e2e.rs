@@ -32,7 +32,10 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/stats.rs"]
+mod stats;
 
+use stats::median;
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fmt::Write as _;
@@ -238,17 +241,6 @@ impl Results {
             fs::create_dir_all(dir).expect("results directory");
         }
         fs::write(path, text).expect("write the results");
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    assert!(!v.is_empty());
-    v.sort_by(|a, b| a.total_cmp(b));
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
     }
 }
 
@@ -819,9 +811,30 @@ fn apdus_per_signature(card: &VCard) -> f64 {
 // Parts
 
 fn part_first(plan: &Plan, images: &BTreeMap<u8, PathBuf>, dir: &Path, results: &mut Results) {
+    // At the modelled latency, also without the device's SIGN compute: the
+    // part of the wall time the module's round trips decide.
+    let settings: Vec<(u32, bool)> = plan
+        .latencies
+        .iter()
+        .flat_map(|&l| {
+            if l == 0 {
+                vec![(0, true)]
+            } else {
+                vec![(l, true), (l, false)]
+            }
+        })
+        .collect();
     for (&n, image) in images {
-        for &lat in &plan.latencies {
-            let card = card_from(image, dir, &format!("first-{n}-{lat}"), lat);
+        for &(lat, compute) in &settings {
+            let card = VCard::start_with(Options {
+                flash: Some(copy_image(
+                    image,
+                    dir,
+                    &format!("first-{n}-{lat}-{compute}"),
+                )),
+                profile: timing(lat).profile.filter(|_| compute),
+                ..timing(lat)
+            });
             let mut apdus: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
             let mut walls: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
             let mut rss: BTreeMap<&str, BTreeMap<String, f64>> = BTreeMap::new();
@@ -848,6 +861,13 @@ fn part_first(plan: &Plan, images: &BTreeMap<u8, PathBuf>, dir: &Path, results: 
             }
             for (name, _) in modules() {
                 let k = u32::from(n);
+                if !compute {
+                    if let Some(w) = walls.get(name) {
+                        let w = format!("{:.1}", median(w.clone()));
+                        results.add("first", name, k, lat, "wall_ms_transport_only", w);
+                    }
+                    continue;
+                }
                 if let Some((e, before)) = failed.get(name) {
                     results.add("first", name, k, lat, "failed", e);
                     results.add("first", name, k, lat, "apdus_before_failure", before);

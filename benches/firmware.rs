@@ -8,6 +8,10 @@
 //! metric,value`) into `target/bench/firmware.csv` (or `--out FILE`), for
 //! scripts/bench_report.py. Run: `cargo bench --bench firmware [-- --quick]`.
 
+#[path = "support/stats.rs"]
+mod stats;
+
+use stats::median;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -61,16 +65,6 @@ fn rate(n: usize, min: Duration, mut f: impl FnMut()) -> f64 {
         done += 1;
     }
     done as f64 / t.elapsed().as_secs_f64()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
 }
 
 /// An initialised in-memory card, logged in, with an EC P-256 key (ref 1)

@@ -115,14 +115,19 @@ fn finalize_ends_a_blocking_wait() {
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 }
 
+/// A shared connection to the card in `reader` through a PC/SC context
+/// of its own, as another application has.
+fn another_connection(reader: &str) -> pcsc::Card {
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+    let name = CString::new(reader).unwrap();
+    ctx.connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+        .unwrap()
+}
+
 /// Resets the card as another process would (SCardReconnect with
 /// SCARD_RESET_CARD).
 fn reset_from_another_connection(reader: &str) {
-    let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
-    let name = CString::new(reader).unwrap();
-    let mut card = ctx
-        .connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
-        .unwrap();
+    let mut card = another_connection(reader);
     card.reconnect(
         pcsc::ShareMode::Shared,
         pcsc::Protocols::ANY,
@@ -134,11 +139,7 @@ fn reset_from_another_connection(reader: &str) {
 /// SELECTs the applet from another connection, as OpenSC does on every
 /// card it opens: the card drops its login without a reset.
 fn select_from_another_connection(reader: &str) {
-    let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
-    let name = CString::new(reader).unwrap();
-    let card = ctx
-        .connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
-        .unwrap();
+    let card = another_connection(reader);
     let mut apdu = vec![0x00, 0xA4, 0x04, 0x00, 0x0B];
     apdu.extend_from_slice(picohsm_wire::codes::AID);
     apdu.push(0x00);
@@ -204,11 +205,7 @@ fn another_connection_keeps_its_login_across_c_finalize() {
     assert_eq!(find_by_id(&session, ObjectClass::PUBLIC_KEY, 1).len(), 1);
 
     // Then another application logs in on the same card.
-    let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
-    let name = CString::new(card.reader_name()).unwrap();
-    let other = ctx
-        .connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
-        .unwrap();
+    let other = another_connection(card.reader_name());
     let mut buf = [0u8; 300];
     let mut select = vec![0x00, 0xA4, 0x04, 0x00, 0x0B];
     select.extend_from_slice(picohsm_wire::codes::AID);
@@ -299,11 +296,7 @@ fn a_signature_waits_for_another_applications_transaction() {
     let (session, key) = logged_in_key(&p11, slot);
     session.sign(&Mechanism::Ecdsa, key, &[5; 32]).unwrap();
 
-    let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
-    let name = CString::new(card.reader_name()).unwrap();
-    let mut other = ctx
-        .connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
-        .unwrap();
+    let mut other = another_connection(card.reader_name());
     let tx = other.transaction().unwrap();
     card.clear_apdu_log();
     let (done, signed) = mpsc::channel();

@@ -237,9 +237,8 @@ impl Token {
         })?;
         self.info_kept = Some(kept);
         let (so, free) = (kept.so, kept.free);
-        let pka_only = user == PinState::Absent
-            && so != PinState::Absent
-            && kept.pka_configured == Some(true);
+        let pka_only =
+            user == PinState::Absent && so != PinState::Absent && kept.pka_configured == Some(true);
         self.known.user_pin = Some(user != PinState::Absent);
         let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED;
         if config.announces_protected_path(user != PinState::Absent) {

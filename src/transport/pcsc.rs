@@ -87,7 +87,8 @@ pub fn reader_matches(pattern: &str, name: &str) -> bool {
     }
 }
 
-/// A PC/SC context (one per module instance).
+/// The module's PC/SC context (reader list, status changes); each card
+/// connection has its own ([`Pcsc::connect`]).
 pub struct Pcsc {
     /// None when pcscd could not be reached at C_Initialize (not running,
     /// not installed): the module then has no readers until it can
@@ -341,39 +342,34 @@ impl PcscTransport {
     }
 }
 
-impl Transport for PcscTransport {
-    fn transact<R>(&mut self, f: impl FnOnce(&mut dyn Link) -> Result<R>) -> Result<R> {
-        let PcscTransport {
-            card,
-            buf,
-            loss,
-            lost,
-        } = self;
-        let card = card
+impl PcscTransport {
+    /// The connection's card, response buffer and loss records, each
+    /// borrowed on its own; CKR_DEVICE_ERROR once closed.
+    fn parts(&mut self) -> Result<(&mut Card, &mut [u8], &mut Option<Loss>, &AtomicBool)> {
+        let card = self
+            .card
             .as_mut()
             .ok_or_else(|| Error::new(CKR_DEVICE_ERROR, "connection closed"))?;
+        Ok((card, &mut self.buf, &mut self.loss, &self.lost))
+    }
+}
+
+impl Transport for PcscTransport {
+    fn transact<R>(&mut self, f: impl FnOnce(&mut dyn Link) -> Result<R>) -> Result<R> {
+        let (card, buf, loss, lost) = self.parts()?;
         let tx = card.transaction().map_err(|e| note(loss, lost, e))?;
-        let mut link = PcscLink {
+        let r = f(&mut PcscLink {
             card: &tx,
             buf,
             loss,
             lost,
-        };
-        let r = f(&mut link);
+        });
         let _ = tx.end(Disposition::LeaveCard);
         r
     }
 
     fn exchange_alone<R>(&mut self, mut f: impl FnMut(&mut dyn Link) -> Result<R>) -> Result<R> {
-        let PcscTransport {
-            card,
-            buf,
-            loss,
-            lost,
-        } = self;
-        let card = card
-            .as_ref()
-            .ok_or_else(|| Error::new(CKR_DEVICE_ERROR, "connection closed"))?;
+        let (card, buf, loss, lost) = self.parts()?;
         let mut alone = AloneLink {
             link: PcscLink {
                 card,
