@@ -168,7 +168,7 @@ impl Plan {
                 quick,
                 keys: keys.unwrap_or_else(|| vec![1, 32, 64, 128]),
                 runs: 5,
-                signatures: 500,
+                signatures: 2000,
                 rsa_signatures: 20,
                 latencies,
                 parts,
