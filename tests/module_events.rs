@@ -37,6 +37,15 @@ fn logged_in_key(p11: &Pkcs11, slot: Slot) -> (Session, ObjectHandle) {
     (session, key)
 }
 
+/// The module, a session logged in on `card` and its key 01, which has
+/// signed once.
+fn signing_on(card: &VCard) -> (Pkcs11, Session, ObjectHandle) {
+    let p11 = our_module();
+    let (session, key) = logged_in_key(&p11, slot_of(&p11, card));
+    session.sign(&Mechanism::Ecdsa, key, &[1; 32]).unwrap();
+    (p11, session, key)
+}
+
 /// Drains events other readers may still report (cards of earlier tests
 /// leaving), so the next wait sees only this test's.
 fn drain_events(p11: &Pkcs11) {
@@ -160,10 +169,8 @@ fn sign_error(session: &Session, key: ObjectHandle, byte: u8) -> RvError {
 fn a_reset_by_another_process_ends_the_login_and_the_sessions() {
     let _serial = serial();
     let card = card_with_key();
-    let p11 = our_module();
+    let (p11, session, key) = signing_on(&card);
     let slot = slot_of(&p11, &card);
-    let (session, key) = logged_in_key(&p11, slot);
-    session.sign(&Mechanism::Ecdsa, key, &[3; 32]).unwrap();
 
     reset_from_another_connection(card.reader_name());
     assert_eq!(sign_error(&session, key, 3), RvError::DeviceRemoved);
@@ -291,10 +298,7 @@ fn four_threads_sign_on_one_token_and_on_two_tokens() {
 fn a_signature_waits_for_another_applications_transaction() {
     let _serial = serial();
     let card = card_with_key();
-    let p11 = our_module();
-    let slot = slot_of(&p11, &card);
-    let (session, key) = logged_in_key(&p11, slot);
-    session.sign(&Mechanism::Ecdsa, key, &[5; 32]).unwrap();
+    let (_p11, session, key) = signing_on(&card);
 
     let mut other = another_connection(card.reader_name());
     let tx = other.transaction().unwrap();

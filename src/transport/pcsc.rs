@@ -272,16 +272,31 @@ impl Link for PcscLink<'_> {
     }
 }
 
+/// One exchange as [`exchange`] answers it: the response, or the PC/SC
+/// error with the module's error.
+type Exchanged = std::result::Result<Vec<u8>, (pcsc::Error, Error)>;
+
 /// The link of [`Transport::exchange_alone`] outside a transaction: one
-/// exchange, then it asks for a transaction (`handover`) instead of
-/// sending a second command that another application's could precede.
-struct AloneLink<'a> {
-    link: PcscLink<'a>,
+/// exchange through `exchange`, then it asks for a transaction
+/// (`handover`) instead of sending a second command that another
+/// application's could precede.
+struct AloneLink<X> {
+    exchange: X,
     sent: bool,
     handover: bool,
 }
 
-impl Link for AloneLink<'_> {
+impl<X: FnMut(&[u8]) -> Exchanged> AloneLink<X> {
+    fn new(exchange: X) -> Self {
+        AloneLink {
+            exchange,
+            sent: false,
+            handover: false,
+        }
+    }
+}
+
+impl<X: FnMut(&[u8]) -> Exchanged> Link for AloneLink<X> {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>> {
         if self.sent {
             self.handover = true;
@@ -290,8 +305,7 @@ impl Link for AloneLink<'_> {
                 "a second command needs a transaction",
             ));
         }
-        let l = &mut self.link;
-        match exchange(l.card, l.buf, l.loss, l.lost, apdu) {
+        match (self.exchange)(apdu) {
             Ok(r) => {
                 self.sent = true;
                 Ok(r)
@@ -370,16 +384,7 @@ impl Transport for PcscTransport {
 
     fn exchange_alone<R>(&mut self, mut f: impl FnMut(&mut dyn Link) -> Result<R>) -> Result<R> {
         let (card, buf, loss, lost) = self.parts()?;
-        let mut alone = AloneLink {
-            link: PcscLink {
-                card,
-                buf,
-                loss,
-                lost,
-            },
-            sent: false,
-            handover: false,
-        };
+        let mut alone = AloneLink::new(|apdu: &[u8]| exchange(card, buf, loss, lost, apdu));
         let r = f(&mut alone);
         if alone.handover {
             return self.transact(f);
@@ -391,6 +396,62 @@ impl Transport for PcscTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An [`AloneLink`] over scripted answers; counts the commands that
+    /// reached the "card".
+    fn alone(
+        answers: Vec<Exchanged>,
+    ) -> (
+        AloneLink<impl FnMut(&[u8]) -> Exchanged>,
+        std::rc::Rc<std::cell::Cell<usize>>,
+    ) {
+        let sent = std::rc::Rc::new(std::cell::Cell::new(0));
+        let count = sent.clone();
+        let mut answers = answers.into_iter();
+        let link = AloneLink::new(move |_: &[u8]| {
+            count.set(count.get() + 1);
+            answers.next().expect("a scripted answer")
+        });
+        (link, sent)
+    }
+
+    fn failure(e: pcsc::Error) -> Exchanged {
+        Err((e, map_err(e)))
+    }
+
+    #[test]
+    fn a_lone_command_goes_through_without_a_transaction() {
+        let (mut l, sent) = alone(vec![Ok(vec![0x90, 0x00])]);
+        assert_eq!(l.transmit(&[0x80, 0x68]).unwrap(), [0x90, 0x00]);
+        assert!(!l.handover);
+        assert_eq!(sent.get(), 1);
+    }
+
+    #[test]
+    fn a_second_command_is_not_sent_and_asks_for_a_transaction() {
+        let (mut l, sent) = alone(vec![Ok(vec![0x61, 0x10]), Ok(vec![0x90, 0x00])]);
+        l.transmit(&[0x80, 0x68]).unwrap();
+        assert!(l.transmit(&[0x00, 0xC0]).is_err());
+        assert!(l.handover);
+        assert_eq!(
+            sent.get(),
+            1,
+            "the GET RESPONSE must wait for a transaction"
+        );
+    }
+
+    #[test]
+    fn a_sharing_violation_asks_for_a_transaction_and_other_errors_do_not() {
+        let (mut l, _) = alone(vec![failure(pcsc::Error::SharingViolation)]);
+        assert!(l.transmit(&[0x80, 0x68]).is_err());
+        assert!(l.handover);
+        let (mut l, _) = alone(vec![failure(pcsc::Error::RemovedCard)]);
+        assert_eq!(
+            l.transmit(&[0x80, 0x68]).unwrap_err().rv,
+            CKR_DEVICE_REMOVED
+        );
+        assert!(!l.handover, "a removed card is not retried");
+    }
 
     #[test]
     fn a_failed_exchange_is_a_loss_and_a_bad_argument_is_not() {
