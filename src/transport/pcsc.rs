@@ -397,15 +397,12 @@ impl Transport for PcscTransport {
 mod tests {
     use super::*;
 
-    /// An [`AloneLink`] over scripted answers; counts the commands that
-    /// reached the "card".
-    fn alone(
-        answers: Vec<Exchanged>,
-    ) -> (
-        AloneLink<impl FnMut(&[u8]) -> Exchanged>,
-        std::rc::Rc<std::cell::Cell<usize>>,
-    ) {
-        let sent = std::rc::Rc::new(std::cell::Cell::new(0));
+    /// How many commands reached the "card".
+    type Sent = std::rc::Rc<std::cell::Cell<usize>>;
+
+    /// An [`AloneLink`] over scripted answers, and its command count.
+    fn alone(answers: Vec<Exchanged>) -> (AloneLink<impl FnMut(&[u8]) -> Exchanged>, Sent) {
+        let sent = Sent::default();
         let count = sent.clone();
         let mut answers = answers.into_iter();
         let link = AloneLink::new(move |_: &[u8]| {
