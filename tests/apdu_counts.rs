@@ -6,6 +6,9 @@
 //!   N = 32, and each added key costs at most one more up to 128 keys.
 //! - A PKA 1-of-1 login after the first login of the process: at most 4
 //!   APDUs on the primary.
+//! - Writes (a key pair, its certificate, then a listing of the
+//!   certificates, as NSS's certutil does): as many APDUs at 40 keys as at
+//!   8; only what the module wrote is read again.
 //! - C_GetTokenInfo, called over and over by NSS and Firefox: one APDU
 //!   (the user PIN's state) after the first call, until the module
 //!   changes the card or tries the SO-PIN.
@@ -382,6 +385,78 @@ fn c_get_token_info_reads_only_the_user_pin_state_until_the_card_changes() {
     p11.get_token_info(slot).expect("C_GetTokenInfo");
     let cmds = commands(&card);
     assert!(cmds.iter().any(|c| c.starts_with(VERSION)), "{cmds:?}");
+    drop(session);
+    p11.finalize().expect("C_Finalize");
+}
+
+/// The command APDUs of `f`.
+fn counted(card: &VCard, f: impl FnOnce()) -> usize {
+    card.clear_apdu_log();
+    f();
+    commands(card).len()
+}
+
+/// An enrolment tool adds keys one after the other on a token that
+/// grows (a key pair, its certificate, then it lists the certificates):
+/// each round costs as many APDUs at 40 keys as at 8, since only the
+/// files the module wrote are read again (before: about 3 APDUs per key
+/// already on the token, each round).
+#[test]
+fn writes_cost_the_same_on_a_larger_token() {
+    let _serial = serial();
+    let card = tools::initialised_card();
+    let der = certificate(card.dir());
+    let p11 = module();
+    let session = p11
+        .open_rw_session(slot_of(&p11, &card))
+        .expect("C_OpenSession");
+    session
+        .login(UserType::User, Some(&AuthPin::from(PIN)))
+        .expect("C_Login");
+    let mut rounds = Vec::new();
+    for id in 1..=40u8 {
+        let keygen = counted(&card, || {
+            session
+                .generate_key_pair(
+                    &Mechanism::EccKeyPairGen,
+                    &[
+                        Attribute::Token(true),
+                        Attribute::EcParams(P256_PARAMS.to_vec()),
+                        Attribute::Id(vec![id]),
+                    ],
+                    &[
+                        Attribute::Token(true),
+                        Attribute::Private(true),
+                        Attribute::Id(vec![id]),
+                        Attribute::Sign(true),
+                    ],
+                )
+                .expect("C_GenerateKeyPair");
+        });
+        let cert = counted(&card, || {
+            session
+                .create_object(&[
+                    Attribute::Class(ObjectClass::CERTIFICATE),
+                    Attribute::CertificateType(CertificateType::X_509),
+                    Attribute::Token(true),
+                    Attribute::Id(vec![id]),
+                    Attribute::Value(der.clone()),
+                ])
+                .expect("C_CreateObject");
+        });
+        let list = counted(&card, || {
+            let certs = session
+                .find_objects(&[Attribute::Class(ObjectClass::CERTIFICATE)])
+                .expect("C_FindObjects");
+            assert_eq!(certs.len(), usize::from(id));
+        });
+        rounds.push((keygen, cert, list));
+    }
+    eprintln!(
+        "APDUs (key pair, certificate, listing) at 8 keys {:?}, at 40 {:?}",
+        rounds[7], rounds[39]
+    );
+    assert_eq!(rounds[39], rounds[7], "a round at 40 keys against one at 8");
     drop(session);
     p11.finalize().expect("C_Finalize");
 }

@@ -17,6 +17,7 @@ pub mod keys;
 pub mod pin;
 pub mod pka;
 pub use picohsm_wire::pkcs15;
+pub mod read_cache;
 pub mod x509;
 
 use cryptoki_sys::CKR_DEVICE_ERROR;

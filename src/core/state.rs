@@ -263,9 +263,9 @@ pub fn on_token<R>(slot: CK_SLOT_ID, f: impl FnOnce(&mut Token) -> Result<R>) ->
         let t = g
             .as_mut()
             .ok_or(Error::new(CKR_TOKEN_NOT_PRESENT, "no card"))?;
-        let _ = t.transport.take_loss();
+        let _ = t.transport.inner.take_loss();
         let r = f(t);
-        let left = match t.transport.take_loss() {
+        let left = match t.transport.inner.take_loss() {
             Some(Loss::Service) => Left::NoService,
             Some(Loss::Card | Loss::Link) => Left::Nothing,
             None => match &r {

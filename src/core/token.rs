@@ -9,6 +9,7 @@ use picohsm_wire::codes::pin_ref;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::card::read_cache::Cached;
 use crate::card::Card;
 use crate::card::{AppletInfo, PinState};
 use crate::core::object::{self, Class, Object};
@@ -30,8 +31,8 @@ pub enum Login {
 
 /// One SmartCard-HSM in a reader.
 pub struct Token {
-    /// The connection.
-    pub transport: PcscTransport,
+    /// The connection, its public files kept (`card::read_cache`).
+    pub transport: Cached<PcscTransport>,
     /// From SELECT.
     pub applet: AppletInfo,
     /// Device name (CHR of the first certificate in EF 2F02).
@@ -153,7 +154,7 @@ impl Token {
         let label = info.label.as_deref().map(printable);
         let manufacturer = info.manufacturer.as_deref().map(printable);
         Ok(Token {
-            transport,
+            transport: Cached::new(transport),
             applet,
             device_name,
             label,

@@ -19,6 +19,7 @@
 //! Steps 3-5 run in one PC/SC transaction, so no other application's APDU
 //! comes between the challenge and its answer.
 
+use crate::card::read_cache::Cached;
 use crate::card::Card;
 use crate::card::PkaStatus as Status;
 use crate::error::{Error, Result};
@@ -38,7 +39,7 @@ use zeroize::Zeroizing;
 pub struct Primary<'a> {
     /// The primary's own connection (never a SELECT: it would end the
     /// login).
-    pub transport: &'a mut PcscTransport,
+    pub transport: &'a mut Cached<PcscTransport>,
     /// The login in progress.
     pub progress: &'a mut Progress,
     /// Public data of the card read before, for this connection.

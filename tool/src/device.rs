@@ -4,6 +4,7 @@
 //! transaction.
 
 use picohsm_pkcs11::card::files::is_smartcard_hsm_atr;
+use picohsm_pkcs11::card::read_cache::Cached;
 use picohsm_pkcs11::card::{Card, CardResult, PinState, Version};
 use picohsm_pkcs11::transport::pcsc::{reader_matches, Pcsc, PcscTransport};
 use picohsm_pkcs11::transport::Transport;
@@ -133,8 +134,9 @@ pub fn choose(pcsc: &Pcsc, pattern: Option<&str>) -> Res<String> {
 pub struct Device {
     /// The reader's name.
     pub reader: String,
-    /// The connection.
-    pub transport: PcscTransport,
+    /// The connection, with the module's cache of public files (the PKA
+    /// login round of the module takes it so).
+    pub transport: Cached<PcscTransport>,
 }
 
 impl Device {
@@ -151,7 +153,7 @@ impl Device {
         })?;
         Ok(Device {
             reader: reader.to_string(),
-            transport,
+            transport: Cached::new(transport),
         })
     }
 
