@@ -931,25 +931,43 @@ fn part_rate(plan: &Plan, image: &Path, dir: &Path, results: &mut Results) {
         let mut rates: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
         let mut per_sign: BTreeMap<&str, f64> = BTreeMap::new();
         let n_s = n.to_string();
-        for _ in 0..plan.runs {
-            for (name, path) in modules() {
-                card.clear_apdu_log();
-                let r = run_child(&[
-                    "rate",
-                    &common::s(&path),
-                    card.reader_name(),
-                    &id.to_string(),
-                    &n_s,
-                ]);
+        let ways: Vec<(&str, Option<PathBuf>)> = modules()
+            .into_iter()
+            .map(|(name, path)| (name, Some(path)))
+            .chain([("raw-pcsc", None)])
+            .collect();
+        for run in 0..plan.runs {
+            // Each run in another order, so that no way always follows
+            // the same one.
+            for k in 0..ways.len() {
+                let (name, path) = &ways[(run + k) % ways.len()];
+                let r = match path {
+                    Some(path) => {
+                        card.clear_apdu_log();
+                        let r = run_child(&[
+                            "rate",
+                            &common::s(path),
+                            card.reader_name(),
+                            &id.to_string(),
+                            &n_s,
+                        ]);
+                        per_sign.insert(name, apdus_per_signature(&card));
+                        r
+                    }
+                    None => run_child(&["raw", card.reader_name(), &sign_hex, &n_s]),
+                };
                 rates.entry(name).or_default().push(r["rate"]);
-                per_sign.insert(name, apdus_per_signature(&card));
             }
-            let r = run_child(&["raw", card.reader_name(), &sign_hex, &n_s]);
-            rates.entry("raw-pcsc").or_default().push(r["rate"]);
         }
-        let floor = median(rates["raw-pcsc"].clone());
         for (name, v) in &rates {
             let m = median(v.clone());
+            // Paired: each run's rate over the floor's in the same run.
+            let ratio = median(
+                v.iter()
+                    .zip(&rates["raw-pcsc"])
+                    .map(|(a, b)| a / b)
+                    .collect(),
+            );
             results.add(
                 "rate",
                 name,
@@ -964,7 +982,7 @@ fn part_rate(plan: &Plan, image: &Path, dir: &Path, results: &mut Results) {
                 0,
                 0,
                 &format!("{alg}_ratio_to_raw"),
-                format!("{:.3}", m / floor),
+                format!("{ratio:.3}"),
             );
             if let Some(p) = per_sign.get(name) {
                 results.add(
