@@ -46,15 +46,13 @@ use std::time::Instant;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeType, CertificateType, KeyType, ObjectClass};
+use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 
 use common::{Options, VCard, PIN, SO_PIN};
 
-/// DER OID of prime256v1, the CKA_EC_PARAMS of the EC keys.
-const P256_PARAMS: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
 /// SubjectPublicKeyInfo of a P-256 key up to the 65-byte point.
 const P256_SPKI_PREFIX: [u8; 26] = [
     0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01, 0x06, 0x08, 0x2A,
@@ -286,12 +284,7 @@ fn user_session(p11: &Pkcs11, slot: Slot) -> Session {
 }
 
 fn key(session: &Session, id: u8) -> cryptoki::object::ObjectHandle {
-    let found = session
-        .find_objects(&[
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::Id(vec![id]),
-        ])
-        .expect("C_FindObjects");
+    let found = common::find_by_id(session, ObjectClass::PRIVATE_KEY, id);
     assert_eq!(found.len(), 1, "private keys with CKA_ID {id:02X}");
     found[0]
 }
@@ -649,39 +642,10 @@ fn add_ec_keys(card: &VCard, ids: std::ops::RangeInclusive<u8>, ca: &(PathBuf, P
         .login(UserType::User, Some(&AuthPin::from(PIN)))
         .expect("C_Login");
     for id in ids {
-        let label = format!("key {id:02x}");
-        let (public, _) = session
-            .generate_key_pair(
-                &Mechanism::EccKeyPairGen,
-                &[
-                    Attribute::Token(true),
-                    Attribute::EcParams(P256_PARAMS.to_vec()),
-                    Attribute::Id(vec![id]),
-                    Attribute::Label(label.clone().into()),
-                    Attribute::Verify(true),
-                ],
-                &[
-                    Attribute::Token(true),
-                    Attribute::Private(true),
-                    Attribute::Sensitive(true),
-                    Attribute::KeyType(KeyType::EC),
-                    Attribute::Id(vec![id]),
-                    Attribute::Label(label.into()),
-                    Attribute::Sign(true),
-                ],
-            )
+        let (public, _) = common::p256_key_pair(&session, id, Some(&format!("key {id:02x}")))
             .unwrap_or_else(|e| panic!("C_GenerateKeyPair {id:02x}: {e}"));
         let cert = certificate(card.dir(), ca, id, &ec_point(&session, public));
-        session
-            .create_object(&[
-                Attribute::Class(ObjectClass::CERTIFICATE),
-                Attribute::CertificateType(CertificateType::X_509),
-                Attribute::Token(true),
-                Attribute::Id(vec![id]),
-                Attribute::Label(format!("cert {id:02x}").into()),
-                Attribute::Value(cert),
-            ])
-            .unwrap_or_else(|e| panic!("C_CreateObject certificate {id:02x}: {e}"));
+        common::store_certificate(&session, id, &format!("cert {id:02x}"), &cert);
     }
     drop(session);
     p11.finalize().expect("C_Finalize");

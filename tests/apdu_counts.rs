@@ -22,15 +22,13 @@ mod common;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, CertificateType, KeyType, ObjectClass};
+use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 
 use common::pka_token::PkaToken;
-use common::{serial, slot_of, tools, VCard, PIN};
+use common::{find_by_id, serial, slot_of, tools, VCard, PIN};
 
-/// DER OID of prime256v1, the CKA_EC_PARAMS of the keys.
-const P256_PARAMS: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
 /// The digest every signature is made on.
 const DIGEST: [u8; 32] = [0x5A; 32];
 /// At most this many APDUs to the first signature with 32 keys.
@@ -74,39 +72,18 @@ fn add_keys(card: &VCard, cert: &[u8], from: u8, to: u8) {
         .login(UserType::User, Some(&AuthPin::from(PIN)))
         .expect("C_Login");
     for id in from..=to {
-        let label = format!("key {id:02x}");
-        session
-            .generate_key_pair(
-                &Mechanism::EccKeyPairGen,
-                &[
-                    Attribute::Token(true),
-                    Attribute::EcParams(P256_PARAMS.to_vec()),
-                    Attribute::Id(vec![id]),
-                    Attribute::Verify(true),
-                ],
-                &[
-                    Attribute::Token(true),
-                    Attribute::Private(true),
-                    Attribute::KeyType(KeyType::EC),
-                    Attribute::Id(vec![id]),
-                    Attribute::Label(label.clone().into()),
-                    Attribute::Sign(true),
-                ],
-            )
-            .unwrap_or_else(|e| panic!("C_GenerateKeyPair {id:02x}: {e}"));
-        session
-            .create_object(&[
-                Attribute::Class(ObjectClass::CERTIFICATE),
-                Attribute::CertificateType(CertificateType::X_509),
-                Attribute::Token(true),
-                Attribute::Id(vec![id]),
-                Attribute::Label(label.into()),
-                Attribute::Value(cert.to_vec()),
-            ])
-            .unwrap_or_else(|e| panic!("C_CreateObject certificate {id:02x}: {e}"));
+        new_key(&session, id);
+        common::store_certificate(&session, id, &format!("key {id:02x}"), cert);
     }
     drop(session);
     p11.finalize().expect("C_Finalize");
+}
+
+/// C_GenerateKeyPair of an EC P-256 key pair with CKA_ID `[id]` and
+/// label `key <id>`.
+fn new_key(session: &Session, id: u8) {
+    common::p256_key_pair(session, id, Some(&format!("key {id:02x}")))
+        .unwrap_or_else(|e| panic!("C_GenerateKeyPair {id:02x}: {e}"));
 }
 
 /// The command APDUs from C_Initialize to the first signature with the
@@ -129,12 +106,7 @@ fn first_signature(card: &VCard, id: u8) -> Vec<String> {
     session
         .login(UserType::User, Some(&AuthPin::from(PIN)))
         .expect("C_Login");
-    let found = session
-        .find_objects(&[
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::Id(vec![id]),
-        ])
-        .expect("C_FindObjects");
+    let found = find_by_id(&session, ObjectClass::PRIVATE_KEY, id);
     assert_eq!(found.len(), 1, "the private key {id:02x}");
     let sig = session
         .sign(&Mechanism::Ecdsa, found[0], &DIGEST)
@@ -415,34 +387,9 @@ fn writes_cost_the_same_on_a_larger_token() {
         .expect("C_Login");
     let mut rounds = Vec::new();
     for id in 1..=40u8 {
-        let keygen = counted(&card, || {
-            session
-                .generate_key_pair(
-                    &Mechanism::EccKeyPairGen,
-                    &[
-                        Attribute::Token(true),
-                        Attribute::EcParams(P256_PARAMS.to_vec()),
-                        Attribute::Id(vec![id]),
-                    ],
-                    &[
-                        Attribute::Token(true),
-                        Attribute::Private(true),
-                        Attribute::Id(vec![id]),
-                        Attribute::Sign(true),
-                    ],
-                )
-                .expect("C_GenerateKeyPair");
-        });
+        let keygen = counted(&card, || new_key(&session, id));
         let cert = counted(&card, || {
-            session
-                .create_object(&[
-                    Attribute::Class(ObjectClass::CERTIFICATE),
-                    Attribute::CertificateType(CertificateType::X_509),
-                    Attribute::Token(true),
-                    Attribute::Id(vec![id]),
-                    Attribute::Value(der.clone()),
-                ])
-                .expect("C_CreateObject");
+            common::store_certificate(&session, id, &format!("key {id:02x}"), &der)
         });
         let list = counted(&card, || {
             let certs = session

@@ -15,7 +15,7 @@ use common::tools::{dgst_verify, keypairgen, op, OPENSSL_FORMAT, OURS};
 use common::*;
 use cryptoki::error::{Error as P11Error, RvError};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use picohsm_pkcs11::vendor::{
@@ -123,26 +123,6 @@ fn one_of_one(b_pin: &str, curve: Curve) -> Vec<VCard> {
     let (file, _) = firmware_key_with_pin(&cards[1], 1, curve, b_pin);
     register_all(&cards[0], &[file]);
     cards
-}
-
-/// A P-256 key pair (id `id`) on the token of `session`.
-fn p256_key_pair(
-    session: &Session,
-    id: u8,
-) -> cryptoki::error::Result<(ObjectHandle, ObjectHandle)> {
-    session.generate_key_pair(
-        &Mechanism::EccKeyPairGen,
-        &[
-            Attribute::Token(true),
-            Attribute::EcParams(Curve::P256.oid_der().to_vec()),
-            Attribute::Id(vec![id]),
-        ],
-        &[
-            Attribute::Token(true),
-            Attribute::Sign(true),
-            Attribute::Id(vec![id]),
-        ],
-    )
 }
 
 #[test]
@@ -298,7 +278,7 @@ fn vendor_user_type_two_of_three_with_progress_then_the_pin() {
         .login(UserType::User, Some(&AuthPin::from(PIN)))
         .unwrap();
     // Logged in: a key can be made and used.
-    let (_, prv) = p256_key_pair(&session, 9).unwrap();
+    let (_, prv) = p256_key_pair(&session, 9, None).unwrap();
     let sig = session.sign(&Mechanism::Ecdsa, prv, &[5u8; 32]).unwrap();
     assert_eq!(sig.len(), 64);
     assert!(matches!(
@@ -580,7 +560,7 @@ fn an_rsa_authenticator_key_logs_in_through_the_vendor_path() {
     session
         .login(UserType::User, Some(&AuthPin::from(PIN)))
         .unwrap();
-    assert!(p256_key_pair(&session, 3).is_ok());
+    assert!(p256_key_pair(&session, 3, None).is_ok());
 }
 
 /// SoftHSM2 as the authenticator through the module's PKCS#11 backend,

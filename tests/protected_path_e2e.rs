@@ -254,7 +254,6 @@ fn no_pin_at_all_when_the_authenticator_is_already_logged_in() {
     use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
     use cryptoki::error::{Error as P11Error, RvError};
     use cryptoki::mechanism::Mechanism;
-    use cryptoki::object::Attribute;
     use cryptoki::session::UserType;
     use cryptoki::types::AuthPin;
     let _s = serial();
@@ -329,21 +328,7 @@ fn no_pin_at_all_when_the_authenticator_is_already_logged_in() {
         .unwrap();
 
     session.login(UserType::User, None).unwrap();
-    let (public, private) = session
-        .generate_key_pair(
-            &Mechanism::EccKeyPairGen,
-            &[
-                Attribute::Token(true),
-                Attribute::EcParams(Curve::P256.oid_der().to_vec()),
-                Attribute::Id(vec![7]),
-            ],
-            &[
-                Attribute::Token(true),
-                Attribute::Sign(true),
-                Attribute::Id(vec![7]),
-            ],
-        )
-        .unwrap();
+    let (public, private) = common::p256_key_pair(&session, 7, None).unwrap();
     let digest = [9u8; 32];
     let sig = session.sign(&Mechanism::Ecdsa, private, &digest).unwrap();
     session

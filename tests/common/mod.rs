@@ -990,6 +990,55 @@ pub fn our_module() -> cryptoki::context::Pkcs11 {
     p11
 }
 
+/// C_GenerateKeyPair of an EC P-256 token key pair that signs, with
+/// CKA_ID `[id]` and, when given, `label` on both halves: (public,
+/// private).
+pub fn p256_key_pair(
+    session: &cryptoki::session::Session,
+    id: u8,
+    label: Option<&str>,
+) -> cryptoki::error::Result<(
+    cryptoki::object::ObjectHandle,
+    cryptoki::object::ObjectHandle,
+)> {
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::Attribute;
+    let params = picohsm_wire::curve::Curve::P256.oid_der().to_vec();
+    let mut public = vec![
+        Attribute::Token(true),
+        Attribute::EcParams(params),
+        Attribute::Id(vec![id]),
+        Attribute::Verify(true),
+    ];
+    let mut private = vec![
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Id(vec![id]),
+        Attribute::Sign(true),
+    ];
+    if let Some(l) = label {
+        public.push(Attribute::Label(l.into()));
+        private.push(Attribute::Label(l.into()));
+    }
+    session.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)
+}
+
+/// C_CreateObject of the X.509 certificate `der` on the token, with
+/// CKA_ID `[id]` (a key's, when it has one) and `label`.
+pub fn store_certificate(session: &cryptoki::session::Session, id: u8, label: &str, der: &[u8]) {
+    use cryptoki::object::{Attribute, CertificateType, ObjectClass};
+    session
+        .create_object(&[
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::CertificateType(CertificateType::X_509),
+            Attribute::Token(true),
+            Attribute::Id(vec![id]),
+            Attribute::Label(label.into()),
+            Attribute::Value(der.to_vec()),
+        ])
+        .unwrap_or_else(|e| panic!("C_CreateObject certificate {id:02x}: {e}"));
+}
+
 /// The objects of `class` with CKA_ID `[id]`.
 pub fn find_by_id(
     session: &cryptoki::session::Session,
