@@ -30,6 +30,8 @@
 //! Run: `scripts/bench.sh` (or `cargo bench --bench e2e -- [--quick]
 //! [--keys 1,32] [--parts first,rate,threads,pka]`).
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "support/stats.rs"]
@@ -122,12 +124,7 @@ impl Plan {
     fn from_args() -> Plan {
         let args: Vec<String> = std::env::args().skip(1).collect();
         let quick = args.iter().any(|a| a == "--quick");
-        let out = args
-            .iter()
-            .position(|a| a == "--out")
-            .and_then(|i| args.get(i + 1))
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench/e2e.csv"));
+        let out = cli::out_path(&args, "e2e.csv");
         // `--keys 1,32,128`: other token sizes.
         let keys: Option<Vec<u8>> = args
             .iter()
@@ -275,14 +272,6 @@ fn slot(p11: &Pkcs11, reader: &str) -> Slot {
         .unwrap_or_else(|| panic!("no slot for {reader}"))
 }
 
-fn user_session(p11: &Pkcs11, slot: Slot) -> Session {
-    let session = p11.open_ro_session(slot).expect("C_OpenSession");
-    session
-        .login(UserType::User, Some(&AuthPin::from(PIN)))
-        .expect("C_Login");
-    session
-}
-
 fn key(session: &Session, id: u8) -> cryptoki::object::ObjectHandle {
     let found = common::find_by_id(session, ObjectClass::PRIVATE_KEY, id);
     assert_eq!(found.len(), 1, "private keys with CKA_ID {id:02X}");
@@ -309,7 +298,7 @@ fn child_first(module: &str, reader: &str) {
     let p11 = load(module);
     let rss_loaded = rss_kib();
     let s = slot(&p11, reader);
-    let session = user_session(&p11, s);
+    let session = common::user_session(&p11, s);
     let k = key(&session, EC_ID);
     sign_once(&session, k, EC_ID);
     let wall = t.elapsed();
@@ -339,7 +328,7 @@ fn child_first(module: &str, reader: &str) {
 /// `rate MODULE READER ID N`: N signatures after one warm-up, timed.
 fn child_rate(module: &str, reader: &str, id: u8, n: usize) {
     let p11 = load(module);
-    let session = user_session(&p11, slot(&p11, reader));
+    let session = common::user_session(&p11, slot(&p11, reader));
     let k = key(&session, id);
     sign_once(&session, k, id);
     let t = Instant::now();
@@ -402,7 +391,7 @@ fn child_threads(module: &str, r1: &str, r2: &str, n: usize) {
     let p11 = load(module);
     let sessions: Vec<Session> = [r1, r2]
         .iter()
-        .map(|r| user_session(&p11, slot(&p11, r)))
+        .map(|r| common::user_session(&p11, slot(&p11, r)))
         .collect();
     let keys: Vec<_> = sessions.iter().map(|s| key(s, EC_ID)).collect();
     for (s, k) in sessions.iter().zip(&keys) {
@@ -635,12 +624,7 @@ fn ec_point(session: &Session, public: cryptoki::object::ObjectHandle) -> Vec<u8
 /// certificates (no APDU refused; seen with OpenSC 0.23).
 fn add_ec_keys(card: &VCard, ids: std::ops::RangeInclusive<u8>, ca: &(PathBuf, PathBuf)) {
     let p11 = load(&common::s(&common::module_path()));
-    let session = p11
-        .open_rw_session(slot(&p11, card.reader_name()))
-        .expect("C_OpenSession");
-    session
-        .login(UserType::User, Some(&AuthPin::from(PIN)))
-        .expect("C_Login");
+    let session = common::user_session(&p11, slot(&p11, card.reader_name()));
     for id in ids {
         let (public, _) = common::p256_key_pair(&session, id, Some(&format!("key {id:02x}")))
             .unwrap_or_else(|e| panic!("C_GenerateKeyPair {id:02x}: {e}"));
@@ -655,12 +639,7 @@ fn add_ec_keys(card: &VCard, ids: std::ops::RangeInclusive<u8>, ca: &(PathBuf, P
 /// [`add_ec_keys`], OpenSC's fails on a token of many keys).
 fn add_rsa_key(card: &VCard) {
     let p11 = load(&common::s(&common::module_path()));
-    let session = p11
-        .open_rw_session(slot(&p11, card.reader_name()))
-        .expect("C_OpenSession");
-    session
-        .login(UserType::User, Some(&AuthPin::from(PIN)))
-        .expect("C_Login");
+    let session = common::user_session(&p11, slot(&p11, card.reader_name()));
     session
         .generate_key_pair(
             &Mechanism::RsaPkcsKeyPairGen,

@@ -8,12 +8,13 @@
 //! metric,value`) into `target/bench/firmware.csv` (or `--out FILE`), for
 //! scripts/bench_report.py. Run: `cargo bench --bench firmware [-- --quick]`.
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/stats.rs"]
 mod stats;
 
 use stats::median;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -115,12 +116,7 @@ fn card() -> Card {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let out = args
-        .iter()
-        .position(|a| a == "--out")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench/firmware.csv"));
+    let out = cli::out_path(&args, "firmware.csv");
     let (runs, min) = if quick {
         (1, Duration::from_millis(50))
     } else {

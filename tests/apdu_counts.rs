@@ -66,11 +66,7 @@ fn module() -> Pkcs11 {
 /// certificate, through the module.
 fn add_keys(card: &VCard, cert: &[u8], from: u8, to: u8) {
     let p11 = module();
-    let slot = slot_of(&p11, card);
-    let session = p11.open_rw_session(slot).expect("C_OpenSession");
-    session
-        .login(UserType::User, Some(&AuthPin::from(PIN)))
-        .expect("C_Login");
+    let session = common::user_session(&p11, slot_of(&p11, card));
     for id in from..=to {
         new_key(&session, id);
         common::store_certificate(&session, id, &format!("key {id:02x}"), cert);
@@ -234,11 +230,7 @@ fn a_key_certificate_is_read_when_asked_for_and_kept() {
     let cert = certificate(card.dir());
     add_keys(&card, &cert, 1, 3);
     let p11 = module();
-    let slot = slot_of(&p11, &card);
-    let session = p11.open_ro_session(slot).expect("C_OpenSession");
-    session
-        .login(UserType::User, Some(&AuthPin::from(PIN)))
-        .expect("C_Login");
+    let session = common::user_session(&p11, slot_of(&p11, &card));
     card.clear_apdu_log();
     let by_id = common::find_by_id(&session, ObjectClass::PRIVATE_KEY, 2);
     let by_label = session
@@ -294,11 +286,7 @@ fn keys_made_through_opensc_sign_without_a_request_read() {
         cmds.join("\n")
     );
     let p11 = module();
-    let slot = slot_of(&p11, &card);
-    let session = p11.open_ro_session(slot).expect("C_OpenSession");
-    session
-        .login(UserType::User, Some(&AuthPin::from(PIN)))
-        .expect("C_Login");
+    let session = common::user_session(&p11, slot_of(&p11, &card));
     card.clear_apdu_log();
     let rsa = common::find_by_id(&session, ObjectClass::PRIVATE_KEY, 2);
     let sig = session
@@ -379,12 +367,7 @@ fn writes_cost_the_same_on_a_larger_token() {
     let card = tools::initialised_card();
     let der = certificate(card.dir());
     let p11 = module();
-    let session = p11
-        .open_rw_session(slot_of(&p11, &card))
-        .expect("C_OpenSession");
-    session
-        .login(UserType::User, Some(&AuthPin::from(PIN)))
-        .expect("C_Login");
+    let session = common::user_session(&p11, slot_of(&p11, &card));
     let mut rounds = Vec::new();
     for id in 1..=40u8 {
         let keygen = counted(&card, || new_key(&session, id));

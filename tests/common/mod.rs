@@ -1023,6 +1023,21 @@ pub fn p256_key_pair(
     session.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)
 }
 
+/// A read-write session on `slot`, logged in as the user with [`PIN`].
+pub fn user_session(
+    p11: &cryptoki::context::Pkcs11,
+    slot: cryptoki::slot::Slot,
+) -> cryptoki::session::Session {
+    let session = p11.open_rw_session(slot).expect("C_OpenSession");
+    session
+        .login(
+            cryptoki::session::UserType::User,
+            Some(&cryptoki::types::AuthPin::from(PIN)),
+        )
+        .expect("C_Login");
+    session
+}
+
 /// C_CreateObject of the X.509 certificate `der` on the token, with
 /// CKA_ID `[id]` (a key's, when it has one) and `label`.
 pub fn store_certificate(session: &cryptoki::session::Session, id: u8, label: &str, der: &[u8]) {
